@@ -1,0 +1,162 @@
+"""A Maildir or Maildir++ tree on disk (Dovecot/Postfix layout), read-only.
+
+The Maildir may be live: the MDA delivers, the IMAP server renames files when flags change and
+deletes expunged ones while we read.  An export is not a snapshot, so a message that vanished
+since the listing is skipped (looked for under its new name first), never an error.  Each
+message is opened once when the iterator reaches it and read from that descriptor, so a rename
+or unlink after that point cannot tear the item.
+
+Two layouts are understood: Maildir++ (the root is the Inbox, folders are ``.A.B`` sub-directories,
+see :mod:`mailcrate.mail.maildirpp`) and a plain tree of Maildirs (each directory holding
+``cur``/``new`` is a folder, named by its relative path - what ``mbsync`` writes).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mailcrate.mail.base import CHUNK_SIZE, Folder, Item, SourceBase, SourceError, nfc
+from mailcrate.mail.maildirpp import (
+    INBOX,
+    flags_from_letters,
+    path_from_dir,
+    read_dovecot_keywords,
+    split_info,
+)
+
+
+def is_maildir(path: Path) -> bool:
+    """A directory with ``cur`` or ``new`` is a Maildir."""
+    return (path / "cur").is_dir() or (path / "new").is_dir()
+
+
+def _entries(folder_dir: Path) -> list[tuple[str, str, str]]:
+    """``(unique, sub, filename)`` of every message in ``new`` and ``cur``, sorted by unique."""
+    out: list[tuple[str, str, str]] = []
+    for sub in ("new", "cur"):
+        try:
+            names = os.listdir(folder_dir / sub)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if not name.startswith("."):
+                out.append((split_info(name)[0], sub, name))
+    out.sort()
+    return out
+
+
+class _OpenMessage:
+    """One message's open descriptor; reads with pread so repeated ``chunks()`` calls start over."""
+
+    def __init__(self, fd: int, where: str) -> None:
+        self.fd: int | None = fd
+        self.where = where
+
+    def read(self) -> Iterator[bytes]:
+        if self.fd is None:
+            raise SourceError(f"message {self.where} read after the iterator moved on")
+        offset = 0
+        while chunk := os.pread(self.fd, CHUNK_SIZE, offset):
+            offset += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class MaildirSource(SourceBase):
+    """Mail folders of a Maildir(++) tree; see the module docstring."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SourceError(f"Maildir not found: {self.root}")
+        self._dirs: dict[tuple[str, ...], Path] = {}
+
+    def _scan(self) -> dict[tuple[str, ...], Path]:
+        dirs: dict[tuple[str, ...], Path] = {}
+        if is_maildir(self.root):
+            dirs[(INBOX,)] = self.root
+            for entry in sorted(os.listdir(self.root)):
+                sub = self.root / entry
+                if entry.startswith(".") and entry not in (".", "..") and is_maildir(sub):
+                    dirs.setdefault(path_from_dir(entry), sub)
+        else:
+            for dirpath, dirnames, _ in os.walk(self.root):
+                here = Path(dirpath)
+                dirnames[:] = sorted(d for d in dirnames if d not in ("cur", "new", "tmp"))
+                if here != self.root and is_maildir(here):
+                    rel = here.relative_to(self.root).parts
+                    path = tuple(nfc(os.fsencode(p).decode("utf-8", "replace")) for p in rel)
+                    if path[0].lower() == "inbox":
+                        path = (INBOX, *path[1:])
+                    dirs.setdefault(path, here)
+        return dirs
+
+    def folders(self) -> list[Folder]:
+        self._dirs = self._scan()
+        order = sorted(self._dirs, key=lambda p: (p[0] != INBOX, p))
+        return [Folder(p, "mail", len(_entries(self._dirs[p]))) for p in order]
+
+    def folder_dir(self, folder: Folder) -> Path:
+        if not self._dirs:
+            self._dirs = self._scan()
+        try:
+            return self._dirs[folder.path]
+        except KeyError:
+            raise SourceError(f"no such folder {folder.path!r}") from None
+
+    def items(self, folder: Folder, *, after: str | None = None) -> Iterator[Item]:
+        folder_dir = self.folder_dir(folder)
+        keywords = read_dovecot_keywords(str(folder_dir))
+        for unique, sub, name in _entries(folder_dir):
+            if after is not None and unique <= after:
+                continue
+            opened = _open_message(folder_dir, unique, sub, name)
+            if opened is None:
+                continue  # expunged while we were reading: not a failure
+            fd, sub, name = opened
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                continue
+            handle = _OpenMessage(fd, f"{folder.path!r}/{unique}")
+            try:
+                yield Item(
+                    folder=folder,
+                    source_id=unique,
+                    size=st.st_size,
+                    internal_date=datetime.fromtimestamp(st.st_mtime, UTC),
+                    flags=flags_from_letters(split_info(name)[1], keywords) if sub == "cur" else (),
+                    kind="mail",
+                    reader=handle.read,
+                )
+            finally:
+                handle.close()
+
+
+def _open_message(folder_dir: Path, unique: str, sub: str, name: str) -> tuple[int, str, str] | None:
+    """Open a listed message; if it was renamed (flag change, new -> cur) find it by its unique."""
+    try:
+        return os.open(folder_dir / sub / name, os.O_RDONLY | os.O_CLOEXEC), sub, name
+    except FileNotFoundError:
+        pass
+    for other in ("cur", "new"):
+        try:
+            names = os.listdir(folder_dir / other)
+        except FileNotFoundError:
+            continue
+        for candidate in names:
+            if split_info(candidate)[0] == unique:
+                try:
+                    fd = os.open(folder_dir / other / candidate, os.O_RDONLY | os.O_CLOEXEC)
+                    return fd, other, candidate
+                except FileNotFoundError:
+                    return None
+    return None
