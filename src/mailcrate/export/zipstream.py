@@ -1,0 +1,483 @@
+"""A lazy, forward-only ZIP writer for export archives (in the spirit of zipstream-ng).
+
+Why it exists: an export streams a whole mailbox (tens of GiB, single items of 2 GiB+) into
+S3 multipart parts. The stdlib ``zipfile`` either seeks back to patch headers or needs to know
+sizes up front; here bytes only ever go forward into a ``write(bytes)`` sink, each entry is
+consumed chunk by chunk, and CRC-32, sizes and SHA-256 are computed while streaming.
+
+Format decisions (see DESIGN.md "Zip layout"):
+
+* Every name is UTF-8 with general-purpose flag bit 11 set.
+* Deflated entries (method 8) always use a data descriptor (bit 3): their sizes are unknown
+  until the stream ends.
+* ``compress=None`` decides per entry: the first 64 KiB is deflated and, if it does not shrink
+  below 97 %, the entry is *stored* (method 0) so already-compressed data costs no CPU.
+  A stored entry that fits in that 64 KiB probe is written with CRC and sizes in its local
+  header and no data descriptor (stored + descriptor cannot be read by streaming unzippers
+  such as Java's ``ZipInputStream``); larger stored entries use a descriptor, which the
+  central directory makes unambiguous for ``zipfile`` and Info-ZIP.
+* zip64: the central directory gets zip64 fields for exactly the values above
+  ``zip64_limit``; a local header gets a zip64 extra (and its descriptor 8-byte sizes) when the
+  entry's final size is known to need it or, for entries larger than the probe, when
+  ``size_hint`` is ``None`` or large. If an entry written without it grows past the limit,
+  the writer raises instead of emitting a corrupt archive.
+* Timestamps: DOS date/time holds the UTC wall-clock time (servers have no meaningful local
+  zone) plus an extended-timestamp extra (0x5455) with the UTC mtime. ``date_time=None`` gives
+  1980-01-01 00:00 and no extra, keeping archives byte-reproducible.
+
+Any failure in the middle of an entry (the chunk iterator raises, the sink raises, a size
+overflows) *poisons* the writer: every later call raises :class:`ZipStreamPoisoned`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+
+from mailcrate.export import deflate
+
+__all__ = [
+    "METHOD_DEFLATED",
+    "METHOD_STORED",
+    "ZipEntry",
+    "ZipNameError",
+    "ZipStreamError",
+    "ZipStreamPoisoned",
+    "ZipStreamWriter",
+]
+
+METHOD_STORED = 0
+METHOD_DEFLATED = 8
+
+_FLAG_DATA_DESCRIPTOR = 0x0008
+_FLAG_UTF8 = 0x0800
+_VERSION_DEFAULT = 20  # 2.0: deflate, data descriptor
+_VERSION_ZIP64 = 45  # 4.5: zip64
+_MADE_BY = (3 << 8) | _VERSION_ZIP64  # host system 3 = UNIX, so external_attr holds a mode
+_DOS_EPOCH = (0, (1 << 5) | 1)  # (time, date) = 1980-01-01 00:00:00
+
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_DESCRIPTOR32 = struct.Struct("<IIII")
+_DESCRIPTOR64 = struct.Struct("<IIQQ")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHH")  # ... up to the extra length; then _CENTRAL_TAIL + offset
+_EOCD64 = struct.Struct("<IQHHIIQQQQ")
+_EOCD64_LOCATOR = struct.Struct("<IIQI")
+_EOCD = struct.Struct("<IHHHHIIH")
+_EXTRA_HEADER = struct.Struct("<HH")
+_EXTRA_UT = struct.Struct("<HHBi")
+
+_SIG_LOCAL = 0x04034B50
+_SIG_DESCRIPTOR = 0x08074B50
+_SIG_CENTRAL = 0x02014B50
+_SIG_EOCD64 = 0x06064B50
+_SIG_EOCD64_LOCATOR = 0x07064B50
+_SIG_EOCD = 0x06054B50
+_CENTRAL_TAIL = struct.pack("<HHHI", 0, 0, 0, 0o100644 << 16)  # no comment, disk 0, rw-r--r-- file
+
+_U32_MAX = 0xFFFFFFFF
+_U16_MAX = 0xFFFF
+
+#: Bytes read before deciding stored vs deflated (and whether an entry is "small").
+PROBE_SIZE = 64 * 1024
+#: Store when deflate output exceeds this fraction of the input.
+STORE_RATIO = 0.97
+#: Largest slice handed to the compressor at once, bounding its output buffer.
+_SLICE = 1024 * 1024
+#: Flush central-directory records to the sink in batches of about this size.
+_CD_BATCH = 256 * 1024
+
+
+class ZipStreamError(Exception):
+    """The archive cannot be written correctly; nothing corrupt was emitted silently."""
+
+
+class ZipNameError(ZipStreamError, ValueError):
+    """An entry name is unsafe, malformed or already used. The writer stays usable."""
+
+
+class ZipStreamPoisoned(ZipStreamError):
+    """A previous entry failed mid-stream: the bytes written so far are not a valid archive."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZipEntry:
+    """One written entry. ``offset`` is the local header position in the archive."""
+
+    name: str
+    size: int
+    compressed_size: int
+    crc32: int
+    sha256_hex: str
+    offset: int
+    method: int
+
+
+_Meta = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """What the central directory needs to know about an entry, beyond :class:`ZipEntry`."""
+
+    entry: ZipEntry
+    name_bytes: bytes
+    meta: _Meta  # flags, method, DOS time, DOS date: same in both headers
+    mtime: int | None
+    local_zip64: bool
+
+
+def _dos_and_mtime(date_time: datetime | None) -> tuple[int, int, int | None]:
+    """(DOS time, DOS date, UTC epoch seconds or None) for an entry timestamp.
+
+    Naive datetimes are taken as UTC. DOS fields are clamped to their 1980-2107 range; the
+    0x5455 mtime is a signed 32-bit value and is omitted when out of range.
+    """
+    if date_time is None:
+        return _DOS_EPOCH[0], _DOS_EPOCH[1], None
+    utc = date_time.replace(tzinfo=UTC) if date_time.tzinfo is None else date_time.astimezone(UTC)
+    if utc.year < 1980:
+        dos_time, dos_date = _DOS_EPOCH
+    elif utc.year > 2107:
+        dos_time, dos_date = (23 << 11) | (59 << 5) | 29, (127 << 9) | (12 << 5) | 31
+    else:
+        dos_time = (utc.hour << 11) | (utc.minute << 5) | (utc.second // 2)
+        dos_date = ((utc.year - 1980) << 9) | (utc.month << 5) | utc.day
+    epoch = int(utc.timestamp())
+    mtime = epoch if -(2**31) <= epoch < 2**31 else None
+    return dos_time, dos_date, mtime
+
+
+def _check_name(name: str) -> bytes:
+    """UTF-8 bytes of a safe relative file name, or raise :class:`ZipNameError`."""
+    if not isinstance(name, str) or not name:
+        raise ZipNameError(f"entry name must be a non-empty str, got {name!r}")
+    if "\\" in name or "\x00" in name:
+        raise ZipNameError(f"entry name contains a backslash or NUL: {name!r}")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise ZipNameError(f"entry name must be relative, without empty, '.' or '..' parts: {name!r}")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ZipNameError(f"entry name is not encodable as UTF-8: {name!r}") from exc
+    if len(encoded) > _U16_MAX:
+        raise ZipNameError(f"entry name longer than 65535 bytes: {name[:80]!r}...")
+    return encoded
+
+
+def _slices(chunk: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+    """Split a chunk into at most ``_SLICE``-byte views (no copies)."""
+    view = memoryview(chunk).cast("B")
+    if len(view) <= _SLICE:
+        yield view
+        return
+    for start in range(0, len(view), _SLICE):
+        yield view[start : start + _SLICE]
+
+
+class ZipStreamWriter:
+    """Write a ZIP archive forward-only into ``write``.
+
+    ``write`` receives every byte of the archive in order and is never asked to seek.
+    ``compresslevel`` uses zlib's scale (isal supports 0-3; higher is clamped).
+    ``zip64_limit`` is the largest size/offset written without zip64; tests lower it to
+    exercise the zip64 paths with small archives.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[bytes], object],
+        *,
+        compresslevel: int = deflate.DEFAULT_LEVEL,
+        zip64_limit: int = _U32_MAX - 1,
+    ) -> None:
+        if not 0 < zip64_limit < _U32_MAX:
+            raise ValueError("zip64_limit must be in 1..0xFFFFFFFE")
+        self._write = write
+        self._level = compresslevel
+        self._limit = zip64_limit
+        self._written = 0
+        self._records: list[_Record] = []
+        self._names: set[str] = set()
+        self._closed = False
+        self._poison: BaseException | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes handed to the sink so far."""
+        return self._written
+
+    @property
+    def entries(self) -> tuple[ZipEntry, ...]:
+        """Entries written so far, in archive order."""
+        return tuple(r.entry for r in self._records)
+
+    def add(
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        date_time: datetime | None,
+        compress: bool | None = None,
+        size_hint: int | None = None,
+    ) -> ZipEntry:
+        """Stream one entry from ``chunks`` and return what was written.
+
+        ``compress``: True deflates, False stores, None decides from the first 64 KiB.
+        ``size_hint``: expected uncompressed size. Only matters for entries larger than 64 KiB:
+        ``None`` or a hint near/above ``zip64_limit`` makes the local header zip64, so items
+        of unknown size can safely exceed 4 GiB; a small hint saves 20 bytes but the writer
+        raises (poisoned) if the entry then outgrows the limit.
+        """
+        self._check_usable()
+        name_bytes = _check_name(name)
+        if name in self._names:
+            raise ZipNameError(f"duplicate entry name: {name!r}")
+        try:
+            record = self._add(name, name_bytes, chunks, date_time, compress, size_hint)
+        except BaseException as exc:
+            self._poison = exc
+            raise
+        self._names.add(name)
+        self._records.append(record)
+        return record.entry
+
+    def add_bytes(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        date_time: datetime | None,
+        compress: bool | None = None,
+    ) -> ZipEntry:
+        """Write an entry whose content is already in memory."""
+        return self.add(name, (data,), date_time=date_time, compress=compress, size_hint=len(data))
+
+    def close(self) -> int:
+        """Write the central directory and end records; return the archive size in bytes.
+
+        Calling it again returns the same total without writing anything.
+        """
+        if self._closed:
+            return self._written
+        self._check_usable()
+        try:
+            self._write_central_directory()
+        except BaseException as exc:
+            self._poison = exc
+            raise
+        self._closed = True
+        return self._written
+
+    def __enter__(self) -> ZipStreamWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        elif self._poison is None and not self._closed:
+            self._poison = exc  # never finish an archive whose producer failed
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._poison is not None:
+            raise ZipStreamPoisoned(
+                "an earlier failure left this archive incomplete; start a new one"
+            ) from self._poison
+        if self._closed:
+            raise ZipStreamError("archive already closed")
+
+    def _emit(self, data: bytes) -> None:
+        self._write(data)
+        self._written += len(data)
+
+    @staticmethod
+    def _local_header(meta: _Meta, name: bytes, mtime: int | None, zip64: bool, *sizes: int) -> bytes:
+        """Local file header. ``sizes`` = (crc, size, csize); all 0 when a descriptor follows."""
+        crc, size, csize = sizes or (0, 0, 0)
+        extra = b""
+        if zip64:
+            # APPNOTE 4.5.3: the local zip64 extra carries both sizes (0 with a descriptor).
+            extra += _EXTRA_HEADER.pack(0x0001, 16) + struct.pack("<QQ", size, csize)
+            size = csize = 0 if meta[0] & _FLAG_DATA_DESCRIPTOR else _U32_MAX
+        if mtime is not None:
+            extra += _EXTRA_UT.pack(0x5455, 5, 1, mtime)
+        version = _VERSION_ZIP64 if zip64 else _VERSION_DEFAULT
+        fixed = _LOCAL.pack(_SIG_LOCAL, version, *meta, crc, csize, size, len(name), len(extra))
+        return fixed + name + extra
+
+    def _add(
+        self,
+        name: str,
+        name_bytes: bytes,
+        chunks: Iterable[bytes],
+        date_time: datetime | None,
+        compress: bool | None,
+        size_hint: int | None,
+    ) -> _Record:
+        """Read up to PROBE_SIZE, then write the entry as small (in memory) or large (streamed)."""
+        iterator = iter(chunks)
+        probe: list[bytes] = []
+        probed = 0
+        for chunk in iterator:
+            _check_chunk(name, chunk)
+            probe.append(chunk)
+            probed += len(chunk)
+            if probed >= PROBE_SIZE:
+                return self._add_large(name, name_bytes, probe, iterator, date_time, compress, size_hint)
+        return self._add_small(name, name_bytes, b"".join(probe), date_time, compress)
+
+    def _add_small(
+        self, name: str, name_bytes: bytes, data: bytes, date_time: datetime | None, compress: bool | None
+    ) -> _Record:
+        """Whole entry in memory (< 64 KiB): the best method and exact sizes are known."""
+        offset = self._written
+        dos_time, dos_date, mtime = _dos_and_mtime(date_time)
+        size = len(data)
+        crc = deflate.crc32(data)
+        method, payload = METHOD_STORED, data
+        if compress is not False:
+            comp = deflate.compressobj(self._level)
+            deflated = comp.compress(data) + comp.flush(deflate.Z_FINISH)
+            if compress or len(deflated) <= size * STORE_RATIO:
+                method, payload = METHOD_DEFLATED, deflated
+        csize = len(payload)
+        zip64 = size > self._limit or csize > self._limit
+        if method == METHOD_STORED:  # sizes in the header, no descriptor: any reader copes
+            meta = (_FLAG_UTF8, method, dos_time, dos_date)
+            header = self._local_header(meta, name_bytes, mtime, zip64, crc, size, csize)
+            trailer = b""
+        else:
+            meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
+            header = self._local_header(meta, name_bytes, mtime, zip64)
+            trailer = _descriptor(crc, size, csize, zip64)
+        self._emit(header + payload + trailer)
+        entry = ZipEntry(name, size, csize, crc, hashlib.sha256(data).hexdigest(), offset, method)
+        return _Record(entry, name_bytes, meta, mtime, zip64)
+
+    def _add_large(
+        self,
+        name: str,
+        name_bytes: bytes,
+        probe: list[bytes],
+        rest: Iterator[bytes],
+        date_time: datetime | None,
+        compress: bool | None,
+        size_hint: int | None,
+    ) -> _Record:
+        """Entry larger than the probe: streamed, sizes and CRC in a trailing data descriptor."""
+        offset = self._written
+        dos_time, dos_date, mtime = _dos_and_mtime(date_time)
+        zip64 = size_hint is None or size_hint + size_hint // 20 + 1024 > self._limit
+        crc = size = csize = 0
+        sha = hashlib.sha256()
+        comp = deflate.compressobj(self._level) if compress is not False else None
+        pending: list[bytes] = []
+        for chunk in probe:
+            for piece in _slices(chunk):
+                crc = deflate.crc32(piece, crc)
+                sha.update(piece)
+                size += len(piece)
+                if comp is not None:
+                    pending.append(comp.compress(piece))
+        if comp is not None and compress is None:
+            pending.append(comp.flush(deflate.Z_SYNC_FLUSH))
+            if sum(map(len, pending)) > size * STORE_RATIO:
+                comp = None  # does not compress: store it (the probe bytes are still at hand)
+        method = METHOD_DEFLATED if comp is not None else METHOD_STORED
+        meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
+        self._emit(self._local_header(meta, name_bytes, mtime, zip64))
+        for out in pending if comp is not None else probe:
+            if out:
+                self._emit(bytes(out))
+                csize += len(out)
+        del pending, probe
+        for chunk in rest:
+            _check_chunk(name, chunk)
+            for piece in _slices(chunk):
+                crc = deflate.crc32(piece, crc)
+                sha.update(piece)
+                size += len(piece)
+                out = comp.compress(piece) if comp is not None else bytes(piece)
+                if out:
+                    self._emit(out)
+                    csize += len(out)
+        if comp is not None:
+            out = comp.flush(deflate.Z_FINISH)
+            self._emit(out)
+            csize += len(out)
+        if not zip64 and (size > self._limit or csize > self._limit):
+            raise ZipStreamError(
+                f"entry {name!r} grew to {size} bytes, beyond the non-zip64 limit its size_hint "
+                f"({size_hint}) promised; pass size_hint=None for items of unknown size"
+            )
+        self._emit(_descriptor(crc, size, csize, zip64))
+        entry = ZipEntry(name, size, csize, crc, sha.hexdigest(), offset, method)
+        return _Record(entry, name_bytes, meta, mtime, zip64)
+
+    def _central_record(self, record: _Record) -> bytes:
+        """Central directory header; zip64 fields for exactly the values above the limit."""
+        entry = record.entry
+        values = [entry.size, entry.compressed_size, entry.offset]
+        wide = [v for v in values if v > self._limit]  # APPNOTE order: size, csize, offset
+        size, csize, offset = (_U32_MAX if v > self._limit else v for v in values)
+        extra = b""
+        if wide:
+            extra += _EXTRA_HEADER.pack(0x0001, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide)
+        if record.mtime is not None:
+            extra += _EXTRA_UT.pack(0x5455, 5, 1, record.mtime)
+        version = _VERSION_ZIP64 if wide or record.local_zip64 else _VERSION_DEFAULT
+        lengths = (len(record.name_bytes), len(extra))
+        fixed = _CENTRAL.pack(
+            _SIG_CENTRAL, _MADE_BY, version, *record.meta, entry.crc32, csize, size, *lengths
+        )
+        return fixed + _CENTRAL_TAIL + struct.pack("<I", offset) + record.name_bytes + extra
+
+    def _write_central_directory(self) -> None:
+        cd_offset = self._written
+        batch: list[bytes] = []
+        batched = 0
+        for record in self._records:
+            batch.append(self._central_record(record))
+            batched += len(batch[-1])
+            if batched >= _CD_BATCH:
+                self._emit(b"".join(batch))
+                batch, batched = [], 0
+        self._emit(b"".join(batch))
+        cd_size = self._written - cd_offset
+        count = len(self._records)
+        count_big = count >= _U16_MAX
+        size_big = cd_size > self._limit
+        offset_big = cd_offset > self._limit
+        if count_big or size_big or offset_big:
+            eocd64_offset = self._written
+            body = (_MADE_BY, _VERSION_ZIP64, 0, 0, count, count, cd_size, cd_offset)
+            record64 = _EOCD64.pack(_SIG_EOCD64, _EOCD64.size - 12, *body)
+            self._emit(record64 + _EOCD64_LOCATOR.pack(_SIG_EOCD64_LOCATOR, 0, eocd64_offset, 1))
+        count16 = _U16_MAX if count_big else count
+        ends = (_U32_MAX if size_big else cd_size, _U32_MAX if offset_big else cd_offset)
+        self._emit(_EOCD.pack(_SIG_EOCD, 0, 0, count16, count16, *ends, 0))
+
+
+def _descriptor(crc: int, size: int, csize: int, zip64: bool) -> bytes:
+    """Data descriptor (with its optional signature, which every reader expects in practice)."""
+    if zip64:
+        return _DESCRIPTOR64.pack(_SIG_DESCRIPTOR, crc, csize, size)
+    return _DESCRIPTOR32.pack(_SIG_DESCRIPTOR, crc, csize, size)
+
+
+def _check_chunk(name: str, chunk: object) -> None:
+    if not isinstance(chunk, bytes | bytearray | memoryview):
+        raise TypeError(f"entry {name!r}: chunks must be bytes-like, got {type(chunk).__name__}")
