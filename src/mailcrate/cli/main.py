@@ -1,0 +1,88 @@
+"""The ``mailcrate`` command: sub-commands only, no business logic here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailcrate.accounts import AccountConflict, init_account
+from mailcrate.cli.options import build_settings, settings_options
+from mailcrate.config import Settings
+from mailcrate.datadir import DataDir, DataDirError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailcrate")
+def cli() -> None:
+    """mailcrate: self-hosted Amazon WorkMail mailbox export jobs."""
+
+
+@cli.command()
+@settings_options("data_dir")
+@click.option("--account-id", help="12-digit account id (random by default).")
+@click.option("--region", help="Default region (default us-east-1).")
+@click.option("--access-key-id", help="Root access key id to create (random by default).")
+@click.option("--secret-access-key", help="Root secret access key (random by default).")
+def init(
+    data_dir: Path | None,
+    account_id: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> None:
+    """Create the data directory, its account and root access key (idempotent)."""
+    if account_id is not None and not (account_id.isdigit() and len(account_id) == 12):
+        raise click.UsageError("--account-id must be 12 digits")
+    if access_key_id is not None and not (16 <= len(access_key_id) <= 128 and access_key_id.isalnum()):
+        raise click.UsageError("--access-key-id must be 16-128 letters and digits")
+    if secret_access_key is not None and len(secret_access_key) < 16:
+        raise click.UsageError("--secret-access-key must be at least 16 characters")
+    settings = Settings(data_dir=data_dir)
+    directory = DataDir.open(settings.data_dir, create=True)
+    try:
+        result = init_account(
+            directory,
+            account_id=account_id,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+    except AccountConflict as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        directory.close()
+    if result.created:
+        click.echo(f"# initialised {settings.data_dir} for account {result.account_id}", err=True)
+    else:
+        click.echo(f"# {settings.data_dir} is already initialised for account {result.account_id}", err=True)
+    click.echo(f"export AWS_ACCESS_KEY_ID={result.access_key_id}")
+    click.echo(f"export AWS_SECRET_ACCESS_KEY={result.secret_access_key}")
+    click.echo(f"export AWS_DEFAULT_REGION={result.region}")
+
+
+@cli.command()
+@settings_options()
+def serve(**values: Any) -> None:
+    """Serve WorkMail (and the other embedded AWS services) on one SigV4 port."""
+    from mailcrate.server.serve import serve as run
+
+    settings = build_settings(values)
+    try:
+        run(settings)
+    except DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+
+
+def main() -> None:
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

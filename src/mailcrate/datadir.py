@@ -1,0 +1,63 @@
+"""The data directory: where one mailcrate installation keeps its state.
+
+Layout (all 0700/0600, readable only by the service's user):
+
+    master.key      32-byte key that seals every secret at rest
+    mailcrate.db    SQLite database (unless a shared database URL is configured)
+    mailboxes/      the embedded mail store, one directory per mailbox
+    s3/             the embedded S3 object store (encrypted objects only)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailcrate.storage.crypto import SecretBox
+from mailcrate.storage.db import Database
+
+
+class DataDirError(Exception):
+    """The data directory is missing, unreadable or was never initialised."""
+
+
+@dataclass
+class DataDir:
+    path: Path
+    db: Database
+    secrets: SecretBox
+
+    @property
+    def mailboxes(self) -> Path:
+        return self.path / "mailboxes"
+
+    @property
+    def s3_root(self) -> Path:
+        return self.path / "s3"
+
+    def mailbox_root(self, organization_id: str, user_id: str) -> Path:
+        return self.mailboxes / organization_id / user_id
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = False, database_url: str | None = None) -> DataDir:
+        """Open (or with ``create`` make) the directory and migrate its database."""
+        path = Path(path)
+        if create:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+        elif not (path / "master.key").exists():
+            raise DataDirError(
+                f"{path} is not an initialised mailcrate data directory (run `mailcrate init`)"
+            )
+        for sub in ("mailboxes", "s3"):
+            (path / sub).mkdir(mode=0o700, exist_ok=True)
+        secrets = SecretBox.load_or_create(path / "master.key")
+        db = Database.for_data_dir(path, database_url)
+        db.migrate()
+        if db.is_sqlite:
+            os.chmod(path / "mailcrate.db", 0o600)
+        return cls(path=path, db=db, secrets=secrets)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,189 @@
+"""The ASGI application: turns ASGI messages into :class:`HttpRequest` values and back.
+
+Handlers are synchronous (SQLAlchemy, file I/O, crypto), so each request runs in a worker thread;
+S3 bodies stream through that thread chunk by chunk (``read_chunk`` pulls from the event loop),
+and streamed responses are pumped back the same way, so no object is held whole in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from mailcrate.protocol.errors import ServiceError
+from mailcrate.protocol.http import Headers, HttpRequest, HttpResponse
+from mailcrate.server import dispatch
+from mailcrate.server.runtime import Runtime
+
+log = logging.getLogger("mailcrate.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RequestTooLarge(ServiceError):
+    code = "RequestEntityTooLarge"
+    status = 413
+
+
+def _streams_body(headers: Headers) -> bool:
+    """S3 calls carry object bodies of any size: stream them instead of reading them whole."""
+    if headers.get("x-amz-target") or (headers.get("content-type") or "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return False
+    auth = headers.get("authorization") or ""
+    return "/s3/aws4_request" in auth or not auth
+
+
+class MailcrateApp:
+    def __init__(
+        self,
+        runtime: Runtime,
+        on_startup: Iterable[Callable[[], None]] = (),
+        on_shutdown: Iterable[Callable[[], None]] = (),
+    ) -> None:
+        self.runtime = runtime
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
+        self.limiter = anyio.CapacityLimiter(64)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for hook in self.on_startup:
+                    await anyio.to_thread.run_sync(hook)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    await anyio.to_thread.run_sync(hook)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        client = scope.get("client") or ("127.0.0.1", 0)
+        request = HttpRequest(
+            method=scope["method"],
+            raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0],
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            client_ip=client[0],
+            scheme=scope.get("scheme", "http"),
+        )
+        if _streams_body(headers):
+            request.read_chunk = _body_reader(receive)
+            response = await anyio.to_thread.run_sync(
+                dispatch.handle, self.runtime, request, limiter=self.limiter
+            )
+        else:
+            body = await _read_body(receive, self.runtime.settings.max_request_bytes)
+            if body is None:
+                response = await anyio.to_thread.run_sync(self._too_large, request)
+            else:
+                request.body = body
+                response = await anyio.to_thread.run_sync(
+                    dispatch.handle, self.runtime, request, limiter=self.limiter
+                )
+        await _send_response(send, response, head=request.method == "HEAD")
+
+    def _too_large(self, request: HttpRequest) -> HttpResponse:
+        info = None
+        try:
+            info = dispatch.parse_signature(request)
+        except ServiceError:
+            pass
+        spec = dispatch.route(self.runtime, request, info)
+        limit = self.runtime.settings.max_request_bytes
+        return dispatch._render_error(RequestTooLarge(f"Request body exceeds {limit} bytes"), spec, "-")
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it exceeds ``limit`` (the rest is drained, not kept)."""
+    parts: list[bytes] = []
+    size = 0
+    too_large = False
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+            parts.clear()
+        elif chunk:
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return None if too_large else b"".join(parts)
+
+
+def _body_reader(receive: Receive) -> Callable[[], bytes]:
+    """A blocking reader for worker threads: each call fetches the next chunk from the loop."""
+    finished = False
+
+    async def _next() -> bytes:
+        nonlocal finished
+        while not finished:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                finished = True
+                raise ConnectionError("client disconnected during upload")
+            if not message.get("more_body", False):
+                finished = True
+            chunk = message.get("body", b"")
+            if chunk:
+                return chunk
+        return b""
+
+    def read_chunk() -> bytes:
+        return anyio.from_thread.run(_next)
+
+    return read_chunk
+
+
+async def _send_response(send: Send, response: HttpResponse, *, head: bool) -> None:
+    headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in response.headers]
+    body = response.body
+    if isinstance(body, (bytes, bytearray)):
+        if not any(k == b"content-length" for k, _ in headers):
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else bytes(body)})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    if head:
+        _close(body)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    iterator: Iterator[bytes] = iter(body)
+    sentinel = b""
+    try:
+        while True:
+            chunk = await anyio.to_thread.run_sync(next, iterator, sentinel)
+            if not chunk:
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        _close(iterator)
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _close(body: object) -> None:
+    close = getattr(body, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,137 @@
+"""One request's path through the server: route -> authenticate -> parse -> authorize -> handle.
+
+Every failure on that path becomes an AWS-shaped error of the protocol the client speaks, in this
+one place; an unexpected exception is logged (without request secrets) and answered as a 500
+``InternalFailure`` that reveals nothing of the server's internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+from mailcrate.accounts import Principal, session_token_matches
+from mailcrate.protocol.errors import (
+    AuthError,
+    InternalFailure,
+    ServiceError,
+    UnknownOperationError,
+    ValidationError,
+)
+from mailcrate.protocol.http import HttpRequest, HttpResponse
+from mailcrate.protocol.jsonproto import JsonProtocol
+from mailcrate.protocol.sigv4 import SignatureInfo, check_time, parse_signature, verify_signature
+from mailcrate.protocol.validate import validate
+from mailcrate.server.runtime import Runtime
+from mailcrate.services.base import Call, ServiceSpec, WireProtocol
+
+log = logging.getLogger("mailcrate.server")
+_FALLBACK_PROTOCOL = JsonProtocol()
+HEALTH_BODY = b'{"status":"ok"}'
+
+
+def route(runtime: Runtime, request: HttpRequest, info: SignatureInfo | None) -> ServiceSpec | None:
+    """Pick the service as AWS clients address it: target prefix, signing scope, Query action."""
+    target = request.headers.get("x-amz-target")
+    if target:
+        name = runtime.target_prefixes.get(target.partition(".")[0])
+        if name is None and info is not None:
+            name = info.service
+        return runtime.services.get(name) if name else None
+    if info is not None:
+        return runtime.services.get(info.service)
+    if request.content_type == "application/x-www-form-urlencoded":
+        return _service_for_action(runtime, request)
+    return runtime.services.get("s3")
+
+
+def _service_for_action(runtime: Runtime, request: HttpRequest) -> ServiceSpec | None:
+    from urllib.parse import parse_qs
+
+    action = (parse_qs(request.body.decode("utf-8", "replace")).get("Action") or [""])[0]
+    for spec in runtime.services.values():
+        if spec.protocol.name == "query" and action in spec.model.operation_names:
+            return spec
+    return None
+
+
+def authenticate(runtime: Runtime, request: HttpRequest, info: SignatureInfo | None) -> Principal:
+    if info is None:
+        raise AuthError("missing", "Missing Authentication Token")
+    principal = runtime.principal_for(info.access_key_id)
+    if principal is None:
+        raise AuthError("unknown-key", "The security token included in the request is invalid.")
+    now = datetime.now(UTC)
+    check_time(info, now, runtime.settings.clock_skew_seconds)
+    verify_signature(request, info, principal.secret_access_key)
+    if not session_token_matches(principal, info.session_token):
+        raise AuthError("unknown-key", "The security token included in the request is invalid.")
+    if principal.expires_at is not None and now >= principal.expires_at:
+        raise AuthError("expired", "The security token included in the request is expired")
+    return principal
+
+
+def _render_error(error: ServiceError, spec: ServiceSpec | None, request_id: str) -> HttpResponse:
+    protocol: WireProtocol = spec.protocol if spec is not None else _FALLBACK_PROTOCOL
+    if isinstance(error, AuthError):
+        error.code = protocol.auth_error_codes.get(error.kind, "AccessDenied")  # type: ignore[misc]
+    return protocol.serialize_error(error, spec.model if spec else None, request_id)
+
+
+def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
+    """Answer one HTTP request. Never raises."""
+    started = time.perf_counter()
+    request_id = str(uuid.uuid4())
+    spec: ServiceSpec | None = None
+    operation = "-"
+    try:
+        if (
+            request.method == "GET"
+            and request.raw_path == "/health"
+            and "authorization" not in request.headers
+        ):
+            return HttpResponse(200, [("Content-Type", "application/json")], HEALTH_BODY)
+        info = parse_signature(request)
+        spec = route(runtime, request, info)
+        if spec is None:
+            raise UnknownOperationError("No mailcrate service matches this request")
+        principal = authenticate(runtime, request, info)
+        operation = spec.protocol.operation_name(request, spec.model)
+        op_model = spec.model.operation_model(operation)
+        params = spec.protocol.parse(request, op_model)
+        problems = validate(op_model.input_shape, params)
+        if problems:
+            raise ValidationError.from_problems(problems, spec.validation_error_code)
+        handler = spec.handlers.get(operation)
+        if handler is None:
+            raise UnknownOperationError(f"{operation} is not implemented by mailcrate")
+        region = spec.global_region or (info.region if info else "us-east-1")
+        call = Call(spec.name, operation, params, principal, region, request_id, request, runtime)
+        call.authorize(f"{spec.action_prefix}:{operation}", spec.resource_for(call))
+        output = handler(call)
+        if isinstance(output, HttpResponse):  # services that stream (S3 GetObject) answer directly
+            response = output
+        else:
+            response = spec.protocol.serialize(op_model, output, request_id)
+    except ServiceError as error:
+        response = _render_error(error, spec, request_id)
+    except Exception:
+        log.exception(
+            "internal error in %s.%s (request %s)", spec.name if spec else "?", operation, request_id
+        )
+        response = _render_error(
+            InternalFailure("We encountered an internal error. Please try again."), spec, request_id
+        )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info(
+        "%s %s.%s -> %d %.1fms %s",
+        request.method,
+        spec.name if spec else "-",
+        operation,
+        response.status,
+        elapsed_ms,
+        request_id,
+    )
+    return response

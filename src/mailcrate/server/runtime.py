@@ -1,0 +1,56 @@
+"""Everything a request needs beyond itself, built once per server process.
+
+No module-level mutable state: the data directory, settings, service table, authorizer and the
+access-key cache all hang off one :class:`Runtime` that the ASGI app owns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mailcrate.accounts import Principal, lookup_access_key
+from mailcrate.config import Settings
+from mailcrate.datadir import DataDir
+from mailcrate.server.authorize import Authorizer
+from mailcrate.services.base import ServiceSpec
+
+_KEY_CACHE_SECONDS = 5.0
+
+
+@dataclass
+class Runtime:
+    data_dir: DataDir
+    settings: Settings
+    services: Mapping[str, ServiceSpec]
+    authorizer: Authorizer = field(default_factory=Authorizer)
+    _keys: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.target_prefixes = {
+            spec.model.metadata["targetPrefix"]: name
+            for name, spec in self.services.items()
+            if spec.model.metadata.get("targetPrefix")
+        }
+
+    def principal_for(self, access_key_id: str) -> Principal | None:
+        """Look a key up, caching briefly so a burst of calls costs one query and one decryption."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._keys.get(access_key_id)
+        if cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
+            return cached[1]
+        principal = lookup_access_key(self.data_dir, access_key_id)
+        with self._lock:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[access_key_id] = (now, principal)
+        return principal
+
+    def forget_key(self, access_key_id: str) -> None:
+        """Called when a key is deleted or deactivated in this process."""
+        with self._lock:
+            self._keys.pop(access_key_id, None)

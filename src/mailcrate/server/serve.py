@@ -1,0 +1,52 @@
+"""Running the server: bind, announce, serve until SIGINT/SIGTERM, shut down cleanly."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from mailcrate.config import Settings
+from mailcrate.datadir import DataDir
+from mailcrate.server.app import MailcrateApp
+from mailcrate.server.runtime import Runtime
+from mailcrate.services.registry import build_services
+
+
+def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
+    runtime = Runtime(data_dir=data_dir, settings=settings, services=build_services())
+    return MailcrateApp(runtime)
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    data_dir = DataDir.open(settings.data_dir, database_url=settings.database_url)
+    app = build_app(settings, data_dir)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        access_log=False,  # our own request log omits query strings, which can carry session tokens
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    print(f"mailcrate listening on http://{shown_host}:{port} (data dir {settings.data_dir})", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        data_dir.close()
+        print("mailcrate stopped", flush=True)

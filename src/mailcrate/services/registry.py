@@ -1,0 +1,12 @@
+"""The table of services one ``mailcrate serve`` port answers for."""
+
+from __future__ import annotations
+
+from mailcrate.services.base import ServiceSpec
+from mailcrate.services.workmail.handlers import spec as workmail_spec
+
+
+def build_services() -> dict[str, ServiceSpec]:
+    """Every embedded service, keyed by its SigV4 signing name."""
+    specs = [workmail_spec()]
+    return {spec.name: spec for spec in specs}

@@ -1,0 +1,216 @@
+"""WorkMail organizations: state and rules, independent of the wire.
+
+An organization belongs to one account and one region; its alias forms its default mail domain
+``<alias>.awsapps.com`` and, as in WorkMail, must be unique. mailcrate creates organizations
+synchronously, so a new organization is ``Active`` at once; deletion moves it to ``Deleted``
+(kept, as WorkMail lists deleted organizations for a while) and removes its mailboxes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from mailcrate.datadir import DataDir
+from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.workmail.errors import (
+    InvalidParameter,
+    NameAvailability,
+    OrganizationNotFound,
+    OrganizationState,
+)
+from mailcrate.storage.db import as_utc, utcnow
+from mailcrate.storage.tables import mail_domains, organizations, users
+
+ACTIVE = "Active"
+DELETED = "Deleted"
+DIRECTORY_TYPE = "WorkMailDirectory"
+
+
+@dataclass(frozen=True)
+class Organization:
+    organization_id: str
+    account_id: str
+    region: str
+    alias: str
+    state: str
+    directory_id: str | None
+    directory_type: str
+    default_mail_domain: str
+    created_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:workmail:{self.region}:{self.account_id}:organization/{self.organization_id}"
+
+    @classmethod
+    def from_row(cls, row: Any) -> Organization:
+        return cls(
+            organization_id=row.organization_id,
+            account_id=row.account_id,
+            region=row.region,
+            alias=row.alias,
+            state=row.state,
+            directory_id=row.directory_id,
+            directory_type=row.directory_type,
+            default_mail_domain=row.default_mail_domain,
+            created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            completed_at=as_utc(row.completed_at),
+        )
+
+
+def organization_arn(region: str, account_id: str, organization_id: str) -> str:
+    return f"arn:aws:workmail:{region}:{account_id}:organization/{organization_id}"
+
+
+def find(conn: Connection, account_id: str, region: str, organization_id: str) -> Organization:
+    """The organization, scoped to the caller's account and region (others' are invisible)."""
+    row = conn.execute(
+        select(organizations).where(
+            organizations.c.organization_id == organization_id,
+            organizations.c.account_id == account_id,
+            organizations.c.region == region,
+        )
+    ).first()
+    if row is None:
+        raise OrganizationNotFound(organization_id)
+    return Organization.from_row(row)
+
+
+def find_active(conn: Connection, account_id: str, region: str, organization_id: str) -> Organization:
+    org = find(conn, account_id, region, organization_id)
+    if org.state != ACTIVE:
+        raise OrganizationState(f"Organization {organization_id} is {org.state}.")
+    return org
+
+
+def create(
+    conn: Connection,
+    *,
+    account_id: str,
+    region: str,
+    alias: str,
+    client_token: str | None,
+    domains: list[dict[str, Any]],
+    directory_id: str | None,
+) -> str:
+    if directory_id is not None:
+        raise InvalidParameter(
+            "mailcrate keeps its own directory; connecting an existing directory (DirectoryId) is not supported."
+        )
+    if client_token:
+        existing = conn.execute(
+            select(organizations).where(
+                organizations.c.account_id == account_id,
+                organizations.c.region == region,
+                organizations.c.client_token == client_token,
+            )
+        ).first()
+        if existing is not None:
+            if existing.alias != alias:
+                raise InvalidParameter("ClientToken was already used with different parameters.")
+            return existing.organization_id
+    taken = conn.execute(
+        select(func.count())
+        .select_from(organizations)
+        .where(func.lower(organizations.c.alias) == alias.lower(), organizations.c.state != DELETED)
+    ).scalar_one()
+    if taken:
+        raise NameAvailability(f"The alias {alias} is already in use.")
+    organization_id = "m-" + uuid.uuid4().hex
+    now = utcnow()
+    default_domain = f"{alias.lower()}.awsapps.com"
+    conn.execute(
+        insert(organizations).values(
+            organization_id=organization_id,
+            account_id=account_id,
+            region=region,
+            alias=alias,
+            state=ACTIVE,
+            directory_id=None,
+            directory_type=DIRECTORY_TYPE,
+            default_mail_domain=default_domain,
+            created_at=now,
+            completed_at=now,
+            client_token=client_token,
+        )
+    )
+    names = [default_domain] + [d["DomainName"].lower() for d in domains if d.get("DomainName")]
+    for name in dict.fromkeys(names):
+        conn.execute(
+            insert(mail_domains).values(
+                organization_id=organization_id, domain=name, is_default=name == default_domain
+            )
+        )
+    return organization_id
+
+
+def page(
+    conn: Connection, account_id: str, region: str, max_results: int, next_token: str | None
+) -> tuple[list[Organization], str | None]:
+    query = select(organizations).where(
+        organizations.c.account_id == account_id, organizations.c.region == region
+    )
+    if next_token is not None:
+        key = decode_token("organizations", next_token)
+        if key is None or len(key) != 2:
+            raise InvalidParameter("The NextToken is invalid.")
+        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
+        query = query.where(
+            or_(
+                organizations.c.created_at > after_time,
+                and_(organizations.c.created_at == after_time, organizations.c.organization_id > after_id),
+            )
+        )
+    rows = conn.execute(
+        query.order_by(organizations.c.created_at, organizations.c.organization_id).limit(max_results + 1)
+    ).all()
+    items = [Organization.from_row(row) for row in rows[:max_results]]
+    token = None
+    if len(rows) > max_results:
+        last = rows[max_results - 1]
+        token = encode_token("organizations", [last.created_at.isoformat(), last.organization_id])
+    return items, token
+
+
+def delete(conn: Connection, data_dir: DataDir, org: Organization, *, force: bool) -> None:
+    if org.state == DELETED:
+        raise OrganizationState(f"Organization {org.organization_id} is already deleted.")
+    enabled = conn.execute(
+        select(func.count())
+        .select_from(users)
+        .where(users.c.organization_id == org.organization_id, users.c.state == "ENABLED")
+    ).scalar_one()
+    if enabled and not force:
+        raise OrganizationState(
+            f"Organization {org.organization_id} has {enabled} enabled user(s); deregister them or set ForceDelete."
+        )
+    now = utcnow()
+    conn.execute(
+        update(users)
+        .where(users.c.organization_id == org.organization_id, users.c.state != "DELETED")
+        .values(state="DELETED", email=None, email_key=None, disabled_at=now, mailbox_deprovisioned_at=now)
+    )
+    conn.execute(
+        update(organizations)
+        .where(organizations.c.organization_id == org.organization_id)
+        .values(state=DELETED, deleted_at=now)
+    )
+    shutil.rmtree(data_dir.mailboxes / org.organization_id, ignore_errors=True)
+
+
+def mail_domain_exists(conn: Connection, organization_id: str, domain: str) -> bool:
+    return (
+        conn.execute(
+            select(mail_domains.c.domain).where(
+                mail_domains.c.organization_id == organization_id, mail_domains.c.domain == domain.lower()
+            )
+        ).first()
+        is not None
+    )
