@@ -7,6 +7,7 @@ and streamed responses are pumped back the same way, so no object is held whole 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
@@ -102,10 +103,8 @@ class MailcrateApp:
 
     def _too_large(self, request: HttpRequest) -> HttpResponse:
         info = None
-        try:
+        with contextlib.suppress(ServiceError):
             info = dispatch.parse_signature(request)
-        except ServiceError:
-            pass
         spec = dispatch.route(self.runtime, request, info)
         limit = self.runtime.settings.max_request_bytes
         return dispatch._render_error(RequestTooLarge(f"Request body exceeds {limit} bytes"), spec, "-")
