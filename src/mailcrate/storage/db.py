@@ -65,12 +65,16 @@ class Database:
         return cls(url or f"sqlite:///{data_dir / 'mailcrate.db'}")
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
+        """Bring the schema to the newest revision of every branch (idempotent).
+
+        Services add their tables as independent migration branches off the base revision, so
+        the target is ``heads``, not ``head``.
+        """
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:

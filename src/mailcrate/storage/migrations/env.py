@@ -6,9 +6,19 @@ migrations in-process on start-up, passing its own connection through ``config.a
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from alembic import context
 
+import mailcrate.storage
 from mailcrate.storage.tables import metadata
+
+# Each room keeps its tables in a module of its own (tables.py, tables_iam.py, ...), all on one
+# MetaData; import them all so autogenerate sees every table.
+for module in pkgutil.iter_modules(mailcrate.storage.__path__):
+    if module.name.startswith("tables"):
+        importlib.import_module(f"mailcrate.storage.{module.name}")
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only for `alembic revision --autogenerate` by developers
