@@ -193,13 +193,17 @@ def calendar_item_path(root: str | os.PathLike[str], calendar: str, uid: str) ->
     return Path(root) / "calendars" / calendar_dir_name(calendar) / name
 
 
+def calendar_item_uid(ics_bytes: bytes) -> str:
+    """The UID that names an item's file (a content hash for an object without UID)."""
+    from mailcrate.mail.ics import summarize
+
+    return summarize(ics_bytes).uid or hashlib.sha256(ics_bytes).hexdigest()
+
+
 def add_calendar_item(root: str | os.PathLike[str], calendar: str, ics_bytes: bytes) -> str:
     """Store one calendar item (all components of one UID), replacing the item with that UID;
     returns its source id.  Durable when it returns."""
-    from mailcrate.mail.ics import summarize
-
-    uid = summarize(ics_bytes).uid or hashlib.sha256(ics_bytes).hexdigest()
-    path = calendar_item_path(root, calendar, uid)
+    path = calendar_item_path(root, calendar, calendar_item_uid(ics_bytes))
     _mkdir(path.parent)
     tmp = path.with_name(f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
@@ -279,6 +283,7 @@ __all__ = [
     "EmbeddedStore",
     "add_calendar_item",
     "calendar_item_path",
+    "calendar_item_uid",
     "create_mailbox",
     "delete_mailbox",
     "deliver",

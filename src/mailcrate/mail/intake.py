@@ -1,0 +1,226 @@
+"""Importing existing mail into the embedded store (``mailcrate mailbox import``).
+
+Accepted inputs: mbox files, Maildir / Maildir++ trees (folders and flags kept), ``.eml`` files
+or directories of them, and ``.ics`` files (each event UID - with its overrides, i.e. the
+VEVENTs sharing that UID with a RECURRENCE-ID - becomes one calendar item).  Re-running an
+import adds nothing twice: each folder keeps an index of the SHA-256 of its messages (see
+:mod:`mailcrate.mail.store`), and a calendar item is keyed by its UID.  Message bytes are stored
+exactly as read, except the mbox envelope: the ``From `` separator line goes, and ``>From ``
+quoting (mboxrd) loses one ``>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+from typing import BinaryIO
+
+from mailcrate.mail.base import nfc
+from mailcrate.mail.ics import split_events
+from mailcrate.mail.maildir import MaildirSource, is_maildir
+from mailcrate.mail.store import (
+    DEFAULT_CALENDAR,
+    add_calendar_item,
+    calendar_item_path,
+    calendar_item_uid,
+    create_mailbox,
+    deliver_message,
+)
+
+FolderArg = str | tuple[str, ...] | None
+_SPOOL = 8 * 1024 * 1024
+
+
+@dataclass
+class Counts:
+    """Per-folder result: newly stored, and already there (skipped)."""
+
+    imported: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What an import did, per mail folder and per calendar; ``errors`` lists unreadable inputs."""
+
+    mail: dict[tuple[str, ...], Counts] = field(default_factory=dict)
+    calendars: dict[str, Counts] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def _count(self, folder: tuple[str, ...], created: bool) -> None:
+        c = self.mail.setdefault(folder, Counts())
+        c.imported += created
+        c.skipped += not created
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mail": [
+                {"folder": list(k), "imported": v.imported, "skipped": v.skipped}
+                for k, v in self.mail.items()
+            ],
+            "calendars": [
+                {"calendar": k, "imported": v.imported, "skipped": v.skipped}
+                for k, v in self.calendars.items()
+            ],
+            "errors": list(self.errors),
+        }
+
+
+def import_paths(
+    root: str | os.PathLike[str], paths: Iterable[str | os.PathLike[str]], folder: FolderArg = None
+) -> ImportReport:
+    """Import every path into the mailbox at ``root`` (created if missing).
+
+    ``folder`` overrides the target: the folder for mbox and ``.eml`` input (default: Inbox for
+    ``.eml``, the file's stem for ``name.mbox``), the calendar for ``.ics`` (default "Calendar"),
+    and the parent for a Maildir tree (its Inbox goes into ``folder`` itself).
+    """
+    create_mailbox(root)
+    report = ImportReport()
+    target = None if folder is None else ((folder,) if isinstance(folder, str) else tuple(folder))
+    for p in paths:
+        _import_one(Path(root), Path(p), target, report)
+    return report
+
+
+def _import_one(root: Path, path: Path, target: tuple[str, ...] | None, report: ImportReport) -> None:
+    try:
+        if path.is_dir():
+            if is_maildir(path) or any(is_maildir(c) for c in path.iterdir() if c.is_dir()):
+                _import_maildir(root, path, target, report)
+            else:
+                for child in sorted(path.iterdir()):
+                    if child.is_dir() or _kind(child) != "eml" or child.suffix.lower() == ".eml":
+                        _import_one(root, child, target, report)
+            return
+        kind = _kind(path)
+        if kind == "mbox":
+            default = (path.stem,) if path.suffix.lower() == ".mbox" else ("Inbox",)
+            dest = target or (("Inbox",) if default[0].lower() == "inbox" else (nfc(default[0]),))
+            _import_mbox(root, path, dest, report)
+        elif kind == "ics":
+            _import_ics(root, path, target[0] if target else DEFAULT_CALENDAR, report)
+        else:
+            dest = target or ("Inbox",)
+            with open(path, "rb") as f:
+                created = deliver_message(root, dest, _read_chunks(f), dedupe=True)[1]
+            report._count(dest, created)
+    except OSError as e:
+        report.errors.append(f"{path}: {e.strerror or type(e).__name__}")
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".mbox", ".mbx"):
+        return "mbox"
+    if suffix in (".ics", ".ical", ".ifb"):
+        return "ics"
+    if suffix == ".eml":
+        return "eml"
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"From "):
+        return "mbox"
+    if head.lstrip(b"\xef\xbb\xbf \r\n").upper().startswith(b"BEGIN:VCALENDAR"):
+        return "ics"
+    return "eml"
+
+
+def _read_chunks(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(1024 * 1024):
+        yield chunk
+
+
+def _import_maildir(root: Path, path: Path, target: tuple[str, ...] | None, report: ImportReport) -> None:
+    with MaildirSource(path) as src:
+        for folder in src.folders():
+            dest = folder.path
+            if target is not None:
+                dest = target if folder.path == ("Inbox",) else (*target, *folder.path)
+            report.mail.setdefault(dest, Counts())
+            for item in src.items(folder):
+                created = deliver_message(
+                    root, dest, item.chunks(), item.flags, item.internal_date, dedupe=True
+                )[1]
+                report._count(dest, created)
+
+
+# ---------------------------------------------------------------------------- mbox
+
+_FROM_QUOTED = re.compile(rb"^>+From ")
+
+
+def _from_line_date(line: bytes) -> datetime | None:
+    text = " ".join(line.decode("latin-1").split())
+    m = re.search(r"(\w{3} \w{3} \d{1,2} \d{1,2}:\d{2}:\d{2} \d{4})", text)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _mbox_flags(spool: BinaryIO) -> tuple[str, ...]:
+    spool.seek(0)
+    headers = BytesHeaderParser(policy=compat32).parsebytes(spool.read(256 * 1024))
+    status = str(headers.get("Status", "")) + str(headers.get("X-Status", ""))
+    mapping = {"R": "\\Seen", "A": "\\Answered", "F": "\\Flagged", "D": "\\Deleted", "T": "\\Draft"}
+    return tuple(sorted({mapping[c] for c in status if c in mapping}))
+
+
+def _import_mbox(root: Path, path: Path, dest: tuple[str, ...], report: ImportReport) -> None:
+    report.mail.setdefault(dest, Counts())
+    for spool, date in _mbox_messages(path):
+        with spool:
+            flags = _mbox_flags(spool)
+            spool.seek(0)
+            created = deliver_message(root, dest, _read_chunks(spool), flags, date, dedupe=True)[1]
+            report._count(dest, created)
+
+
+def _mbox_messages(path: Path) -> Iterator[tuple[BinaryIO, datetime | None]]:
+    """Each message of an mbox in a spooled temp file (memory for small ones, disk for big)."""
+    spool: BinaryIO | None = None
+    date: datetime | None = None
+    blank: bytes | None = None  # a blank line held back: it may be the separator before "From "
+    with open(path, "rb") as f:
+        for line in f:
+            if line.startswith(b"From ") and (spool is None or blank is not None):
+                if spool is not None:
+                    yield spool, date
+                spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - caller closes
+                date, blank = _from_line_date(line), None
+                continue
+            if spool is None:
+                continue  # garbage before the first From line
+            if blank is not None:
+                spool.write(blank)
+                blank = None
+            if line in (b"\n", b"\r\n"):
+                blank = line
+                continue
+            spool.write(line[1:] if _FROM_QUOTED.match(line) else line)
+    if spool is not None:
+        yield spool, date
+
+
+# ---------------------------------------------------------------------------- ics
+
+
+def _import_ics(root: Path, path: Path, calendar: str, report: ImportReport) -> None:
+    counts = report.calendars.setdefault(calendar, Counts())
+    for _uid, ics in split_events(path.read_bytes()):
+        existing = calendar_item_path(root, calendar, calendar_item_uid(ics))
+        if existing.exists() and existing.read_bytes() == ics:
+            counts.skipped += 1
+            continue
+        add_calendar_item(root, calendar, ics)
+        counts.imported += 1
