@@ -399,7 +399,8 @@ class ZipStreamWriter:
         method = METHOD_DEFLATED if comp is not None else METHOD_STORED
         meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
         self._emit(self._local_header(meta, name_bytes, mtime, zip64))
-        for out in pending if comp is not None else probe:
+        stored = (piece for chunk in probe for piece in _slices(chunk))
+        for out in pending if comp is not None else stored:
             if out:
                 self._emit(bytes(out))
                 csize += len(out)
