@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class DovecotServer:
     ca_file: Path | None = None
     _uid: int = 0
     _gid: int = 0
+    _owned_dir: bool = False
 
     @property
     def url(self) -> str:
@@ -143,6 +145,8 @@ class DovecotServer:
         for port in (self.port, self.imaps_port):
             if port:
                 wait_port(self.host, port, closed=True)
+        if self._owned_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
 def _ensure_vmail() -> tuple[int, int]:
@@ -174,13 +178,19 @@ def start_dovecot(
         raise DovecotUnavailable("starting a test Dovecot needs root (it switches to the mail user)")
     users = dict(users or DEFAULT_USERS)
     uid, gid = _ensure_vmail()
-    d = Path(tmp_dir).resolve() / f"dovecot-{os.urandom(3).hex()}"
+    # Dovecot's auth and login processes (users dovecot/dovenull) must traverse the whole path;
+    # pytest's temp root is 0700, so fall back to a fresh /tmp directory (removed by stop()).
+    base = Path(tmp_dir).resolve()
+    owned = not _traversable(base)
+    d = (
+        Path(tempfile.mkdtemp(prefix="mailcrate-dovecot-"))
+        if owned
+        else base / f"dovecot-{os.urandom(3).hex()}"
+    )
     for sub in ("run", "state", "mail"):
         (d / sub).mkdir(parents=True)
+    os.chmod(d, 0o755)
     os.chown(d / "mail", uid, gid)
-    for p in (d, *d.parents):
-        if p != Path("/"):
-            os.chmod(p, os.stat(p).st_mode | 0o011)  # traversable by dovecot/dovenull
     (d / "users").write_text("".join(f"{u}:{{PLAIN}}{pw}::::::\n" for u, pw in users.items()))
     (d / "master-users").write_text(f"{master_user}:{{PLAIN}}{master_password}::::::\n")
     dovecot_gid = _group_id("dovecot")
@@ -263,6 +273,7 @@ protocol imap {{
         ca_file=ca.ca_file if ca else None,
         _uid=uid,
         _gid=gid,
+        _owned_dir=owned,
     )
     try:
         wait_port("127.0.0.1", port)
@@ -276,6 +287,10 @@ protocol imap {{
         os.chown(d / "mail" / user, uid, gid)
         server.add_folder(user, ("INBOX",))
     return server
+
+
+def _traversable(path: Path) -> bool:
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
 
 
 def _group_id(name: str) -> int:

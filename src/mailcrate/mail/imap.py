@@ -267,7 +267,8 @@ class ImapSource(SourceBase):
         if body is not None:
             reader: Callable[[], Iterator[bytes]] = lambda b=body: iter((b,))  # noqa: E731
         else:
-            reader = lambda: self._read_large(uid)  # noqa: E731
+            selected = self._selected
+            reader = lambda: self._read_large(uid, selected)  # noqa: E731
         return Item(
             folder=folder,
             source_id=f"{validity}:{uid}",
@@ -278,7 +279,14 @@ class ImapSource(SourceBase):
             reader=reader,
         )
 
-    def _read_large(self, uid: int) -> Iterator[bytes]:
+    def _read_large(self, uid: int, selected: tuple[bytes | str, int] | None) -> Iterator[bytes]:
+        if selected is not None and self._selected != selected:  # read after moving to another folder
+            raw, validity = selected
+            self._selected = None
+            info = self._retry(lambda c: c.select_folder(raw, readonly=True))
+            if int(info[b"UIDVALIDITY"]) != validity:
+                raise SourceError(f"UIDVALIDITY of folder {_decode_name(raw)!r} changed")
+            self._selected = selected
         offset = 0
         while True:
             part = f"BODY.PEEK[]<{offset}.{self.partial_size}>".encode()

@@ -52,17 +52,25 @@ def _entries(folder_dir: Path) -> list[tuple[str, str, str]]:
 class _OpenMessage:
     """One message's open descriptor; reads with pread so repeated ``chunks()`` calls start over."""
 
-    def __init__(self, fd: int, where: str) -> None:
+    def __init__(self, fd: int, folder_dir: Path, unique: str, sub: str, name: str) -> None:
         self.fd: int | None = fd
-        self.where = where
+        self.location = (folder_dir, unique, sub, name)
 
     def read(self) -> Iterator[bytes]:
-        if self.fd is None:
-            raise SourceError(f"message {self.where} read after the iterator moved on")
-        offset = 0
-        while chunk := os.pread(self.fd, CHUNK_SIZE, offset):
-            offset += len(chunk)
-            yield chunk
+        fd = self.fd
+        if fd is None:  # read after the iterator moved on: open it again, wherever it is now
+            opened = _open_message(*self.location)
+            if opened is None:
+                raise SourceError(f"message {self.location[1]} vanished before it was read")
+            fd = opened[0]
+        try:
+            offset = 0
+            while chunk := os.pread(fd, CHUNK_SIZE, offset):
+                offset += len(chunk)
+                yield chunk
+        finally:
+            if fd != self.fd:
+                os.close(fd)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -126,7 +134,7 @@ class MaildirSource(SourceBase):
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
                 continue
-            handle = _OpenMessage(fd, f"{folder.path!r}/{unique}")
+            handle = _OpenMessage(fd, folder_dir, unique, sub, name)
             try:
                 yield Item(
                     folder=folder,
