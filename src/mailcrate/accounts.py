@@ -13,6 +13,7 @@ import secrets as pysecrets
 import string
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -79,6 +80,25 @@ class InitResult:
     created: bool
 
 
+def _insert_account(
+    data_dir: DataDir, conn: Any, account_id: str, region: str, key_id: str, secret: str
+) -> None:
+    now = utcnow()
+    conn.execute(insert(accounts).values(account_id=account_id, default_region=region, created_at=now))
+    conn.execute(
+        insert(access_keys).values(
+            access_key_id=key_id,
+            account_id=account_id,
+            secret_sealed=data_dir.secrets.seal_text(secret, ACCESS_KEY_PURPOSE),
+            principal_kind="root",
+            principal_arn=f"arn:aws:iam::{account_id}:root",
+            principal_id=account_id,
+            status="Active",
+            created_at=now,
+        )
+    )
+
+
 def init_account(
     data_dir: DataDir,
     *,
@@ -87,9 +107,9 @@ def init_account(
     access_key_id: str | None,
     secret_access_key: str | None,
 ) -> InitResult:
-    """Create the account and its root key once; re-running with the same values changes nothing."""
+    """Create the first account and its root key once; re-running with the same values changes nothing."""
     with data_dir.db.begin() as conn:
-        existing = conn.execute(select(accounts)).first()
+        existing = conn.execute(select(accounts).order_by(accounts.c.created_at).limit(1)).first()
         if existing is not None:
             root = conn.execute(
                 select(access_keys).where(
@@ -109,26 +129,37 @@ def init_account(
                     shown = "" if flag == "--secret-access-key" else f" (it has {have!r})"
                     raise AccountConflict(f"{flag} differs from the initialised data directory{shown}")
             return InitResult(existing.account_id, existing.default_region, root.access_key_id, secret, False)
+    return add_account(
+        data_dir,
+        account_id=account_id,
+        region=region,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+    )
 
-        account_id = account_id or new_account_id()
-        region = region or "us-east-1"
-        access_key_id = access_key_id or new_access_key_id()
-        secret_access_key = secret_access_key or new_secret_access_key()
-        now = utcnow()
-        conn.execute(insert(accounts).values(account_id=account_id, default_region=region, created_at=now))
-        conn.execute(
-            insert(access_keys).values(
-                access_key_id=access_key_id,
-                account_id=account_id,
-                secret_sealed=data_dir.secrets.seal_text(secret_access_key, ACCESS_KEY_PURPOSE),
-                principal_kind="root",
-                principal_arn=f"arn:aws:iam::{account_id}:root",
-                principal_id=account_id,
-                status="Active",
-                created_at=now,
-            )
-        )
-        return InitResult(account_id, region, access_key_id, secret_access_key, True)
+
+def add_account(
+    data_dir: DataDir,
+    *,
+    account_id: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> InitResult:
+    """Add another account (a tenant of its own: it sees nothing of the others)."""
+    account_id = account_id or new_account_id()
+    region = region or "us-east-1"
+    access_key_id = access_key_id or new_access_key_id()
+    secret_access_key = secret_access_key or new_secret_access_key()
+    with data_dir.db.begin() as conn:
+        if conn.execute(select(accounts.c.account_id).where(accounts.c.account_id == account_id)).first():
+            raise AccountConflict(f"account {account_id} already exists")
+        if conn.execute(
+            select(access_keys.c.access_key_id).where(access_keys.c.access_key_id == access_key_id)
+        ).first():
+            raise AccountConflict(f"access key {access_key_id} already exists")
+        _insert_account(data_dir, conn, account_id, region, access_key_id, secret_access_key)
+    return InitResult(account_id, region, access_key_id, secret_access_key, True)
 
 
 def lookup_access_key(data_dir: DataDir, access_key_id: str) -> Principal | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mailcrate.accounts import AccountConflict, init_account
+from mailcrate.accounts import AccountConflict, InitResult, add_account, init_account
 from mailcrate.cli.options import build_settings, settings_options
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir, DataDirError
@@ -34,6 +35,48 @@ def init(
     secret_access_key: str | None,
 ) -> None:
     """Create the data directory, its account and root access key (idempotent)."""
+    result = _make_account(init_account, data_dir, account_id, region, access_key_id, secret_access_key)
+    state = "initialised" if result.created else "is already initialised"
+    click.echo(f"# {data_dir or 'data directory'} {state} for account {result.account_id}", err=True)
+    _print_exports(result)
+
+
+@cli.group()
+def account() -> None:
+    """Accounts: each is a tenant of its own, with its own root key."""
+
+
+@account.command("create")
+@settings_options("data_dir")
+@click.option("--account-id", help="12-digit account id (random by default).")
+@click.option("--region", help="Default region (default us-east-1).")
+@click.option("--access-key-id", help="Root access key id to create (random by default).")
+@click.option("--secret-access-key", help="Root secret access key (random by default).")
+def account_create(
+    data_dir: Path | None,
+    account_id: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+) -> None:
+    """Add another account to an initialised data directory and print its root key."""
+    result = _make_account(
+        add_account, data_dir, account_id, region, access_key_id, secret_access_key, create=False
+    )
+    click.echo(f"# created account {result.account_id}", err=True)
+    _print_exports(result)
+
+
+def _make_account(
+    make: Callable[..., InitResult],
+    data_dir: Path | None,
+    account_id: str | None,
+    region: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    *,
+    create: bool = True,
+) -> InitResult:
     if account_id is not None and not (account_id.isdigit() and len(account_id) == 12):
         raise click.UsageError("--account-id must be 12 digits")
     if access_key_id is not None and not (16 <= len(access_key_id) <= 128 and access_key_id.isalnum()):
@@ -41,9 +84,12 @@ def init(
     if secret_access_key is not None and len(secret_access_key) < 16:
         raise click.UsageError("--secret-access-key must be at least 16 characters")
     settings = Settings(data_dir=data_dir)
-    directory = DataDir.open(settings.data_dir, create=True)
     try:
-        result = init_account(
+        directory = DataDir.open(settings.data_dir, create=create)
+    except DataDirError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        return make(
             directory,
             account_id=account_id,
             region=region,
@@ -54,10 +100,9 @@ def init(
         raise click.ClickException(str(exc)) from None
     finally:
         directory.close()
-    if result.created:
-        click.echo(f"# initialised {settings.data_dir} for account {result.account_id}", err=True)
-    else:
-        click.echo(f"# {settings.data_dir} is already initialised for account {result.account_id}", err=True)
+
+
+def _print_exports(result: InitResult) -> None:
     click.echo(f"export AWS_ACCESS_KEY_ID={result.access_key_id}")
     click.echo(f"export AWS_SECRET_ACCESS_KEY={result.secret_access_key}")
     click.echo(f"export AWS_DEFAULT_REGION={result.region}")

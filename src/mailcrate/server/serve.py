@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -13,6 +17,23 @@ from mailcrate.datadir import DataDir
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.registry import build_services
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown (the process then dies by the signal);
+    a service manager expects a clean exit status 0 after a requested stop, so swallow it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
@@ -43,7 +64,7 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     print(f"mailcrate listening on http://{shown_host}:{port} (data dir {settings.data_dir})", flush=True)
     try:
         server.run(sockets=[sock])

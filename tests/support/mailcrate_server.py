@@ -1,0 +1,169 @@
+"""Start a real ``mailcrate serve`` process for tests, on a free loopback port, and talk to it.
+
+Tests drive the server exactly as users do: the ``aws`` CLI and boto3 with ``--endpoint-url``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ACCOUNT_ID = "111122223333"
+ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "us-east-1"
+_LISTEN_RE = re.compile(r"mailcrate listening on http://(?P<host>[^\s:]+):(?P<port>\d+)")
+BIN = Path(sys.executable).parent
+
+
+def mailcrate_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mailcrate.cli.main", *args]
+
+
+@dataclass
+class MailcrateServer:
+    data_dir: Path
+    access_key_id: str = ACCESS_KEY_ID
+    secret_access_key: str = SECRET_ACCESS_KEY
+    account_id: str = ACCOUNT_ID
+    region: str = REGION
+    extra_args: tuple[str, ...] = ()
+    process: subprocess.Popen[str] | None = None
+    port: int = 0
+    log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def init(self) -> None:
+        subprocess.run(
+            mailcrate_cmd(
+                "init",
+                "--data-dir",
+                str(self.data_dir),
+                "--account-id",
+                self.account_id,
+                "--access-key-id",
+                self.access_key_id,
+                "--secret-access-key",
+                self.secret_access_key,
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+    def start(self, timeout: float = 30.0) -> MailcrateServer:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-serve.log"
+        log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process
+        args = mailcrate_cmd(
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *self.extra_args,
+        )
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, **self.env}
+        )
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"mailcrate serve exited early; log:\n{self.log_path.read_text()}")
+            match = _LISTEN_RE.search(line)
+            if match:
+                self.port = int(match["port"])
+                return self
+        raise RuntimeError("mailcrate serve did not announce its port in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        if self.process.stdout:
+            self.process.stdout.close()
+        self.process = None
+        return code
+
+    def restart(self) -> MailcrateServer:
+        port = self.port
+        self.stop()
+        self.port = port
+        return self.start()
+
+    # --- clients -------------------------------------------------------------------------
+    def client(
+        self,
+        service: str,
+        *,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        region: str | None = None,
+        **config: Any,
+    ) -> Any:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region or self.region,
+            aws_access_key_id=access_key_id or self.access_key_id,
+            aws_secret_access_key=secret_access_key or self.secret_access_key,
+            aws_session_token=session_token,
+            config=Config(retries={"max_attempts": 1}, **config),
+        )
+
+    def aws_env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_MAX_ATTEMPTS": "1",
+        }
+        env.pop("AWS_SESSION_TOKEN", None)
+        env.update(overrides)
+        return env
+
+    def aws(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> Any:
+        """Run the real ``aws`` CLI against this server; parsed JSON output (or the CompletedProcess)."""
+        result = subprocess.run(
+            [str(BIN / "aws"), *args, "--endpoint-url", self.endpoint, "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env or self.aws_env(),
+            cwd=cwd,
+            timeout=120,
+        )
+        if not check:
+            return result
+        assert result.returncode == 0, f"aws {' '.join(args)} failed: {result.stderr}"
+        return json.loads(result.stdout) if result.stdout.strip() else {}
