@@ -53,7 +53,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _mkdir(path: Path) -> None:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """mkdir -p where every directory created gets 0700 (``parents=True`` would use the umask)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 def _as_path(folder: FolderArg) -> tuple[str, ...]:
