@@ -1,0 +1,1 @@
+"""Embedded AWS KMS (``TrentService``): keys, aliases and envelope encryption for S3."""

@@ -1,0 +1,285 @@
+"""KMS API handlers (json protocol, ``TrentService``): thin, the rules live in keys/crypto."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from mailcrate.protocol.jsonproto import JsonProtocol
+from mailcrate.protocol.models import service_model
+from mailcrate.services.base import Call, Handler, ServiceSpec
+from mailcrate.services.kms import crypto, errors, keys
+
+DEFAULT_LIMIT = 100
+_DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
+
+
+def _db(call: Call) -> Any:
+    return call.runtime.data_dir.db
+
+
+def _resolve(call: Call, ref: str, conn: Any, *, allow_alias: bool = True) -> keys.Key:
+    return keys.resolve(conn, call.account_id, call.region, ref, allow_alias=allow_alias)
+
+
+def _key(call: Call, ref: str | None = None, *, allow_alias: bool = True) -> keys.Key:
+    with _db(call).read() as conn:
+        return _resolve(call, ref or call.params["KeyId"], conn, allow_alias=allow_alias)
+
+
+def _authorize_crypto(call: Call, action: str, key: keys.Key, context: dict[str, str] | None) -> None:
+    call.authorize(action, key.arn, crypto.context_keys(context))
+
+
+def create_key(call: Call) -> dict[str, Any]:
+    p = call.params
+    spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or keys.SYMMETRIC
+    if p.get("Origin", "AWS_KMS") != "AWS_KMS" or p.get("CustomKeyStoreId") or p.get("MultiRegion"):
+        raise errors.Unsupported("mailcrate supports only single-region AWS_KMS-origin keys")
+    with _db(call).begin() as conn:
+        key = keys.create_key(
+            conn,
+            call.runtime.data_dir,
+            account_id=call.account_id,
+            region=call.region,
+            key_spec=spec,
+            key_usage=p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            description=p.get("Description", ""),
+            policy=p.get("Policy"),
+            tags=p.get("Tags"),
+        )
+    return {"KeyMetadata": key.metadata()}
+
+
+def describe_key(call: Call) -> dict[str, Any]:
+    return {"KeyMetadata": _key(call).metadata()}
+
+
+def list_keys(call: Call) -> dict[str, Any]:
+    limit = call.params.get("Limit", DEFAULT_LIMIT)
+    with _db(call).read() as conn:
+        items = keys.list_keys(conn, call.account_id, call.region, call.params.get("Marker"), limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    out: dict[str, Any] = {"Keys": [{"KeyId": k.key_id, "KeyArn": k.arn} for k in items], "Truncated": more}
+    if more:
+        out["NextMarker"] = items[-1].key_id
+    return out
+
+
+def _change_state(call: Call, allowed_from: set[str], new_state: str) -> keys.Key:
+    with _db(call).begin() as conn:
+        key = _resolve(call, call.params["KeyId"], conn, allow_alias=False)
+        if key.key_state not in allowed_from:
+            raise errors.InvalidState(
+                f"{key.arn} is {'pending deletion' if key.key_state == keys.PENDING_DELETION else key.key_state}."
+            )
+        return keys.set_state(conn, key, new_state)
+
+
+def enable_key(call: Call) -> dict[str, Any]:
+    _change_state(call, {keys.ENABLED, keys.DISABLED}, keys.ENABLED)
+    return {}
+
+
+def disable_key(call: Call) -> dict[str, Any]:
+    _change_state(call, {keys.ENABLED, keys.DISABLED}, keys.DISABLED)
+    return {}
+
+
+def schedule_key_deletion(call: Call) -> dict[str, Any]:
+    days = call.params.get("PendingWindowInDays", 30)
+    if not 7 <= days <= 30:
+        raise errors.Validation("PendingWindowInDays must be between 7 and 30")
+    with _db(call).begin() as conn:
+        key = keys.schedule_deletion(
+            conn, _resolve(call, call.params["KeyId"], conn, allow_alias=False), days
+        )
+    return {
+        "KeyId": key.arn,
+        "DeletionDate": key.deletion_date,
+        "KeyState": key.key_state,
+        "PendingWindowInDays": days,
+    }
+
+
+def cancel_key_deletion(call: Call) -> dict[str, Any]:
+    key = _change_state(call, {keys.PENDING_DELETION}, keys.DISABLED)
+    return {"KeyId": key.arn}
+
+
+def create_alias(call: Call) -> dict[str, Any]:
+    with _db(call).begin() as conn:
+        key = _resolve(call, call.params["TargetKeyId"], conn, allow_alias=False)
+        if key.key_state == keys.PENDING_DELETION:
+            raise errors.InvalidState(f"{key.arn} is pending deletion.")
+        keys.create_alias(conn, key, call.params["AliasName"])
+    return {}
+
+
+def delete_alias(call: Call) -> dict[str, Any]:
+    name = call.params["AliasName"]
+    keys.check_alias_name(name)
+    with _db(call).begin() as conn:
+        keys.delete_alias(conn, call.account_id, call.region, name)
+    return {}
+
+
+def list_aliases(call: Call) -> dict[str, Any]:
+    p = call.params
+    limit = p.get("Limit", DEFAULT_LIMIT)
+    with _db(call).read() as conn:
+        key_id = _resolve(call, p["KeyId"], conn, allow_alias=False).key_id if p.get("KeyId") else None
+        items = keys.list_aliases(conn, call.account_id, call.region, key_id, p.get("Marker"), limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    out: dict[str, Any] = {"Aliases": items, "Truncated": more}
+    if more:
+        out["NextMarker"] = items[-1]["AliasName"]
+    return out
+
+
+def _data_key_length(p: dict[str, Any]) -> int:
+    if ("KeySpec" in p) == ("NumberOfBytes" in p):
+        raise errors.Validation("Please specify either number of bytes or key spec.")
+    return _DATA_KEY_BYTES[p["KeySpec"]] if "KeySpec" in p else p["NumberOfBytes"]
+
+
+def _generate(call: Call) -> dict[str, Any]:
+    p = call.params
+    length = _data_key_length(p)
+    context = p.get("EncryptionContext")
+    key = _key(call)
+    _authorize_crypto(call, f"kms:{call.operation}", key, context)
+    key.check_usable()
+    crypto.require_symmetric(key, call.operation)
+    plaintext = os.urandom(length)
+    blob = crypto.encrypt_with(call.runtime.data_dir, key, plaintext, context)
+    return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}
+
+
+def generate_data_key(call: Call) -> dict[str, Any]:
+    return _generate(call)
+
+
+def generate_data_key_without_plaintext(call: Call) -> dict[str, Any]:
+    out = _generate(call)
+    del out["Plaintext"]
+    return out
+
+
+def encrypt(call: Call) -> dict[str, Any]:
+    p = call.params
+    key = _key(call)
+    _authorize_crypto(call, "kms:Encrypt", key, p.get("EncryptionContext"))
+    blob = crypto.encrypt_with(call.runtime.data_dir, key, p["Plaintext"], p.get("EncryptionContext"))
+    return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+
+
+def _open(
+    call: Call, blob: bytes, context: dict[str, str] | None, named: str | None, action: str
+) -> tuple[keys.Key, bytes]:
+    key_id = crypto.key_id_of_blob(blob)
+    with _db(call).read() as conn:
+        try:
+            key = _resolve(call, key_id, conn)
+        except errors.NotFound:
+            raise errors.InvalidCiphertext() from None
+        if named is not None and _resolve(call, named, conn).key_id != key.key_id:
+            raise errors.IncorrectKey()
+    _authorize_crypto(call, action, key, context)
+    return key, crypto.decrypt_with(call.runtime.data_dir, key, blob, context)
+
+
+def decrypt(call: Call) -> dict[str, Any]:
+    p = call.params
+    key, plaintext = _open(
+        call, p["CiphertextBlob"], p.get("EncryptionContext"), p.get("KeyId"), "kms:Decrypt"
+    )
+    return {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+
+
+def re_encrypt(call: Call) -> dict[str, Any]:
+    p = call.params
+    source, plaintext = _open(
+        call, p["CiphertextBlob"], p.get("SourceEncryptionContext"), p.get("SourceKeyId"), "kms:ReEncryptFrom"
+    )
+    destination = _key(call, p["DestinationKeyId"])
+    _authorize_crypto(call, "kms:ReEncryptTo", destination, p.get("DestinationEncryptionContext"))
+    blob = crypto.encrypt_with(
+        call.runtime.data_dir, destination, plaintext, p.get("DestinationEncryptionContext")
+    )
+    return {
+        "CiphertextBlob": blob,
+        "SourceKeyId": source.arn,
+        "KeyId": destination.arn,
+        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    }
+
+
+def get_public_key(call: Call) -> dict[str, Any]:
+    key = _key(call)
+    if key.symmetric:
+        raise errors.Unsupported(f"{key.arn} is a symmetric key; it has no public key.")
+    key.check_usable()
+    private = serialization.load_der_private_key(key.material(call.runtime.data_dir), password=None)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    meta = key.metadata()
+    return {
+        "KeyId": key.arn,
+        "PublicKey": public,
+        "KeySpec": key.key_spec,
+        "CustomerMasterKeySpec": key.key_spec,
+        "KeyUsage": key.key_usage,
+        "EncryptionAlgorithms": meta.get("EncryptionAlgorithms"),
+        "SigningAlgorithms": meta.get("SigningAlgorithms"),
+    }
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateKey": create_key,
+    "DescribeKey": describe_key,
+    "ListKeys": list_keys,
+    "EnableKey": enable_key,
+    "DisableKey": disable_key,
+    "ScheduleKeyDeletion": schedule_key_deletion,
+    "CancelKeyDeletion": cancel_key_deletion,
+    "CreateAlias": create_alias,
+    "DeleteAlias": delete_alias,
+    "ListAliases": list_aliases,
+    "GenerateDataKey": generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": generate_data_key_without_plaintext,
+    "Encrypt": encrypt,
+    "Decrypt": decrypt,
+    "ReEncrypt": re_encrypt,
+    "GetPublicKey": get_public_key,
+}
+
+
+def _resource(call: Call) -> str:
+    """The key ARN the generic authorization check names (``*`` for account-wide calls)."""
+    p = call.params
+    ref = p.get("KeyId") or p.get("TargetKeyId") or p.get("SourceKeyId")
+    try:
+        if ref is None and "CiphertextBlob" in p:
+            ref = crypto.key_id_of_blob(p["CiphertextBlob"])
+        if ref is None:
+            return "*"
+        return _key(call, ref).arn
+    except errors.ServiceError:
+        return "*"
+
+
+def spec() -> ServiceSpec:
+    return ServiceSpec(
+        name="kms",
+        model=service_model("kms"),
+        protocol=JsonProtocol(),
+        handlers=HANDLERS,
+        resource_for=_resource,
+    )
