@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from tests.support.mailcrate_server import MailcrateServer
@@ -18,7 +19,7 @@ def _validated(client, operation: str, **params):
     """Call, then check the response against botocore's own output shape validation."""
     from botocore.validate import ParamValidator
 
-    response = client._make_api_call(operation, params)  # noqa: SLF001 - the public method wraps this
+    response = getattr(client, xform_name(operation))(**params)
     response.pop("ResponseMetadata", None)
     shape = client.meta.service_model.operation_model(operation).output_shape
     report = ParamValidator().validate(response, shape)

@@ -99,14 +99,14 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             raise UnknownOperationError("No mailcrate service matches this request")
         principal = authenticate(runtime, request, info)
         operation = spec.protocol.operation_name(request, spec.model)
+        handler = spec.handlers.get(operation)
+        if handler is None:
+            raise UnknownOperationError(f"{operation} is not implemented by mailcrate")
         op_model = spec.model.operation_model(operation)
         params = spec.protocol.parse(request, op_model)
         problems = validate(op_model.input_shape, params)
         if problems:
             raise ValidationError.from_problems(problems, spec.validation_error_code)
-        handler = spec.handlers.get(operation)
-        if handler is None:
-            raise UnknownOperationError(f"{operation} is not implemented by mailcrate")
         region = spec.global_region or (info.region if info else "us-east-1")
         call = Call(spec.name, operation, params, principal, region, request_id, request, runtime)
         call.authorize(f"{spec.action_prefix}:{operation}", spec.resource_for(call))

@@ -8,6 +8,7 @@ synchronously, so a new organization is ``Active`` at once; deletion moves it to
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from mailcrate.storage.tables import mail_domains, organizations, users
 ACTIVE = "Active"
 DELETED = "Deleted"
 DIRECTORY_TYPE = "WorkMailDirectory"
+_ALIAS_RE = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ def create(
     if directory_id is not None:
         raise InvalidParameter(
             "mailcrate keeps its own directory; connecting an existing directory (DirectoryId) is not supported."
+        )
+    if not _ALIAS_RE.fullmatch(alias):
+        raise InvalidParameter(
+            f"The alias {alias!r} is not valid: it becomes the mail domain {alias}.awsapps.com, so it may hold only "
+            "letters, digits and inner hyphens."
         )
     if client_token:
         existing = conn.execute(
