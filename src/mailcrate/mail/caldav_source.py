@@ -140,7 +140,11 @@ class CalDavSource(SourceBase):
             self._call(obj.load, what="read an event")
         except self._error.NotFoundError:
             return None
-        return obj.raw_data
+        raw = getattr(obj, "raw_data", None)  # caldav >= 3.6: the GET body untouched
+        if raw is None:  # older caldav: its normalised text (line ends may differ)
+            data = obj.data
+            raw = data.encode("utf-8") if isinstance(data, str) else data
+        return raw
 
     def close(self) -> None:
         close = getattr(self._client, "close", None)
