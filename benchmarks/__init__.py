@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: ``python -m benchmarks <name> [--quick]``; baselines run in the same run."""

@@ -1,0 +1,157 @@
+"""Shared benchmark plumbing: servers started as separate processes, a replaying HTTP load
+generator, interleaved repetitions and the median/ratio report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen[bytes]
+    endpoint: str
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        try:
+            self.popen.wait(15)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+
+
+def start_mailcrate(data_dir: Path, access_key: str, secret: str, *extra: str) -> Process:
+    cmd = [sys.executable, "-m", "mailcrate.cli.main"]
+    subprocess.run([*cmd, "init", "--data-dir", str(data_dir), "--account-id", "111122223333",
+                    "--access-key-id", access_key, "--secret-access-key", secret], check=True, capture_output=True)
+    port = free_port()
+    popen = subprocess.Popen([*cmd, "serve", "--data-dir", str(data_dir), "--port", str(port),
+                              "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint + "/health")
+    return Process(popen, endpoint)
+
+
+def start_moto() -> Process:
+    port = free_port()
+    popen = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint + "/moto-api/")
+    return Process(popen, endpoint)
+
+
+def signed_json(endpoint: str, service: str, target: str, body: dict[str, Any], key: str, secret: str,
+                region: str = "us-east-1") -> bytes:
+    """A complete signed HTTP/1.1 request, replayable for the 15 minutes its signature is valid."""
+    data = json.dumps(body).encode()
+    request = AWSRequest(method="POST", url=endpoint + "/", data=data,
+                         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
+    host = endpoint.split("://", 1)[1]
+    lines = [f"POST / HTTP/1.1", f"Host: {host}", f"Content-Length: {len(data)}"]
+    lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+async def _client(host: str, port: int, make_request: Callable[[int], bytes], until: float, result: LoadResult,
+                  worker: int) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    n = 0
+    try:
+        while time.perf_counter() < until:
+            payload = make_request(worker * 1_000_000 + n)
+            n += 1
+            started = time.perf_counter()
+            writer.write(payload)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value.strip())
+            await reader.readexactly(length)
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.requests += 1
+            if b" 200 " not in status_line:
+                result.errors += 1
+    finally:
+        writer.close()
+
+
+def run_load(endpoint: str, make_request: Callable[[int], bytes], concurrency: int, seconds: float) -> LoadResult:
+    host, port = endpoint.split("://", 1)[1].split(":")
+    result = LoadResult(0, 0, seconds, [])
+
+    async def main() -> None:
+        until = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(host, int(port), make_request, until, result, i) for i in range(concurrency)))
+
+    asyncio.run(main())
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def scratch_dir(name: str) -> Path:
+    base = Path(os.environ.get("BENCH_DIR", tempfile.gettempdir()))
+    return Path(tempfile.mkdtemp(prefix=f"mailcrate-bench-{name}-", dir=base))
