@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from mailcrate.datadir import DataDir
 from mailcrate.storage.db import as_utc, utcnow
@@ -186,3 +186,39 @@ def default_region(data_dir: DataDir, account_id: str) -> str:
             select(accounts.c.default_region).where(accounts.c.account_id == account_id)
         ).first()
     return row.default_region if row else "us-east-1"
+
+
+def store_access_key(
+    conn: Connection,
+    data_dir: DataDir,
+    *,
+    account_id: str,
+    access_key_id: str,
+    secret_access_key: str,
+    principal_kind: str,
+    principal_arn: str,
+    principal_id: str,
+    session_token: str | None = None,
+    expires_at: datetime | None = None,
+    extra: str | None = None,
+) -> datetime:
+    """Insert a key for an IAM user (``"user"``) or an STS session (``"session"``) in ``conn``'s
+    transaction; the secret is sealed and a session token kept only as its hash. Returns the
+    creation time."""
+    now = utcnow()
+    conn.execute(
+        insert(access_keys).values(
+            access_key_id=access_key_id,
+            account_id=account_id,
+            secret_sealed=data_dir.secrets.seal_text(secret_access_key, ACCESS_KEY_PURPOSE),
+            principal_kind=principal_kind,
+            principal_arn=principal_arn,
+            principal_id=principal_id,
+            session_token_hash=hash_session_token(session_token) if session_token is not None else None,
+            expires_at=expires_at,
+            status="Active",
+            created_at=now,
+            extra=extra,
+        )
+    )
+    return now

@@ -15,7 +15,9 @@ import uvicorn
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.server.app import MailcrateApp
+from mailcrate.server.authorize import Authorizer
 from mailcrate.server.runtime import Runtime
+from mailcrate.services.iam.authz import IamPolicySource
 from mailcrate.services.registry import build_services
 
 
@@ -37,7 +39,12 @@ class _Server(uvicorn.Server):
 
 
 def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
-    runtime = Runtime(data_dir=data_dir, settings=settings, services=build_services())
+    runtime = Runtime(
+        data_dir=data_dir,
+        settings=settings,
+        services=build_services(),
+        authorizer=Authorizer(policies=IamPolicySource()),
+    )
     return MailcrateApp(runtime)
 
 

@@ -1,0 +1,1 @@
+"""Embedded IAM: roles, users, inline policies and access keys (the ``query`` protocol)."""
