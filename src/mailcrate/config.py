@@ -53,6 +53,60 @@ class Settings:
     log_level: str = _setting(
         "--log-level", "MAILCRATE_LOG_LEVEL", "info", "critical|error|warning|info|debug"
     )
+    # --- export jobs (mailcrate.jobs / mailcrate.export) ---------------------------------------
+    export_workers: int = _setting(
+        "--export-workers",
+        "MAILCRATE_EXPORT_WORKERS",
+        4,
+        "Export jobs this process runs at once (0: run no exports here, only serve the API).",
+    )
+    export_lease_seconds: int = _setting(
+        "--export-lease-seconds",
+        "MAILCRATE_EXPORT_LEASE_SECONDS",
+        60,
+        "A running job's lease: if its worker stops heartbeating for this long (crash, kill -9), "
+        "another worker restarts the job.",
+    )
+    export_max_attempts: int = _setting(
+        "--export-max-attempts",
+        "MAILCRATE_EXPORT_MAX_ATTEMPTS",
+        3,
+        "Times a job is started (first run, lease-expiry restarts, transient-fault retries) before "
+        "it fails.",
+    )
+    export_part_size_mib: int = _setting(
+        "--export-part-size-mib",
+        "MAILCRATE_EXPORT_PART_SIZE_MIB",
+        32,
+        "S3 multipart part size of exports, in MiB (5-5120).",
+    )
+    export_parts_in_flight: int = _setting(
+        "--export-parts-in-flight",
+        "MAILCRATE_EXPORT_PARTS_IN_FLIGHT",
+        3,
+        "Parts of one export uploading at once; memory per export is about part size x "
+        "(2 x this + 1).",
+    )
+    export_max_running_per_org: int = _setting(
+        "--export-max-running-per-org",
+        "MAILCRATE_EXPORT_MAX_RUNNING_PER_ORG",
+        10,
+        "RUNNING export jobs allowed per organization (WorkMail: 10).",
+    )
+    export_mailbox_interval_seconds: int = _setting(
+        "--export-mailbox-interval-seconds",
+        "MAILCRATE_EXPORT_MAILBOX_INTERVAL_SECONDS",
+        86400,
+        "Minimum time between two exports of one mailbox (WorkMail: 24 h); FAILED and CANCELLED "
+        "jobs do not count.",
+    )
+    aws_endpoint_url: str | None = _setting(
+        "--aws-endpoint-url",
+        "MAILCRATE_AWS_ENDPOINT_URL",
+        None,
+        "Export to this AWS-compatible endpoint (S3/STS/KMS) instead of the embedded services; "
+        "credentials come from the standard AWS chain.",
+    )
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
@@ -64,6 +118,20 @@ class Settings:
             raise ValueError("max-request-bytes must be at least 1024")
         if self.clock_skew_seconds < 0:
             raise ValueError("clock-skew-seconds must not be negative")
+        if self.export_workers < 0:
+            raise ValueError("export-workers must not be negative")
+        if self.export_lease_seconds < 2:
+            raise ValueError("export-lease-seconds must be at least 2")
+        if self.export_max_attempts < 1:
+            raise ValueError("export-max-attempts must be at least 1")
+        if not 5 <= self.export_part_size_mib <= 5120:
+            raise ValueError("export-part-size-mib must be 5-5120 (S3's part size limits)")
+        if not 1 <= self.export_parts_in_flight <= 16:
+            raise ValueError("export-parts-in-flight must be 1-16")
+        if self.export_max_running_per_org < 1:
+            raise ValueError("export-max-running-per-org must be at least 1")
+        if self.export_mailbox_interval_seconds < 0:
+            raise ValueError("export-mailbox-interval-seconds must not be negative")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
 

@@ -1,0 +1,419 @@
+"""Export jobs in the database: creation with limits and idempotency, queries, cancel, and the
+worker side (claim, lease heartbeats, finish).
+
+Portable SQL only, so many ``serve``/worker processes may share one PostgreSQL database:
+
+* A claim is ``UPDATE ... WHERE job_id = :id AND state = 'RUNNING' AND (lease free or
+  expired)``; the row count tells whether this worker won (another worker's concurrent claim
+  matches zero rows once the first commits). No ``SELECT ... FOR UPDATE`` needed.
+* Every later write of a worker is conditioned on ``lease_owner = :me AND state = 'RUNNING'``:
+  a worker that lost its lease (it stalled past the expiry and another reclaimed the job) or
+  whose job was cancelled cannot overwrite anything, and learns so from the row count.
+* Start serializes per organization by first writing the organization's row (a no-op update):
+  that takes PostgreSQL's row lock and SQLite's write lock before the limit counts are read, so
+  two concurrent Starts cannot both see room for the 10th job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from mailcrate.export.manifest import export_zip_key
+from mailcrate.jobs.limits import Limits
+from mailcrate.jobs.records import ExportJob, State, clip_error
+from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.storage.db import Database, utcnow
+from mailcrate.storage.tables import organizations
+from mailcrate.storage.tables_jobs import export_jobs as jobs
+
+__all__ = [
+    "CancelOutcome",
+    "JobConflict",
+    "JobLimitExceeded",
+    "JobNotFound",
+    "StartRequest",
+    "cancel",
+    "claim",
+    "create",
+    "get",
+    "heartbeat",
+    "page",
+]
+
+
+class JobNotFound(LookupError):
+    """No such job in this organization."""
+
+
+class JobConflict(ValueError):
+    """The request contradicts the job's state or an earlier request with the same token."""
+
+
+class JobLimitExceeded(Exception):
+    """One of the limits of :class:`~mailcrate.jobs.limits.Limits` forbids the job."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    account_id: str
+    region: str
+    organization_id: str
+    entity_id: str  # the user id (already resolved from id, name or email)
+    role_arn: str
+    kms_key_arn: str
+    s3_bucket_name: str
+    s3_prefix: str
+    description: str | None = None
+    client_token: str | None = None
+
+    def digest(self) -> str:
+        """What "the same arguments" means for ClientToken idempotency."""
+        args = [
+            self.entity_id,
+            self.description or "",
+            self.role_arn,
+            self.kms_key_arn,
+            self.s3_bucket_name,
+            self.s3_prefix,
+        ]
+        return hashlib.sha256(json.dumps(args).encode()).hexdigest()
+
+
+def _one(conn: Connection, *where: Any) -> ExportJob | None:
+    row = conn.execute(select(jobs).where(*where)).first()
+    return None if row is None else ExportJob.from_row(row)
+
+
+def lock_organization(conn: Connection, organization_id: str) -> None:
+    """Serialize Starts of one organization (see the module docstring)."""
+    conn.execute(
+        update(organizations)
+        .where(organizations.c.organization_id == organization_id)
+        .values(state=organizations.c.state)
+    )
+
+
+def create(
+    conn: Connection, request: StartRequest, limits: Limits, *, now: datetime | None = None
+) -> tuple[ExportJob, bool]:
+    """Create a RUNNING job, or return the job an earlier Start with the same token created.
+
+    Returns ``(job, created)``. Raises :class:`JobConflict` when the token was used with other
+    arguments and :class:`JobLimitExceeded` when a limit forbids a new job. Call it inside the
+    transaction that took :func:`lock_organization`.
+    """
+    now = now or utcnow()
+    digest = request.digest()
+    if request.client_token:
+        earlier = _one(
+            conn,
+            jobs.c.organization_id == request.organization_id,
+            jobs.c.client_token == request.client_token,
+        )
+        if earlier is not None:
+            if earlier.request_digest != digest:
+                raise JobConflict(
+                    f"ClientToken {request.client_token} was already used to start job "
+                    f"{earlier.job_id} with different parameters."
+                )
+            return earlier, False
+    running = conn.execute(
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.organization_id == request.organization_id, jobs.c.state == State.RUNNING.value)
+    ).scalar_one()
+    if running >= limits.max_running_per_org:
+        raise JobLimitExceeded(
+            f"The organization already has {running} mailbox export jobs running; at most "
+            f"{limits.max_running_per_org} may run at once. Wait for one to finish or cancel one."
+        )
+    recent = conn.execute(
+        select(jobs.c.job_id, jobs.c.start_time)
+        .where(
+            jobs.c.organization_id == request.organization_id,
+            jobs.c.entity_id == request.entity_id,
+            jobs.c.state.in_([State.RUNNING.value, State.COMPLETED.value]),
+            jobs.c.start_time > now - limits.mailbox_interval,
+        )
+        .limit(1)
+    ).first()
+    if recent is not None:
+        hours = limits.mailbox_interval.total_seconds() / 3600
+        raise JobLimitExceeded(
+            f"Mailbox {request.entity_id} was already exported within the last {hours:g} hours "
+            f"(job {recent.job_id}); one export per mailbox is allowed in that interval."
+        )
+    job_id = str(uuid.uuid4())
+    values = {
+        "job_id": job_id,
+        "account_id": request.account_id,
+        "region": request.region,
+        "organization_id": request.organization_id,
+        "entity_id": request.entity_id,
+        "description": request.description,
+        "role_arn": request.role_arn,
+        "kms_key_arn": request.kms_key_arn,
+        "s3_bucket_name": request.s3_bucket_name,
+        "s3_prefix": request.s3_prefix,
+        "s3_path": export_zip_key(request.s3_prefix, job_id),
+        "state": State.RUNNING.value,
+        "estimated_progress": 0,
+        "error_info": None,
+        "start_time": now,
+        "end_time": None,
+        "client_token": request.client_token,
+        "request_digest": digest,
+        "cancel_token": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": 0,
+        "finishing": False,
+        "upload_id": None,
+        "items_total": None,
+        "items_done": None,
+        "bytes_done": None,
+    }
+    conn.execute(insert(jobs).values(**values))
+    job = _one(conn, jobs.c.job_id == job_id)
+    assert job is not None
+    return job, True
+
+
+def get(conn: Connection, organization_id: str, job_id: str) -> ExportJob:
+    job = _one(conn, jobs.c.organization_id == organization_id, jobs.c.job_id == job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def get_by_id(conn: Connection, job_id: str) -> ExportJob | None:
+    return _one(conn, jobs.c.job_id == job_id)
+
+
+def page(
+    conn: Connection,
+    organization_id: str,
+    limits: Limits,
+    max_results: int,
+    next_token: str | None,
+    *,
+    now: datetime | None = None,
+) -> tuple[list[ExportJob], str | None]:
+    """Jobs started within the list window, newest first, keyset-paginated.
+
+    Raises :class:`ValueError` for a token this listing did not issue.
+    """
+    now = now or utcnow()
+    scope = f"export-jobs:{organization_id}"
+    query = select(jobs).where(
+        jobs.c.organization_id == organization_id, jobs.c.start_time >= now - limits.list_window
+    )
+    if next_token:
+        key = decode_token(scope, next_token)
+        if key is None or len(key) != 2:
+            raise ValueError("NextToken is not valid for this listing")
+        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
+        query = query.where(
+            or_(
+                jobs.c.start_time < after_time,
+                and_(jobs.c.start_time == after_time, jobs.c.job_id < after_id),
+            )
+        )
+    rows = conn.execute(
+        query.order_by(jobs.c.start_time.desc(), jobs.c.job_id.desc()).limit(max_results + 1)
+    ).all()
+    items = [ExportJob.from_row(row) for row in rows[:max_results]]
+    token = None
+    if len(rows) > max_results:
+        last = items[-1]
+        token = encode_token(scope, [last.start_time.isoformat(), last.job_id])
+    return items, token
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    job: ExportJob
+    changed: bool  # False: a repeat of an earlier cancel, or a job already finishing
+
+
+def cancel(
+    conn: Connection,
+    organization_id: str,
+    job_id: str,
+    client_token: str | None,
+    *,
+    now: datetime | None = None,
+) -> CancelOutcome:
+    """Move a RUNNING job to CANCELLED; its worker notices and aborts the upload.
+
+    A job that is already *finishing* (its zip is being completed) is left to complete; the call
+    succeeds without effect. Repeating a cancel with the same ClientToken succeeds; cancelling
+    a job that already ended otherwise raises :class:`JobConflict`.
+    """
+    now = now or utcnow()
+    job = get(conn, organization_id, job_id)
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.job_id == job_id, jobs.c.state == State.RUNNING.value, jobs.c.finishing.is_(False))
+        .values(state=State.CANCELLED.value, end_time=now, cancel_token=client_token)
+    )
+    if result.rowcount == 1:
+        return CancelOutcome(get(conn, organization_id, job_id), True)
+    job = get(conn, organization_id, job_id)
+    if job.state is State.RUNNING:  # finishing: it may still complete
+        return CancelOutcome(job, False)
+    if job.state is State.CANCELLED and client_token and job.cancel_token == client_token:
+        return CancelOutcome(job, False)
+    raise JobConflict(f"Job {job_id} is not running (it is {job.state.value}); it cannot be cancelled.")
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def claim(
+    db: Database, worker_id: str, lease: timedelta, *, max_attempts: int = 3, now: datetime | None = None
+) -> ExportJob | None:
+    """Take one RUNNING job that no live worker holds (new, or its worker's lease expired).
+
+    A job reclaimed ``max_attempts`` times without finishing is failed as interrupted instead.
+    """
+    now = now or utcnow()
+    free = and_(
+        jobs.c.state == State.RUNNING.value,
+        or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now),
+    )
+    with db.read() as conn:
+        candidates = conn.execute(
+            select(jobs.c.job_id, jobs.c.attempts).where(free).order_by(jobs.c.start_time).limit(8)
+        ).all()
+    for job_id, attempts in candidates:
+        with db.begin() as conn:
+            if attempts >= max_attempts:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.job_id == job_id, free)
+                    .values(
+                        state=State.FAILED.value,
+                        end_time=now,
+                        lease_owner=None,
+                        error_info=clip_error(
+                            f"The export was interrupted {attempts} times (the exporting server stopped "
+                            "or lost its lease) and was given up. Start a new export job."
+                        ),
+                    )
+                )
+                continue
+            won = conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id, free)
+                .values(lease_owner=worker_id, lease_expires_at=now + lease, attempts=jobs.c.attempts + 1)
+            ).rowcount
+            if won == 1:
+                return _one(conn, jobs.c.job_id == job_id)
+    return None
+
+
+def _mine(job_id: str, worker_id: str) -> Any:
+    return and_(jobs.c.job_id == job_id, jobs.c.lease_owner == worker_id, jobs.c.state == State.RUNNING.value)
+
+
+def heartbeat(db: Database, job_id: str, worker_id: str, lease: timedelta, **figures: Any) -> bool:
+    """Renew the lease and store progress figures; False when the job is no longer this
+    worker's to run (cancelled, or the lease was lost)."""
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + lease}
+    values.update({k: v for k, v in figures.items() if v is not None and k != "estimated_progress"})
+    progress = figures.get("estimated_progress")
+    with db.begin() as conn:
+        where = _mine(job_id, worker_id)
+        if progress is not None:
+            # Only ever raised, and below 100 until COMPLETED (a restarted attempt counts from 0).
+            progress = max(0, min(int(progress), 99))
+            conn.execute(
+                update(jobs)
+                .where(where, jobs.c.estimated_progress < progress)
+                .values(estimated_progress=progress)
+            )
+        return conn.execute(update(jobs).where(where).values(**values)).rowcount == 1
+
+
+def still_mine(db: Database, job_id: str, worker_id: str) -> bool:
+    with db.read() as conn:
+        row = conn.execute(select(jobs.c.job_id).where(_mine(job_id, worker_id))).first()
+    return row is not None
+
+
+def set_upload(db: Database, job_id: str, worker_id: str, upload_id: str | None) -> bool:
+    with db.begin() as conn:
+        return (
+            conn.execute(update(jobs).where(_mine(job_id, worker_id)).values(upload_id=upload_id)).rowcount
+            == 1
+        )
+
+
+def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
+    """From here on a cancel no longer stops the job; False when it was cancelled first."""
+    with db.begin() as conn:
+        return conn.execute(update(jobs).where(_mine(job_id, worker_id)).values(finishing=True)).rowcount == 1
+
+
+def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:
+    with db.begin() as conn:
+        return (
+            conn.execute(
+                update(jobs)
+                .where(_mine(job_id, worker_id))
+                .values(
+                    state=State.COMPLETED.value,
+                    estimated_progress=100,
+                    end_time=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    upload_id=None,
+                    **figures,
+                )
+            ).rowcount
+            == 1
+        )
+
+
+def fail(db: Database, job_id: str, worker_id: str, error_info: str) -> bool:
+    with db.begin() as conn:
+        return (
+            conn.execute(
+                update(jobs)
+                .where(_mine(job_id, worker_id))
+                .values(
+                    state=State.FAILED.value,
+                    error_info=clip_error(error_info),
+                    end_time=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    upload_id=None,
+                )
+            ).rowcount
+            == 1
+        )
+
+
+def release(db: Database, job_id: str, worker_id: str) -> None:
+    """Give a job back (server shutting down): another worker, or this one after restart,
+    takes it up again at once instead of waiting for the lease to expire."""
+    with db.begin() as conn:
+        conn.execute(
+            update(jobs)
+            .where(_mine(job_id, worker_id))
+            .values(lease_owner=None, lease_expires_at=None, attempts=jobs.c.attempts - 1)
+        )
+
+
+def clear_upload(db: Database, job_id: str) -> None:
+    """After a cancelled/finished job's worker aborted its upload, forget the upload id."""
+    with db.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(upload_id=None, lease_owner=None))

@@ -1,0 +1,134 @@
+"""The four mailbox export job operations of the WorkMail API.
+
+Start checks everything that needs no role and answers with the model's errors: the
+organization (exists, Active), the entity (exists, mailbox ENABLED), the KMS key's region (that
+of the organization and the request), the limits (:mod:`mailcrate.jobs.limits`) and the
+ClientToken. Everything that needs the role (assuming it, the bucket, the key's state) runs in
+the job and fails it with an ErrorInfo (:mod:`mailcrate.export.job`).
+
+ClientToken semantics: Start with a token already used in the organization returns the same
+JobId when the arguments are the same (EntityId compared after resolving it to the user id), and
+InvalidParameterException when they differ. Cancel repeated with its token succeeds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from mailcrate.jobs import store
+from mailcrate.jobs.limits import Limits
+from mailcrate.services.base import Call, Handler
+from mailcrate.services.workmail import organizations, users
+from mailcrate.services.workmail.errors import EntityNotFound, InvalidParameter, LimitExceeded
+
+DEFAULT_PAGE = 100
+
+
+def limits_for(call: Call) -> Limits:
+    settings = call.runtime.settings
+    return Limits(
+        max_running_per_org=getattr(settings, "export_max_running_per_org", 10),
+        mailbox_interval=timedelta(seconds=getattr(settings, "export_mailbox_interval_seconds", 86400)),
+    )
+
+
+def _arn_region(arn: str) -> str:
+    parts = arn.split(":", 5)
+    return parts[3] if len(parts) == 6 else ""
+
+
+def start_mailbox_export_job(call: Call) -> dict[str, Any]:
+    p = call.params
+    org_id = p["OrganizationId"]
+    with call.runtime.data_dir.db.begin() as conn:
+        store.lock_organization(conn, org_id)
+        org = organizations.find_active(conn, call.account_id, call.region, org_id)
+        user = users.resolve(conn, org.organization_id, p["EntityId"], include_deleted=False)
+        if user.state != users.ENABLED:
+            raise InvalidParameter(
+                f"The mailbox of {p['EntityId']} is not enabled (the user is {user.state}); "
+                "register it to WorkMail before exporting it."
+            )
+        key_region = _arn_region(p["KmsKeyArn"])
+        if key_region != org.region:
+            raise InvalidParameter(
+                f"The KMS key {p['KmsKeyArn']} is in region {key_region or '(none)'}, but the "
+                f"organization is in {org.region}: the key, the bucket and the organization must "
+                "be in one region."
+            )
+        request = store.StartRequest(
+            account_id=call.account_id,
+            region=org.region,
+            organization_id=org.organization_id,
+            entity_id=user.user_id,
+            role_arn=p["RoleArn"],
+            kms_key_arn=p["KmsKeyArn"],
+            s3_bucket_name=p["S3BucketName"],
+            s3_prefix=p["S3Prefix"],
+            description=p.get("Description"),
+            client_token=p.get("ClientToken"),
+        )
+        try:
+            job, created = store.create(conn, request, limits_for(call))
+        except store.JobConflict as exc:
+            raise InvalidParameter(str(exc)) from None
+        except store.JobLimitExceeded as exc:
+            raise LimitExceeded(str(exc)) from None
+    if created:
+        wake = getattr(call.runtime, "export_wakeup", None)
+        if wake is not None:
+            wake.set()
+    return {"JobId": job.job_id}
+
+
+def describe_mailbox_export_job(call: Call) -> dict[str, Any]:
+    p = call.params
+    with call.runtime.data_dir.db.read() as conn:
+        org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
+        try:
+            job = store.get(conn, org.organization_id, p["JobId"])
+        except store.JobNotFound:
+            raise EntityNotFound(p["JobId"]) from None
+    return job.describe()
+
+
+def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
+    p = call.params
+    with call.runtime.data_dir.db.read() as conn:
+        org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
+        try:
+            items, token = store.page(
+                conn,
+                org.organization_id,
+                limits_for(call),
+                p.get("MaxResults", DEFAULT_PAGE),
+                p.get("NextToken"),
+            )
+        except ValueError:
+            raise InvalidParameter("The NextToken is not valid.") from None
+    out: dict[str, Any] = {"Jobs": [job.summary() for job in items]}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+def cancel_mailbox_export_job(call: Call) -> dict[str, Any]:
+    p = call.params
+    with call.runtime.data_dir.db.begin() as conn:
+        org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
+        try:
+            store.cancel(conn, org.organization_id, p["JobId"], p.get("ClientToken"))
+        except store.JobNotFound:
+            raise EntityNotFound(p["JobId"]) from None
+        except store.JobConflict as exc:
+            raise InvalidParameter(str(exc)) from None
+    return {}
+
+
+HANDLERS: dict[str, Handler] = {
+    "StartMailboxExportJob": start_mailbox_export_job,
+    "DescribeMailboxExportJob": describe_mailbox_export_job,
+    "ListMailboxExportJobs": list_mailbox_export_jobs,
+    "CancelMailboxExportJob": cancel_mailbox_export_job,
+}

@@ -1,0 +1,52 @@
+"""Tables of the export jobs (see :mod:`mailcrate.jobs`).
+
+One row per mailbox export job. Besides what the API shows, a row carries the worker lease
+(``lease_owner`` + ``lease_expires_at``: a worker owns a RUNNING job while its lease is fresh;
+an expired lease means the worker died and another may reclaim the job), the open multipart
+upload (so a reclaiming worker can abort it) and the idempotency data of Start and Cancel.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, Text
+
+from mailcrate.storage.tables import metadata
+
+export_jobs = Table(
+    "export_jobs",
+    metadata,
+    Column("job_id", String(63), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("organization_id", String(34), nullable=False),
+    Column("entity_id", String(256), nullable=False),  # always the user id
+    Column("description", Text, nullable=True),
+    Column("role_arn", String(2048), nullable=False),
+    Column("kms_key_arn", String(2048), nullable=False),
+    Column("s3_bucket_name", String(63), nullable=False),
+    Column("s3_prefix", String(1023), nullable=False),
+    Column("s3_path", String(1100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("estimated_progress", Integer, nullable=False, default=0),
+    Column("error_info", Text, nullable=True),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True), nullable=True),
+    # Idempotency: the Start token and a digest of the arguments it came with; the Cancel token.
+    Column("client_token", String(128), nullable=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("cancel_token", String(128), nullable=True),
+    # Worker lease and the job's progress through its attempts.
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("finishing", Boolean, nullable=False, default=False),
+    Column("upload_id", String(1024), nullable=True),
+    # Figures of the last (or current) attempt, for describe/CLI and the export log.
+    Column("items_total", BigInteger, nullable=True),
+    Column("items_done", BigInteger, nullable=True),
+    Column("bytes_done", BigInteger, nullable=True),
+    Index("ix_export_jobs_org_start", "organization_id", "start_time"),
+    Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),
+    Index("ix_export_jobs_state_lease", "state", "lease_expires_at"),
+    Index("ux_export_jobs_org_token", "organization_id", "client_token", unique=True),
+)
