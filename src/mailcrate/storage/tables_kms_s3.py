@@ -97,11 +97,11 @@ s3_parts = Table(
     Column("last_modified", DateTime(timezone=True), nullable=False),
 )
 
-# Files that no object or part references any more (replaced, deleted, aborted): removed by a
-# sweep after the transaction that orphaned them has committed.
+# Files no object or part references: written but not yet committed (remove_after lies in the
+# future, in case the writer crashes), or released by a delete, overwrite or abort (remove now).
 s3_garbage = Table(
     "s3_garbage",
     metadata,
     Column("file_id", String(32), primary_key=True),
-    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("remove_after", DateTime(timezone=True), nullable=False),
 )

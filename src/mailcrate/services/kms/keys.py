@@ -297,3 +297,33 @@ def list_aliases(
         }
         for row in rows
     ]
+
+
+def aws_managed_key(conn: Connection, data_dir: DataDir, account_id: str, region: str, service: str) -> Key:
+    """The ``alias/aws/<service>`` key a service uses when the caller names none (made on first use)."""
+    alias_name = f"alias/aws/{service}"
+    try:
+        return resolve(conn, account_id, region, alias_name)
+    except errors.NotFound:
+        pass
+    key = create_key(
+        conn,
+        data_dir,
+        account_id=account_id,
+        region=region,
+        key_spec=SYMMETRIC,
+        key_usage="ENCRYPT_DECRYPT",
+        description=f"Default key that protects my {service.upper()} objects when no other key is defined",
+        policy=None,
+        tags=None,
+    )
+    conn.execute(
+        insert(kms_aliases).values(
+            account_id=account_id,
+            region=region,
+            alias_name=alias_name,
+            key_id=key.key_id,
+            created_at=utcnow(),
+        )
+    )
+    return key

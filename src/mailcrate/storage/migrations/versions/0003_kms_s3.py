@@ -62,7 +62,7 @@ def upgrade() -> None:
     op.create_table(
         "s3_garbage",
         sa.Column("file_id", sa.String(length=32), nullable=False),
-        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("remove_after", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("file_id"),
     )
     op.create_table(

@@ -1,0 +1,156 @@
+"""Encrypted object files under ``data_dir.s3_root``: written atomically, read by range.
+
+A file holds one object (or one multipart part) as AES-256-GCM chunks of ``CHUNK`` plaintext
+bytes under the object's data key::
+
+    header   b"MCS3\\x01\\x00\\x00\\x00" + file id (16 bytes)
+    chunk i  nonce (12) | ciphertext | tag (16)
+
+Each chunk's associated data is the file id, the chunk index and a last-chunk flag, so chunks
+cannot be reordered, moved between files or truncated away unnoticed. Files are named by random
+ids (never by object keys) in ``objects/ab/<id>``; they are written under ``tmp/``, fsynced and
+renamed into place, so a crash never leaves a partial file where a reader would look.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import struct
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+CHUNK = 1 << 20
+NONCE = 12
+TAG = 16
+MAGIC = b"MCS3\x01\x00\x00\x00"
+HEADER = len(MAGIC) + 16
+STORED_CHUNK = NONCE + CHUNK + TAG
+
+
+class CorruptObject(Exception):
+    """A stored file failed authentication: tampered with, truncated or under the wrong key."""
+
+
+def _aad(file_id: bytes, index: int, last: bool) -> bytes:
+    return b"mailcrate-s3-v1" + file_id + struct.pack(">QB", index, 1 if last else 0)
+
+
+def new_file_id() -> str:
+    return secrets.token_hex(16)
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.objects = root / "objects"
+        for directory in (self.root, self.tmp, self.objects):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def path(self, file_id: str) -> Path:
+        if len(file_id) != 32 or not all(c in "0123456789abcdef" for c in file_id):
+            raise ValueError("not a file id")
+        return self.objects / file_id[:2] / file_id
+
+    def write(self, file_id: str, data_key: bytes, pieces: Iterable[bytes]) -> int:
+        """Encrypt ``pieces`` into the file ``file_id``; returns the plaintext size.
+
+        The file appears under its final name only after all data is written and fsynced; if
+        ``pieces`` raises (bad checksum, client gone) the temporary file is removed.
+        """
+        aead = AESGCM(data_key)
+        raw_id = bytes.fromhex(file_id)
+        tmp_path = self.tmp / f"{file_id}.{secrets.token_hex(4)}"
+        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                out.write(MAGIC + raw_id)
+                index = 0
+                pending = b""
+                for piece in pieces:
+                    pending = pending + piece if pending else piece
+                    while len(pending) > CHUNK:  # keep a full chunk back: it may be the last
+                        chunk, pending = pending[:CHUNK], pending[CHUNK:]
+                        out.write(self._seal(aead, raw_id, index, chunk, False))
+                        size += len(chunk)
+                        index += 1
+                out.write(self._seal(aead, raw_id, index, pending, True))
+                size += len(pending)
+                os.fsync(out.fileno())
+            final = self.path(file_id)
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.replace(tmp_path, final)
+            _fsync_dir(final.parent)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+        return size
+
+    @staticmethod
+    def _seal(aead: AESGCM, raw_id: bytes, index: int, chunk: bytes, last: bool) -> bytes:
+        nonce = os.urandom(NONCE)
+        return nonce + aead.encrypt(nonce, chunk, _aad(raw_id, index, last))
+
+    def read(
+        self, file_id: str, data_key: bytes, size: int, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
+        """Plaintext bytes ``start`` to ``end`` (exclusive) of a file whose plaintext is ``size``."""
+        end = size if end is None else min(end, size)
+        if start >= end and size:
+            return
+        aead = AESGCM(data_key)
+        raw_id = bytes.fromhex(file_id)
+        last_index = max(size - 1, 0) // CHUNK
+        first = start // CHUNK
+        with open(self.path(file_id), "rb", buffering=0) as source:
+            header = source.read(HEADER)
+            if header != MAGIC + raw_id:
+                raise CorruptObject(file_id)
+            source.seek(HEADER + first * STORED_CHUNK)
+            for index in range(first, last_index + 1):
+                chunk_start = index * CHUNK
+                if chunk_start >= end and size:
+                    break
+                length = min(CHUNK, size - chunk_start)
+                stored = source.read(NONCE + length + TAG)
+                if len(stored) != NONCE + length + TAG:
+                    raise CorruptObject(file_id)
+                try:
+                    plain = aead.decrypt(
+                        stored[:NONCE], stored[NONCE:], _aad(raw_id, index, index == last_index)
+                    )
+                except InvalidTag:
+                    raise CorruptObject(file_id) from None
+                lo = max(start - chunk_start, 0)
+                hi = min(end - chunk_start, length)
+                yield plain if lo == 0 and hi == length else plain[lo:hi]
+
+    def delete(self, file_id: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.path(file_id).unlink(missing_ok=True)
+
+    def clean_tmp(self, older_than_seconds: float = 3600.0) -> None:
+        """Remove temporary files left by writers that crashed."""
+        import time
+
+        limit = time.time() - older_than_seconds
+        for entry in self.tmp.iterdir():
+            try:
+                if entry.stat().st_mtime < limit:
+                    entry.unlink()
+            except OSError:
+                pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,363 @@
+"""Object operations: PutObject, GetObject (ranges, conditions), HeadObject, DeleteObject(s), CopyObject."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from mailcrate.protocol.errors import ServiceError
+from mailcrate.services.base import Call
+from mailcrate.services.s3 import buckets, errors
+from mailcrate.services.s3.blobstore import CorruptObject
+from mailcrate.services.s3.payload import Payload
+from mailcrate.services.s3.sse import Encryption, new_data_key, open_data_key
+from mailcrate.services.s3.store import ObjectRecord, Store
+from mailcrate.storage.db import utcnow
+
+MAX_KEY_BYTES = 1024
+MAX_PUT = 5 * 1024**3
+CONTENT_FIELDS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage")
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def object_arn(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def check_key(key: str | None) -> str:
+    if not key:
+        raise errors.InvalidArgument("Object key must not be empty.")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise errors.KeyTooLong(
+            "Your key is too long", Size=len(key.encode("utf-8")), MaxSizeAllowed=MAX_KEY_BYTES
+        )
+    if "\x00" in key:
+        raise errors.InvalidArgument("Object key must not contain a NUL character.", ArgumentName="key")
+    return key
+
+
+def content_attributes(params: dict[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {name: params[name] for name in CONTENT_FIELDS if params.get(name)}
+    encoding = attrs.get("ContentEncoding")
+    if encoding:  # aws-chunked is transport framing, not the object's encoding
+        kept = [e.strip() for e in encoding.split(",") if e.strip() and e.strip() != "aws-chunked"]
+        if kept:
+            attrs["ContentEncoding"] = ",".join(kept)
+        else:
+            del attrs["ContentEncoding"]
+    if params.get("Expires") is not None:
+        attrs["Expires"] = params["Expires"].isoformat()
+    attrs["ContentType"] = attrs.get("ContentType") or "binary/octet-stream"
+    attrs["Metadata"] = params.get("Metadata") or {}
+    return attrs
+
+
+def sse_context(params: dict[str, Any]) -> dict[str, Any]:
+    ctx: dict[str, Any] = {}
+    if params.get("ServerSideEncryption"):
+        ctx["s3:x-amz-server-side-encryption"] = params["ServerSideEncryption"]
+    if params.get("SSEKMSKeyId"):
+        ctx["s3:x-amz-server-side-encryption-aws-kms-key-id"] = params["SSEKMSKeyId"]
+    return ctx
+
+
+def put_object(call: Call, store: Store) -> dict[str, Any]:
+    p = call.params
+    key = check_key(p.get("Key"))
+    body: Payload = p["Body"]
+    body.signing_secret = call.principal.secret_access_key
+    if body.declared_length is not None and body.declared_length > MAX_PUT:
+        raise errors.ServiceError(
+            "Your proposed upload exceeds the maximum allowed size", code="EntityTooLarge"
+        )
+    with call.runtime.data_dir.db.read() as conn:
+        bucket = buckets.visible(
+            conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
+        )
+    encryption, data_key, blob = new_data_key(call, bucket, key, p)
+    file_id, size = store.write_file(data_key, body.chunks(limit=MAX_PUT))
+    attrs = {**content_attributes(p), **encryption.attributes()}
+    if body.checksum:
+        attrs["checksum"] = {"algorithm": body.algorithm, "value": body.checksum, "type": "FULL_OBJECT"}
+    record = ObjectRecord(
+        bucket.name,
+        key,
+        secrets.token_hex(16),
+        size,
+        f'"{body.md5_digest.hex()}"',
+        utcnow(),
+        attrs,
+        [(file_id, size)],
+        blob,
+    )
+    _commit(call, store, record, [file_id])
+    out: dict[str, Any] = {"ETag": record.etag, **encryption.response()}
+    if body.checksum:
+        out[f"Checksum{body.algorithm}"] = body.checksum
+        out["ChecksumType"] = "FULL_OBJECT"
+    return out
+
+
+def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]) -> None:
+    try:
+        with call.runtime.data_dir.db.begin() as conn:
+            buckets.find(conn, record.bucket)  # deleted meanwhile?
+            released = store.commit(conn, record)
+    except BaseException:
+        store.free(new_files)
+        raise
+    store.free(released)
+
+
+def _load(call: Call, action: str, version_id: str | None = None) -> tuple[buckets.Bucket, ObjectRecord]:
+    p = call.params
+    key = check_key(p.get("Key"))
+    with call.runtime.data_dir.db.read() as conn:
+        bucket = buckets.visible(conn, call, p["Bucket"], action, object_arn(p["Bucket"], key))
+        record = Store.get(conn, bucket.name, key)
+    if record is None:
+        raise errors.NoSuchKey(key)
+    if version_id not in (None, "null"):
+        raise errors.InvalidArgument("Invalid version id specified", ArgumentName="versionId")
+    return bucket, record
+
+
+def describe(record: ObjectRecord, checksum_mode: str | None) -> dict[str, Any]:
+    attrs = record.attributes
+    out: dict[str, Any] = {
+        "ETag": record.etag,
+        "LastModified": record.last_modified,
+        "ContentLength": record.size,
+        "AcceptRanges": "bytes",
+        "Metadata": attrs.get("Metadata") or None,
+        **Encryption.from_attributes(attrs).response(),
+    }
+    for name in CONTENT_FIELDS:
+        if attrs.get(name):
+            out[name] = attrs[name]
+    if attrs.get("Expires"):
+        out["Expires"] = datetime.fromisoformat(attrs["Expires"])
+    if attrs.get("parts"):
+        out["PartsCount"] = attrs["parts"]
+    checksum = attrs.get("checksum")
+    if checksum and (checksum_mode or "").upper() == "ENABLED":
+        out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
+        out["ChecksumType"] = checksum["type"]
+    return out
+
+
+def _check_conditions(p: dict[str, Any], record: ObjectRecord) -> int | None:
+    """304/412 per S3's conditional-request rules; None to proceed."""
+    etag = record.etag.strip('"')
+    modified = record.last_modified.replace(microsecond=0)
+    if_match, if_none = p.get("IfMatch"), p.get("IfNoneMatch")
+    if (
+        if_match is not None
+        and etag not in {t.strip().strip('"') for t in if_match.split(",")}
+        and if_match != "*"
+    ):
+        raise errors.PreconditionFailed(
+            "At least one of the pre-conditions you specified did not hold", Condition="If-Match"
+        )
+    if if_match is None and p.get("IfUnmodifiedSince") is not None and modified > p["IfUnmodifiedSince"]:
+        raise errors.PreconditionFailed(
+            "At least one of the pre-conditions you specified did not hold", Condition="If-Unmodified-Since"
+        )
+    if if_none is not None and (if_none == "*" or etag in {t.strip().strip('"') for t in if_none.split(",")}):
+        return 304
+    if if_none is None and p.get("IfModifiedSince") is not None and modified <= p["IfModifiedSince"]:
+        return 304
+    return None
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single ``bytes=`` range; None for absent or ignorable ones."""
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if match is None:
+        return None  # S3 ignores malformed and multi-range headers and sends the whole object
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            raise _unsatisfiable(header, size)
+        return max(size - suffix, 0), size
+    start = int(first)
+    end = size if not last else int(last) + 1
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(header, size)
+    return start, min(end, size)
+
+
+def _unsatisfiable(header: str, size: int) -> ServiceError:
+    return errors.InvalidRange(
+        "The requested range is not satisfiable", RangeRequested=header, ActualObjectSize=size
+    )
+
+
+def get_object(call: Call, store: Store, *, head: bool = False) -> dict[str, Any]:
+    p = call.params
+    bucket, record = _load(call, "s3:GetObject", p.get("VersionId"))
+    if p.get("PartNumber") is not None:
+        raise errors.ServiceError(
+            "GetObject by part number is not supported by mailcrate", code="NotImplemented", status=501
+        )
+    status = _check_conditions(p, record)
+    out = describe(record, p.get("ChecksumMode"))
+    if status == 304:
+        return {"__status__": 304, "ETag": record.etag, "LastModified": record.last_modified}
+    span = parse_range(p.get("Range"), record.size)
+    encryption = Encryption.from_attributes(record.attributes)
+    data_key = open_data_key(call, bucket, record.key, encryption, record.data_key_blob)
+    if span is not None:
+        start, end = span
+        out.update(
+            __status__=206,
+            ContentLength=end - start,
+            ContentRange=f"bytes {start}-{end - 1}/{record.size}",
+        )
+        for name in [k for k in out if k.startswith("Checksum")]:
+            del out[name]
+    else:
+        start, end = 0, record.size
+    for name in (
+        "ResponseContentType",
+        "ResponseContentDisposition",
+        "ResponseCacheControl",
+        "ResponseContentEncoding",
+        "ResponseContentLanguage",
+    ):
+        if p.get(name):
+            out[name[len("Response") :]] = p[name]
+    if not head:
+        out["Body"] = _guarded(store.read(record, data_key, start, end), record)
+    return out
+
+
+def _guarded(chunks: Iterator[bytes], record: ObjectRecord) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except CorruptObject as exc:
+        raise errors.InternalError(f"Stored data of {record.key} failed authentication") from exc
+
+
+def head_object(call: Call, store: Store) -> dict[str, Any]:
+    return get_object(call, store, head=True)
+
+
+def delete_object(call: Call, store: Store) -> dict[str, Any]:
+    p = call.params
+    key = check_key(p.get("Key"))
+    with call.runtime.data_dir.db.begin() as conn:
+        bucket = buckets.visible(conn, call, p["Bucket"], "s3:DeleteObject", object_arn(p["Bucket"], key))
+        released = store.remove(conn, bucket.name, key)
+    store.free(released)
+    return {}
+
+
+def delete_objects(call: Call, store: Store) -> dict[str, Any]:
+    p = call.params
+    payload = call.params.get("Delete") or {}
+    items = payload.get("Objects") or []
+    if not items or len(items) > 1000:
+        raise errors.ServiceError(
+            "The XML you provided was not well-formed or did not validate against our published schema",
+            code="MalformedXML",
+        )
+    if not (
+        call.request.headers.get("content-md5")
+        or any(k.startswith("x-amz-checksum-") for k, _ in call.request.headers.items())
+    ):
+        raise errors.InvalidRequest(
+            "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
+        )
+    with call.runtime.data_dir.db.read() as conn:
+        bucket = buckets.find(conn, p["Bucket"])
+    deleted, failed = [], []
+    for item in items:
+        key = item.get("Key") or ""
+        try:
+            check_key(key)
+            buckets.authorize(call, bucket, "s3:DeleteObject", object_arn(bucket.name, key))
+            with call.runtime.data_dir.db.begin() as conn:
+                released = store.remove(conn, bucket.name, key)
+            store.free(released)
+            deleted.append({"Key": key})
+        except ServiceError as error:
+            failed.append({"Key": key, "Code": error.code, "Message": error.message})
+    return {"Deleted": None if payload.get("Quiet") else deleted, "Errors": failed or None}
+
+
+def copy_object(call: Call, store: Store) -> dict[str, Any]:
+    p = call.params
+    key = check_key(p.get("Key"))
+    source = unquote(p["CopySource"].split("?versionId=")[0]).lstrip("/")
+    src_bucket_name, _, src_key = source.partition("/")
+    if not src_bucket_name or not src_key:
+        raise errors.InvalidArgument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+        )
+    with call.runtime.data_dir.db.read() as conn:
+        src_bucket = buckets.visible(
+            conn, call, src_bucket_name, "s3:GetObject", object_arn(src_bucket_name, src_key)
+        )
+        record = Store.get(conn, src_bucket.name, src_key)
+        if record is None:
+            raise errors.NoSuchKey(src_key)
+        bucket = buckets.visible(
+            conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
+        )
+    directive = p.get("MetadataDirective", "COPY")
+    same = (src_bucket.name, src_key) == (bucket.name, key)
+    if same and directive != "REPLACE" and not p.get("ServerSideEncryption"):
+        raise errors.InvalidRequest(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the "
+            "object's metadata, storage class, website redirect location or encryption attributes."
+        )
+    src_key_bytes = open_data_key(
+        call, src_bucket, src_key, Encryption.from_attributes(record.attributes), record.data_key_blob
+    )
+    encryption, data_key, blob = new_data_key(call, bucket, key, p)
+    md5 = hashlib.md5()
+
+    def pieces() -> Iterator[bytes]:
+        for chunk in store.read(record, src_key_bytes):
+            md5.update(chunk)
+            yield chunk
+
+    file_id, size = store.write_file(data_key, pieces())
+    attrs = (
+        content_attributes(p)
+        if directive == "REPLACE"
+        else {k: v for k, v in record.attributes.items() if k in (*CONTENT_FIELDS, "Expires", "Metadata")}
+    )
+    if record.attributes.get("checksum", {}).get("type") == "FULL_OBJECT":
+        attrs["checksum"] = record.attributes["checksum"]
+    attrs.update(encryption.attributes())
+    new = ObjectRecord(
+        bucket.name,
+        key,
+        secrets.token_hex(16),
+        size,
+        f'"{md5.hexdigest()}"',
+        utcnow(),
+        attrs,
+        [(file_id, size)],
+        blob,
+    )
+    _commit(call, store, new, [file_id])
+    return {
+        "CopyObjectResult": {"ETag": new.etag, "LastModified": new.last_modified},
+        **encryption.response(),
+    }

@@ -1,0 +1,324 @@
+"""Request bodies of S3 calls: decoded (``aws-chunked``) and verified while they stream.
+
+SigV4 for S3 signs the *declared* ``x-amz-content-sha256``; this module makes the body keep that
+promise:
+
+* a hex SHA-256 is checked against the bytes received (``XAmzContentSHA256Mismatch``);
+* ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`` bodies are ``aws-chunked`` with a signature
+  per chunk chained from the request's signature: each is verified (``SignatureDoesNotMatch``);
+* ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` bodies are ``aws-chunked`` with trailing headers;
+* ``Content-MD5`` and ``x-amz-checksum-*`` (header or trailer) are computed and compared
+  (``BadDigest``), and ``x-amz-decoded-content-length`` must match (``IncompleteBody``).
+
+Verification completes when the last byte has been read: :meth:`Payload.chunks` raises *after*
+yielding the final data, so a caller writing to a temporary file discards it and nothing is
+committed. MD5 (for the ETag) is always computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+
+from mailcrate.protocol.errors import AuthError, ServiceError
+from mailcrate.protocol.http import HttpRequest
+from mailcrate.protocol.sigv4 import parse_signature
+from mailcrate.services.s3 import checksums
+from mailcrate.services.s3.checksums import BadDigest, ContentSHA256Mismatch, InvalidRequest
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+STREAM_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAM_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAM_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+UNSIGNED = "UNSIGNED-PAYLOAD"
+READ_SIZE = 1 << 20
+_MAX_LINE = 8192
+
+
+class IncompleteBody(ServiceError):
+    code = "IncompleteBody"
+
+
+class EntityTooLarge(ServiceError):
+    code = "EntityTooLarge"
+
+
+class Payload:
+    """The body of one S3 request. Iterate :meth:`chunks` once; then read the results."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        headers = request.headers
+        self.content_sha256 = headers.get("x-amz-content-sha256")
+        self.chunked = (self.content_sha256 or "").startswith("STREAMING-") or "aws-chunked" in (
+            headers.get("content-encoding") or ""
+        )
+        self.signed_chunks = self.content_sha256 in (STREAM_SIGNED, STREAM_SIGNED_TRAILER)
+        if (
+            self.content_sha256
+            and self.content_sha256.startswith("STREAMING-")
+            and self.content_sha256
+            not in (
+                STREAM_SIGNED,
+                STREAM_SIGNED_TRAILER,
+                STREAM_UNSIGNED_TRAILER,
+            )
+        ):
+            raise ServiceError(f"{self.content_sha256} is not supported", code="NotImplemented", status=501)
+        if (
+            self.content_sha256
+            and not self.content_sha256.startswith("STREAMING-")
+            and self.content_sha256 != UNSIGNED
+            and (len(self.content_sha256) != 64 or not _is_hex(self.content_sha256))
+        ):
+            raise ServiceError(
+                "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a hex SHA-256.",
+                code="InvalidArgument",
+            )
+        decoded = headers.get("x-amz-decoded-content-length")
+        length = decoded if self.chunked else headers.get("content-length")
+        try:
+            self.declared_length = int(length) if length is not None else None
+        except ValueError:
+            raise ServiceError("Content length is not a number.", code="InvalidArgument") from None
+        self.content_md5 = checksums.check_content_md5(headers.get("content-md5"))
+        self.trailer_names = {
+            name.strip().lower() for name in (headers.get("x-amz-trailer") or "").split(",") if name.strip()
+        }
+        self.expected: dict[str, str] = {}
+        for algorithm, header in checksums.HEADER_FOR.items():
+            value = headers.get(header)
+            if value is not None:
+                self.expected[algorithm] = value
+        sdk_algorithm = (headers.get("x-amz-sdk-checksum-algorithm") or "").upper()
+        wanted = set(self.expected)
+        wanted |= {a for a, h in checksums.HEADER_FOR.items() if h in self.trailer_names}
+        if sdk_algorithm in checksums.ALGORITHMS:
+            wanted.add(sdk_algorithm)
+        if len(wanted) > 1:
+            raise InvalidRequest(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            )
+        self.algorithm = next(iter(wanted), None)
+        self._hasher = checksums.new_hasher(self.algorithm) if self.algorithm else None
+        self._md5 = hashlib.md5()
+        self._sha256 = hashlib.sha256() if self._verify_sha256 else None
+        self.size = 0
+        self.md5_digest = b""
+        self.checksum: str | None = None  # base64 value of self.algorithm, once verified
+        self.signing_secret: str | None = None  # needed for signed chunks: set by the handler
+        self._consumed = False
+
+    @property
+    def _verify_sha256(self) -> bool:
+        return bool(self.content_sha256) and not self.chunked and self.content_sha256 != UNSIGNED
+
+    def __len__(self) -> int:  # the model validator measures blobs
+        return self.declared_length or 0
+
+    # -- reading --------------------------------------------------------------------------
+    def _raw(self) -> Iterator[bytes]:
+        if self.request.read_chunk is None:
+            if self.request.body:
+                yield self.request.body
+            return
+        while True:
+            piece = self.request.read_chunk()
+            if not piece:
+                return
+            yield piece
+
+    def chunks(self, size: int = READ_SIZE, limit: int | None = None) -> Iterator[bytes]:
+        """Decoded, verified body bytes in pieces of about ``size``; raises at the end if bad."""
+        if self._consumed:
+            raise RuntimeError("payload already read")
+        self._consumed = True
+        source = self._dechunk(self._raw()) if self.chunked else self._raw()
+        pending = bytearray()
+        for piece in source:
+            pending += piece
+            if len(pending) >= size:
+                data = bytes(pending)
+                pending.clear()
+                self._account(data, limit)
+                yield data
+        if pending:
+            data = bytes(pending)
+            self._account(data, limit)
+            yield data
+        self._finish()
+
+    def read_all(self, limit: int) -> bytes:
+        return b"".join(self.chunks(limit=limit))
+
+    def _account(self, data: bytes, limit: int | None) -> None:
+        self.size += len(data)
+        if limit is not None and self.size > limit:
+            raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size.")
+        self._md5.update(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
+
+    def _finish(self) -> None:
+        if self.declared_length is not None and self.size != self.declared_length:
+            raise IncompleteBody(
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            )
+        if self._sha256 is not None and not hmac.compare_digest(
+            self._sha256.hexdigest(), self.content_sha256 or ""
+        ):
+            raise ContentSHA256Mismatch(
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            )
+        self.md5_digest = self._md5.digest()
+        if self.content_md5 is not None and self.content_md5 != self.md5_digest:
+            raise BadDigest("The Content-MD5 you specified did not match what we received.")
+        if self.algorithm is not None and self._hasher is not None:
+            computed = checksums.b64(self._hasher.digest())
+            expected = self.expected.get(self.algorithm)
+            if expected is not None and expected != computed:
+                raise BadDigest(f"The {self.algorithm} you specified did not match the calculated checksum.")
+            self.checksum = computed
+
+    # -- aws-chunked ----------------------------------------------------------------------
+    def _dechunk(self, raw: Iterator[bytes]) -> Iterator[bytes]:
+        buf = bytearray()
+        verify = self._chunk_verifier() if self.signed_chunks else None
+
+        def fill() -> None:
+            piece = next(raw, b"")
+            if not piece:
+                raise IncompleteBody("The request body ended before the aws-chunked encoding did.")
+            buf.extend(piece)
+
+        def line() -> bytes:
+            while True:
+                end = buf.find(b"\r\n")
+                if end >= 0:
+                    out = bytes(buf[:end])
+                    del buf[: end + 2]
+                    return out
+                if len(buf) > _MAX_LINE:
+                    raise IncompleteBody("Malformed aws-chunked encoding.")
+                fill()
+
+        while True:
+            header = line()
+            size_text, _, extension = header.partition(b";")
+            try:
+                size = int(size_text.strip(), 16)
+            except ValueError:
+                raise IncompleteBody("Malformed aws-chunked encoding.") from None
+            if size:
+                while len(buf) < size + 2:
+                    fill()
+                data = bytes(buf[:size])
+                if buf[size : size + 2] != b"\r\n":
+                    raise IncompleteBody("Malformed aws-chunked encoding.")
+                del buf[: size + 2]
+            else:
+                data = b""
+            if verify is not None:
+                verify(data, _extension_value(extension, b"chunk-signature"))
+            if not size:
+                break
+            yield data
+        trailers: list[tuple[str, str]] = []
+        while True:
+            text = line()
+            if not text:
+                break
+            name, _, value = text.decode("latin-1").partition(":")
+            trailers.append((name.strip().lower(), value.strip()))
+        self._apply_trailers(trailers)
+
+    def _apply_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        signature = None
+        signed_lines = []
+        for name, value in trailers:
+            if name == "x-amz-trailer-signature":
+                signature = value
+                continue
+            signed_lines.append(f"{name}:{value}\n")
+            if name not in self.trailer_names:
+                raise InvalidRequest(f"The trailer {name} was not declared in x-amz-trailer.")
+            for algorithm, header in checksums.HEADER_FOR.items():
+                if header == name:
+                    self.expected[algorithm] = value
+        if self.content_sha256 == STREAM_SIGNED_TRAILER:
+            check = self._trailer_verifier()
+            check("".join(signed_lines).encode(), signature)
+
+    def _signing(self) -> tuple[bytes, str, str, str]:
+        info = parse_signature(self.request)
+        if info is None or self.signing_secret is None or info.presigned:
+            raise AuthError("signature", "Signed aws-chunked bodies need a header-signed request.")
+        key = ("AWS4" + self.signing_secret).encode()
+        for part in (info.scope_date, info.region, info.service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        scope = f"{info.scope_date}/{info.region}/{info.service}/aws4_request"
+        return key, info.amz_date, scope, info.signature
+
+    def _chunk_verifier(self) -> Callable[[bytes, str | None], None]:
+        key, amz_date, scope, seed = self._signing()
+        state = {"previous": seed}
+
+        def verify(data: bytes, signature: str | None) -> None:
+            to_sign = "\n".join(
+                (
+                    "AWS4-HMAC-SHA256-PAYLOAD",
+                    amz_date,
+                    scope,
+                    state["previous"],
+                    EMPTY_SHA256,
+                    hashlib.sha256(data).hexdigest(),
+                )
+            )
+            expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+            if signature is None or not hmac.compare_digest(expected, signature):
+                raise _chunk_signature_error()
+            state["previous"] = expected
+
+        self._previous_state = state
+        return verify
+
+    def _trailer_verifier(self) -> Callable[[bytes, str | None], None]:
+        key, amz_date, scope, _ = self._signing()
+        previous = self._previous_state["previous"]
+
+        def verify(trailer: bytes, signature: str | None) -> None:
+            to_sign = "\n".join(
+                ("AWS4-HMAC-SHA256-TRAILER", amz_date, scope, previous, hashlib.sha256(trailer).hexdigest())
+            )
+            expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+            if signature is None or not hmac.compare_digest(expected, signature):
+                raise _chunk_signature_error()
+
+        return verify
+
+
+def _chunk_signature_error() -> AuthError:
+    return AuthError(
+        "signature",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    )
+
+
+def _extension_value(extension: bytes, name: bytes) -> str | None:
+    for item in extension.split(b";"):
+        key, _, value = item.partition(b"=")
+        if key.strip() == name:
+            return value.strip().decode("ascii", "replace")
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True

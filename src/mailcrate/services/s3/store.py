@@ -1,0 +1,165 @@
+"""Object records and their files: the one place that writes, commits and frees object data.
+
+An object row lists its *segments* (encrypted files with their plaintext sizes): one file for a
+PUT or copy, one per part for a completed multipart upload (assembled by reference, nothing is
+re-encrypted). Durability rules:
+
+* a file is registered in ``s3_garbage`` with ``remove_after`` a day ahead *before* it is
+  written, so a crash between writing and committing leaves nothing unaccounted for;
+* the transaction that commits an object (or part) removes that registration and queues the
+  files it replaces for removal now; files are deleted only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from mailcrate.datadir import DataDir
+from mailcrate.services.s3.blobstore import BlobStore, new_file_id
+from mailcrate.storage.db import as_utc, utcnow
+from mailcrate.storage.tables_kms_s3 import s3_garbage, s3_objects
+
+PENDING_GRACE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    bucket: str
+    key: str
+    object_id: str
+    size: int
+    etag: str
+    last_modified: datetime
+    attributes: dict[str, Any]
+    segments: list[tuple[str, int]]
+    data_key_blob: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> ObjectRecord:
+        return cls(
+            bucket=row.bucket,
+            key=row.key,
+            object_id=row.object_id,
+            size=row.size,
+            etag=row.etag,
+            last_modified=as_utc(row.last_modified),  # type: ignore[arg-type]
+            attributes=json.loads(row.attributes),
+            segments=[(f, s) for f, s in json.loads(row.segments)],
+            data_key_blob=row.data_key_blob,
+        )
+
+
+class Store:
+    def __init__(self, data_dir: DataDir) -> None:
+        self.data_dir = data_dir
+        self.blobs = BlobStore(data_dir.s3_root)
+
+    # -- files ----------------------------------------------------------------------------
+    def write_file(self, data_key: bytes, pieces: Iterable[bytes]) -> tuple[str, int]:
+        """Encrypt ``pieces`` into a new file, registered for removal until committed."""
+        file_id = new_file_id()
+        with self.data_dir.db.begin() as conn:
+            conn.execute(insert(s3_garbage).values(file_id=file_id, remove_after=utcnow() + PENDING_GRACE))
+        try:
+            size = self.blobs.write(file_id, data_key, pieces)
+        except BaseException:
+            self.free([file_id])
+            raise
+        return file_id, size
+
+    @staticmethod
+    def claim(conn: Connection, file_ids: Iterable[str]) -> None:
+        """Inside the committing transaction: these files are now referenced."""
+        ids = list(file_ids)
+        if ids:
+            conn.execute(delete(s3_garbage).where(s3_garbage.c.file_id.in_(ids)))
+
+    @staticmethod
+    def release(conn: Connection, file_ids: Iterable[str]) -> list[str]:
+        """Inside a transaction: these files are no longer referenced (delete after commit)."""
+        ids = list(file_ids)
+        now = utcnow()
+        for file_id in ids:
+            conn.execute(delete(s3_garbage).where(s3_garbage.c.file_id == file_id))
+            conn.execute(insert(s3_garbage).values(file_id=file_id, remove_after=now))
+        return ids
+
+    def free(self, file_ids: Iterable[str]) -> None:
+        """Delete released files and forget them (call after the releasing commit)."""
+        for file_id in file_ids:
+            self.blobs.delete(file_id)
+            with self.data_dir.db.begin() as conn:
+                conn.execute(delete(s3_garbage).where(s3_garbage.c.file_id == file_id))
+
+    def sweep(self) -> int:
+        """Remove every file whose removal time has come (crashed writers, missed frees)."""
+        with self.data_dir.db.read() as conn:
+            due = [
+                r.file_id
+                for r in conn.execute(
+                    select(s3_garbage.c.file_id).where(s3_garbage.c.remove_after <= utcnow())
+                )
+            ]
+        self.free(due)
+        self.blobs.clean_tmp()
+        return len(due)
+
+    def read(
+        self, record: ObjectRecord, data_key: bytes, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
+        """Plaintext of ``record`` from ``start`` to ``end`` (exclusive), segment by segment."""
+        end = record.size if end is None else end
+        offset = 0
+        for file_id, size in record.segments:
+            lo, hi = max(start - offset, 0), min(end - offset, size)
+            if lo < hi or (size == 0 and record.size == 0):
+                yield from self.blobs.read(file_id, data_key, size, lo, hi)
+            offset += size
+            if offset >= end:
+                break
+
+    # -- object rows ----------------------------------------------------------------------
+    @staticmethod
+    def get(conn: Connection, bucket: str, key: str) -> ObjectRecord | None:
+        row = conn.execute(
+            select(s3_objects).where(s3_objects.c.bucket == bucket, s3_objects.c.key == key)
+        ).first()
+        return ObjectRecord.from_row(row) if row is not None else None
+
+    def commit(self, conn: Connection, record: ObjectRecord) -> list[str]:
+        """Insert or replace an object in this transaction; returns files to free afterwards."""
+        old = self.get(conn, record.bucket, record.key)
+        released: list[str] = []
+        if old is not None:
+            conn.execute(
+                delete(s3_objects).where(s3_objects.c.bucket == record.bucket, s3_objects.c.key == record.key)
+            )
+            released = self.release(conn, [f for f, _ in old.segments])
+        conn.execute(
+            insert(s3_objects).values(
+                bucket=record.bucket,
+                key=record.key,
+                object_id=record.object_id,
+                size=record.size,
+                etag=record.etag,
+                last_modified=record.last_modified,
+                attributes=json.dumps(record.attributes),
+                segments=json.dumps(record.segments),
+                data_key_blob=record.data_key_blob,
+            )
+        )
+        self.claim(conn, [f for f, _ in record.segments])
+        return released
+
+    def remove(self, conn: Connection, bucket: str, key: str) -> list[str]:
+        old = self.get(conn, bucket, key)
+        if old is None:
+            return []
+        conn.execute(delete(s3_objects).where(s3_objects.c.bucket == bucket, s3_objects.c.key == key))
+        return self.release(conn, [f for f, _ in old.segments])
