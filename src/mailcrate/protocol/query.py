@@ -40,12 +40,12 @@ from mailcrate.protocol.validate import validate
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_LIST_ITEMS = 10_000  # far above any model's own limit; bounds work on hostile input
-_INTEGER = re.compile(r"^[+-]?\d{1,20}$")
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,20}$")
 _INT_LIMITS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 # Characters XML 1.0 cannot carry at all; replaced so every response parses.
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-_LEAF = ""  # key of a node's own value in the parameter tree
+_LEAF = None  # key of a node's own value in the parameter tree (never a form key segment)
 
 
 class InvalidAction(UnknownOperationError):
@@ -98,7 +98,7 @@ class QueryProtocol:
         shape = operation.input_shape
         if shape is None:
             return {}
-        tree: dict[str, Any] = {}
+        tree: dict[str | None, Any] = {}
         for key, value in self.form(request):
             if key in ("Action", "Version"):
                 continue
@@ -175,7 +175,7 @@ def _indexed(node: dict[str, Any]) -> list[dict[str, Any]]:
     items = sorted(
         (int(key), child)
         for key, child in node.items()
-        if key.isdigit() and len(key) <= 6 and int(key) >= 1
+        if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 6 and int(key) >= 1
     )
     return [child for _, child in items[:MAX_LIST_ITEMS]]
 
@@ -192,7 +192,9 @@ def _decode(shape: Shape, node: dict[str, Any], path: str, problems: list[str]) 
         items = _indexed(holder)
         if not items and _LEAF not in node and not holder:
             return None
-        return [_decode(shape.member, item, f"{path}.{i}.member", problems) for i, item in enumerate(items, 1)]
+        return [
+            _decode(shape.member, item, f"{path}.{i}.member", problems) for i, item in enumerate(items, 1)
+        ]
     if kind == "map":
         holder = node if shape.serialization.get("flattened") else node.get("entry", {})
         key_name = shape.key.serialization.get("name", "key")

@@ -117,4 +117,6 @@ class InlinePolicies:
         return list(conn.execute(select(self.table.c.document).where(self.owner == owner_id)).scalars())
 
     def count(self, conn: Connection, owner_id: str) -> int:
-        return conn.execute(select(func.count()).select_from(self.table).where(self.owner == owner_id)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(self.table).where(self.owner == owner_id)
+        ).scalar_one()

@@ -33,7 +33,9 @@ def get_role(call: Call) -> dict[str, Any]:
 def list_roles(call: Call) -> dict[str, Any]:
     p = call.params
     with call.runtime.data_dir.db.read() as conn:
-        items, marker = roles.page(conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker"))
+        items, marker = roles.page(
+            conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker")
+        )
     return _page([role.describe() for role in items], "Roles", marker)
 
 
@@ -118,7 +120,9 @@ def get_user(call: Call) -> dict[str, Any]:
 def list_users(call: Call) -> dict[str, Any]:
     p = call.params
     with call.runtime.data_dir.db.read() as conn:
-        items, marker = users.page(conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker"))
+        items, marker = users.page(
+            conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker")
+        )
     return _page([user.describe() for user in items], "Users", marker)
 
 

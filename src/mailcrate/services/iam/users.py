@@ -144,9 +144,7 @@ def remove(conn: Connection, user: User) -> None:
 
 
 def create_access_key(conn: Connection, data_dir: DataDir, user: User) -> dict[str, Any]:
-    count = conn.execute(
-        select(func.count()).select_from(_keys_query(user).subquery())
-    ).scalar_one()
+    count = conn.execute(select(func.count()).select_from(_keys_query(user).subquery())).scalar_one()
     if count >= ACCESS_KEYS_PER_USER:
         raise LimitExceeded(f"Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}")
     key_id, secret = new_access_key_id("AKIA"), new_secret_access_key()

@@ -59,7 +59,9 @@ def session_arn(account_id: str, role_name: str, session_name: str) -> str:
 
 
 def denied(caller_arn: str, role_arn: str) -> AccessDenied:
-    return AccessDenied(f"User: {caller_arn} is not authorized to perform: {ASSUME_ROLE} on resource: {role_arn}")
+    return AccessDenied(
+        f"User: {caller_arn} is not authorized to perform: {ASSUME_ROLE} on resource: {role_arn}"
+    )
 
 
 def check_duration(role: roles.Role, duration: int | None, *, chained: bool = False) -> int:
@@ -105,7 +107,9 @@ def trust_decision(
 def _prune_expired(conn: Connection) -> None:
     conn.execute(
         delete(access_keys).where(
-            and_(access_keys.c.principal_kind == "session", access_keys.c.expires_at < utcnow() - _PRUNE_AFTER)
+            and_(
+                access_keys.c.principal_kind == "session", access_keys.c.expires_at < utcnow() - _PRUNE_AFTER
+            )
         )
     )
 
