@@ -313,7 +313,12 @@ def claim(
             won = conn.execute(
                 update(jobs)
                 .where(jobs.c.job_id == job_id, free)
-                .values(lease_owner=worker_id, lease_expires_at=now + lease, attempts=jobs.c.attempts + 1)
+                .values(
+                    lease_owner=worker_id,
+                    lease_expires_at=now + lease,
+                    attempts=jobs.c.attempts + 1,
+                    finishing=False,
+                )
             ).rowcount
             if won == 1:
                 return _one(conn, jobs.c.job_id == job_id)
@@ -413,7 +418,16 @@ def release(db: Database, job_id: str, worker_id: str) -> None:
         )
 
 
-def clear_upload(db: Database, job_id: str) -> None:
-    """After a cancelled/finished job's worker aborted its upload, forget the upload id."""
+def get_by_id_db(db: Database, job_id: str) -> ExportJob | None:
+    with db.read() as conn:
+        return get_by_id(conn, job_id)
+
+
+def clear_upload_if_final(db: Database, job_id: str) -> None:
+    """After the worker of a cancelled job aborted its upload, forget the upload id."""
     with db.begin() as conn:
-        conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(upload_id=None, lease_owner=None))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id, jobs.c.state != State.RUNNING.value)
+            .values(upload_id=None, lease_owner=None, lease_expires_at=None)
+        )

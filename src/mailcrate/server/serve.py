@@ -14,6 +14,7 @@ import uvicorn
 
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
+from mailcrate.jobs.worker import WorkerPool, export_settings_from
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.authorize import Authorizer
 from mailcrate.server.runtime import Runtime
@@ -45,7 +46,14 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         services=build_services(),
         authorizer=Authorizer(policies=IamPolicySource()),
     )
-    return MailcrateApp(runtime)
+    pool = WorkerPool(
+        data_dir,
+        workers=settings.export_workers,
+        settings=lambda: export_settings_from(settings, runtime.self_endpoint),
+        max_attempts=settings.export_max_attempts,
+        wakeup=runtime.export_wakeup,
+    )
+    return MailcrateApp(runtime, on_startup=[pool.start], on_shutdown=[pool.stop])
 
 
 def serve(settings: Settings) -> None:
@@ -63,6 +71,8 @@ def serve(settings: Settings) -> None:
     sock.listen(1024)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
+    local_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, shown_host)
+    app.runtime.self_endpoint = f"http://{local_host}:{port}"
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,

@@ -1,0 +1,410 @@
+"""Where an export goes: S3 (and KMS through it) reached with boto3 as the job's role.
+
+One code path for every destination. The exporter assumes the job's role, then talks to S3
+through boto3 with those temporary credentials:
+
+* embedded (default): the role is assumed in-process as the service principal
+  ``export.workmail.amazonaws.com`` (:func:`mailcrate.services.sts.sessions.assume_role_as_service`,
+  with ``sts:ExternalId`` = account id, ``aws:SourceAccount`` and ``aws:SourceArn`` = the
+  organization ARN, so both documented trust-policy forms work), and boto3 talks to this
+  server's own port;
+* external (``--aws-endpoint-url URL``, or ``aws`` for real AWS endpoints): mailcrate's own
+  identity from the standard AWS credential chain calls ``sts:AssumeRole`` with the same
+  ExternalId. Real AWS cannot let a self-hosted process act as a service principal, so there
+  the role's trust policy must trust mailcrate's IAM principal instead.
+
+Errors come out as :class:`ExportError` (permanent: the administrator must fix something; the
+message says what) or :class:`TransientExportError` (retry later). Messages never hold secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from mailcrate.jobs.records import ExportJob
+
+log = logging.getLogger("mailcrate.export")
+
+SERVICE_PRINCIPAL = "export.workmail.amazonaws.com"
+REAL_AWS = "aws"
+SESSION_SECONDS = 3600
+
+__all__ = [
+    "REAL_AWS",
+    "SERVICE_PRINCIPAL",
+    "Destination",
+    "ExportError",
+    "TransientExportError",
+    "classify",
+]
+
+
+class ExportError(Exception):
+    """A permanent failure: the job fails with this message as ErrorInfo."""
+
+
+class TransientExportError(ExportError):
+    """A failure that retrying later may fix (throttling, 5xx, dropped connections)."""
+
+
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "KMS.KMSInternalException",
+    "KMS.DependencyTimeoutException",
+    "KMS.ThrottlingException",
+}
+
+
+def _session_name(job: ExportJob) -> str:
+    return re.sub(r"[^\w+=,.@-]", "", f"workmail-export-{job.job_id}")[:64]
+
+
+def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
+    """Turn a boto3/botocore failure of ``action`` into an ExportError that says what to fix."""
+    bucket, key_arn, role = job.s3_bucket_name, job.kms_key_arn, job.role_arn
+    if isinstance(exc, ExportError):
+        return exc
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = str(error.get("Message", "")).strip()
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+        if code in _TRANSIENT_CODES or status >= 500:
+            return TransientExportError(
+                f"S3 answered {code or status} to {action} of bucket {bucket}: {message}"
+            )
+        bucket_region = headers.get("x-amz-bucket-region")
+        if code in (
+            "PermanentRedirect",
+            "AuthorizationHeaderMalformed",
+            "IllegalLocationConstraintException",
+        ) or (bucket_region and bucket_region != job.region):
+            where = f" (it is in {bucket_region})" if bucket_region else ""
+            return ExportError(
+                f"The bucket {bucket} is not in {job.region}{where}: the bucket, the KMS key and the "
+                "organization must be in one region."
+            )
+        if code == "NoSuchBucket":
+            return ExportError(
+                f"The bucket {bucket} does not exist. Create it in {job.region} or correct S3BucketName."
+            )
+        if code == "KMS.DisabledException":
+            return ExportError(
+                f"The KMS key {key_arn} is disabled. Enable it (kms enable-key) and start a new export."
+            )
+        if code == "KMS.NotFoundException":
+            return ExportError(f"The KMS key {key_arn} does not exist in {job.region}. Correct KmsKeyArn.")
+        if code in ("KMS.InvalidKeyUsageException", "KMS.UnsupportedOperationException"):
+            return ExportError(
+                f"The KMS key {key_arn} cannot encrypt S3 objects: exports need a symmetric encryption "
+                "key (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)."
+            )
+        if code == "KMS.KMSInvalidStateException":
+            return ExportError(
+                f"The KMS key {key_arn} is not usable (pending deletion or import). Use an enabled key."
+            )
+        if code.startswith("KMS.") or (code == "AccessDenied" and "kms" in message.lower()):
+            return ExportError(
+                f"S3 could not use the KMS key {key_arn} for the export ({code}: {message}). The role "
+                f"{role} needs kms:GenerateDataKey and kms:Decrypt on the key via S3, and the key policy "
+                "must allow the account."
+            )
+        if code in ("AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return ExportError(
+                f"Access denied for {action} on bucket {bucket} as role {role}. The role's permission "
+                f"policy must allow s3:PutObject, s3:AbortMultipartUpload and s3:GetBucketPolicyStatus "
+                f"on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/*."
+            )
+        return ExportError(f"S3 refused {action} on bucket {bucket}: {code or status}: {message}")
+    if isinstance(exc, (BotoConnectionError, ConnectionError, TimeoutError)):
+        return TransientExportError(
+            f"Connection to the S3 endpoint failed during {action}: {type(exc).__name__}"
+        )
+    if isinstance(exc, BotoCoreError):
+        return ExportError(f"{action} failed: {exc}")
+    return ExportError(f"{action} failed: {type(exc).__name__}: {exc}")
+
+
+@dataclass
+class Destination:
+    """An S3 client acting as the job's role, plus the operations an export needs."""
+
+    job: ExportJob
+    s3: Any
+    kms: Any
+
+    @classmethod
+    def open(
+        cls,
+        job: ExportJob,
+        *,
+        data_dir: Any,
+        endpoint_url: str | None,
+        external: bool,
+        max_connections: int = 10,
+    ) -> Destination:
+        """Assume the job's role and build clients. ``external``: use boto3 STS at
+        ``endpoint_url`` (None or :data:`REAL_AWS` = AWS's own endpoints) instead of the in-process
+        service-principal assume."""
+        url = None if endpoint_url in (None, REAL_AWS) else endpoint_url
+        fetch = _external_assumer(job, url) if external else _embedded_assumer(job, data_dir)
+        credentials = RefreshableCredentials.create_from_metadata(
+            metadata=fetch(), refresh_using=fetch, method="assume-role"
+        )
+        core = botocore.session.Session()
+        core._credentials = credentials  # the documented way boto3's own assume-role provider works
+        session = boto3.Session(botocore_session=core, region_name=job.region)
+        s3_config: dict[str, Any] = {"addressing_style": "path"} if url else {}
+        config = Config(
+            region_name=job.region,
+            retries={"mode": "standard", "max_attempts": 5},
+            s3=s3_config,
+            max_pool_connections=max_connections,
+            connect_timeout=10,
+            read_timeout=300,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return cls(
+            job=job,
+            s3=session.client("s3", endpoint_url=url, config=config),
+            kms=session.client("kms", endpoint_url=url, config=config),
+        )
+
+    def _call(self, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except Exception as exc:
+            raise classify(exc, self.job, action) from exc
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Checks before any byte is written: the bucket exists, is in the job's region and is
+        not public; the key (when the role may describe it) is an enabled symmetric key."""
+        bucket = self.job.s3_bucket_name
+        try:
+            status = self.s3.get_bucket_policy_status(Bucket=bucket)
+            public = bool(status.get("PolicyStatus", {}).get("IsPublic"))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "NoSuchBucketPolicy":
+                raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
+            public = False
+        except Exception as exc:
+            raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
+        if public:
+            raise ExportError(
+                f"The bucket {bucket} is public (its bucket policy grants access to anyone). "
+                "WorkMail does not export mailboxes to public buckets: remove the public statements."
+            )
+        self._check_bucket_region()
+        self._check_key()
+
+    def _check_bucket_region(self) -> None:
+        """Best effort: the documented role policy grants no s3:GetBucketLocation, so AccessDenied
+        here proves nothing; a region mismatch otherwise shows on the first write."""
+        try:
+            answer = self.s3.get_bucket_location(Bucket=self.job.s3_bucket_name)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NoSuchBucket" or exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+                "x-amz-bucket-region"
+            ):
+                raise classify(exc, self.job, "GetBucketLocation") from exc
+            return
+        except Exception:
+            return
+        region = answer.get("LocationConstraint") or "us-east-1"
+        if region == "EU":
+            region = "eu-west-1"
+        if region != self.job.region:
+            raise ExportError(
+                f"The bucket {self.job.s3_bucket_name} is in {region}, not in {self.job.region}: the "
+                "bucket, the KMS key and the organization must be in one region."
+            )
+
+    def _check_key(self) -> None:
+        """Best effort as well (the documented policy grants no kms:DescribeKey); S3 reports the
+        same problems as KMS.* errors on the first write, which :func:`classify` explains."""
+        try:
+            meta = self.kms.describe_key(KeyId=self.job.kms_key_arn)["KeyMetadata"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NotFoundException":
+                raise ExportError(
+                    f"The KMS key {self.job.kms_key_arn} does not exist in {self.job.region}. Correct KmsKeyArn."
+                ) from exc
+            return
+        except Exception:
+            return
+        if meta.get("KeyState") == "Disabled":
+            raise classify(_fake("KMS.DisabledException"), self.job, "DescribeKey")
+        if meta.get("KeyState") in ("PendingDeletion", "PendingImport", "Unavailable"):
+            raise classify(_fake("KMS.KMSInvalidStateException"), self.job, "DescribeKey")
+        spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec")
+        if (spec and spec != "SYMMETRIC_DEFAULT") or meta.get(
+            "KeyUsage", "ENCRYPT_DECRYPT"
+        ) != "ENCRYPT_DECRYPT":
+            raise classify(_fake("KMS.InvalidKeyUsageException"), self.job, "DescribeKey")
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _sse(self) -> dict[str, str]:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.job.kms_key_arn}
+
+    def create_upload(self, key: str) -> str:
+        answer = self._call(
+            "CreateMultipartUpload",
+            self.s3.create_multipart_upload,
+            Bucket=self.job.s3_bucket_name,
+            Key=key,
+            ContentType="application/zip",
+            **self._sse(),
+        )
+        return str(answer["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
+        answer = self._call(
+            "UploadPart",
+            self.s3.upload_part,
+            Bucket=self.job.s3_bucket_name,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=bytes(data) if isinstance(data, memoryview) else data,
+        )
+        return str(answer["ETag"])
+
+    def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+        self._call(
+            "CompleteMultipartUpload",
+            self.s3.complete_multipart_upload,
+            Bucket=self.job.s3_bucket_name,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Best effort: an upload already gone (completed, aborted) is fine."""
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.job.s3_bucket_name, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+        except Exception as exc:
+            log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+
+    def put_object(self, key: str, body: bytes, content_type: str) -> None:
+        self._call(
+            "PutObject",
+            self.s3.put_object,
+            Bucket=self.job.s3_bucket_name,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            **self._sse(),
+        )
+
+    def delete_object(self, key: str) -> None:
+        """Best effort (the documented role policy grants no s3:DeleteObject)."""
+        try:
+            self.s3.delete_object(Bucket=self.job.s3_bucket_name, Key=key)
+        except Exception as exc:
+            log.warning("job %s: could not remove %s after a failure: %s", self.job.job_id, key, exc)
+
+
+def _fake(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": ""}}, "DescribeKey")
+
+
+def _metadata(credentials: dict[str, Any]) -> dict[str, Any]:
+    expiry = credentials["Expiration"]
+    if isinstance(expiry, datetime):
+        expiry = expiry.astimezone(UTC).isoformat()
+    return {
+        "access_key": credentials["AccessKeyId"],
+        "secret_key": credentials["SecretAccessKey"],
+        "token": credentials["SessionToken"],
+        "expiry_time": expiry,
+    }
+
+
+def _assume_denied(job: ExportJob, detail: str) -> ExportError:
+    return ExportError(
+        f"WorkMail could not assume the role {job.role_arn} ({detail}). The role must exist and its "
+        f"trust policy must allow sts:AssumeRole to the service principal {SERVICE_PRINCIPAL} with "
+        f"sts:ExternalId {job.account_id} (optionally aws:SourceAccount {job.account_id} and "
+        f"aws:SourceArn {job.organization_arn})."
+    )
+
+
+def _embedded_assumer(job: ExportJob, data_dir: Any) -> Callable[[], dict[str, Any]]:
+    from mailcrate.protocol.errors import ServiceError
+    from mailcrate.services.sts.sessions import assume_role_as_service
+
+    def fetch() -> dict[str, Any]:
+        try:
+            answer = assume_role_as_service(
+                data_dir,
+                service=SERVICE_PRINCIPAL,
+                role_arn=job.role_arn,
+                session_name=_session_name(job),
+                external_id=job.account_id,
+                source_account=job.account_id,
+                source_arn=job.organization_arn,
+                duration_seconds=SESSION_SECONDS,
+            )
+        except ServiceError as exc:
+            raise _assume_denied(job, f"{exc.code}") from exc
+        return _metadata(answer["Credentials"])
+
+    return fetch
+
+
+def _external_assumer(job: ExportJob, url: str | None) -> Callable[[], dict[str, Any]]:
+    def fetch() -> dict[str, Any]:
+        sts = boto3.Session(region_name=job.region).client(
+            "sts", endpoint_url=url, config=Config(retries={"mode": "standard", "max_attempts": 5})
+        )
+        try:
+            answer = sts.assume_role(
+                RoleArn=job.role_arn,
+                RoleSessionName=_session_name(job),
+                ExternalId=job.account_id,
+                DurationSeconds=SESSION_SECONDS,
+            )
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if status >= 500 or code in _TRANSIENT_CODES:
+                raise TransientExportError(f"STS AssumeRole failed ({code}); will retry") from exc
+            raise _assume_denied(job, code) from exc
+        except (BotoConnectionError, ConnectionError) as exc:
+            raise TransientExportError(f"STS endpoint unreachable: {type(exc).__name__}") from exc
+        except BotoCoreError as exc:
+            raise ExportError(f"No credentials to assume the export role with: {exc}") from exc
+        return _metadata(answer["Credentials"])
+
+    return fetch

@@ -1,0 +1,297 @@
+"""Running one claimed export job: role, checks, source -> zip -> parts -> S3, log, state.
+
+The worker thread that claimed the job is the producer (reads the mailbox, deflates, hashes each
+item); :class:`~mailcrate.export.uploader.PartUploader` threads upload parts and hash the object;
+a monitor thread renews the lease and writes progress at most once a second, and notices a
+cancel (its conditional heartbeat matches no row) so the producer stops at the next item or
+chunk. Whatever ends an attempt early, the multipart upload is aborted: no object and no open
+upload remains under the prefix. A job is COMPLETED only after the zip and the log are stored.
+
+Transient faults (S3 5xx/SlowDown/connection drops after botocore's retries,
+TransientSourceError) restart the attempt from the beginning after a backoff, a few times;
+permanent ones fail the job at once with an ErrorInfo saying what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from mailcrate.export.destination import Destination, ExportError, TransientExportError
+from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
+from mailcrate.export.pipeline import Progress, StopExport, write_archive
+from mailcrate.export.uploader import PartSink, PartUploader, UploadStopped
+from mailcrate.jobs import store
+from mailcrate.jobs.records import ExportJob, State
+from mailcrate.mail.base import SourceError, SourceSpec, TransientSourceError, open_source
+from mailcrate.storage.db import utcnow
+from mailcrate.storage.tables import users
+
+log = logging.getLogger("mailcrate.export")
+
+MIB = 1024 * 1024
+SOURCE_PURPOSE = "mailbox-source"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    part_size: int = 32 * MIB
+    parts_in_flight: int = 3
+    lease: timedelta = timedelta(seconds=60)
+    endpoint_url: str | None = None  # this server's own URL, an external endpoint, or "aws"
+    external: bool = False
+    compresslevel: int = 1
+    zip64_limit: int | None = None
+    transient_retries: int = 3
+    retry_base_seconds: float = 2.0
+    progress_interval: float = 1.0
+
+
+@dataclass
+class JobControl:
+    """Signals around one running job: ``stopping`` (the server shuts down: release the job for
+    a restart) and ``lost`` (cancelled, or the lease went to another worker)."""
+
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        if self.lost.is_set() or self.stopping.is_set():
+            raise StopExport()
+
+
+def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
+    """The user's mailbox: an external source bound with ``mailbox bind``, or the embedded store."""
+    with data_dir.db.read() as conn:
+        row = conn.execute(
+            select(users.c.state, users.c.email, users.c.source_sealed).where(
+                users.c.user_id == job.entity_id, users.c.organization_id == job.organization_id
+            )
+        ).first()
+    if row is None or row.state != "ENABLED":
+        raise ExportError(f"The mailbox of {job.entity_id} no longer exists or is not enabled.")
+    if row.source_sealed:
+        spec = json.loads(data_dir.secrets.open_text(row.source_sealed, SOURCE_PURPOSE))
+        return SourceSpec.from_dict(spec)
+    return SourceSpec(
+        embedded=str(data_dir.mailbox_root(job.organization_id, job.entity_id)), owner=row.email
+    )
+
+
+class _Monitor(threading.Thread):
+    def __init__(
+        self, data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings, control: JobControl
+    ):
+        super().__init__(name=f"export-monitor-{job.job_id[:8]}", daemon=True)
+        self.db = data_dir.db
+        self.job_id = job.job_id
+        self.worker_id = worker_id
+        self.settings = settings
+        self.control = control
+        self.progress = Progress()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.settings.progress_interval):
+            self.beat()
+
+    def beat(self) -> None:
+        p = self.progress
+        try:
+            ok = store.heartbeat(
+                self.db,
+                self.job_id,
+                self.worker_id,
+                self.settings.lease,
+                estimated_progress=p.percent(),
+                items_total=p.items_total,
+                items_done=p.items_done,
+                bytes_done=p.bytes_done,
+            )
+        except Exception:
+            log.exception("job %s: heartbeat failed", self.job_id)
+            return
+        if not ok:
+            self.control.lost.set()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+def run_job(
+    data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings, control: JobControl
+) -> State | None:
+    """Run a claimed job to its end; returns the final state this worker set (None when it
+    released the job or lost it)."""
+    monitor = _Monitor(data_dir, job, worker_id, settings, control)
+    monitor.start()
+    try:
+        for attempt in range(settings.transient_retries + 1):
+            try:
+                return _attempt(data_dir, job, worker_id, settings, control, monitor)
+            except StopExport:
+                return _stopped(data_dir, job, worker_id, control)
+            except (TransientExportError, TransientSourceError) as exc:
+                if attempt == settings.transient_retries:
+                    store.fail(data_dir.db, job.job_id, worker_id, f"The export kept failing: {exc}")
+                    return State.FAILED
+                delay = settings.retry_base_seconds * (4**attempt)
+                log.warning("job %s: transient failure (%s); retrying in %.0f s", job.job_id, exc, delay)
+                if control.stopping.wait(delay) or control.lost.is_set():
+                    return _stopped(data_dir, job, worker_id, control)
+                job = store.get_by_id_db(data_dir.db, job.job_id) or job
+            except ExportError as exc:
+                log.info("job %s failed: %s", job.job_id, exc)
+                store.fail(data_dir.db, job.job_id, worker_id, str(exc))
+                return State.FAILED
+            except SourceError as exc:
+                store.fail(
+                    data_dir.db,
+                    job.job_id,
+                    worker_id,
+                    f"The mailbox of {job.entity_id} cannot be read: {exc}",
+                )
+                return State.FAILED
+            except Exception as exc:
+                log.exception("job %s: unexpected failure", job.job_id)
+                store.fail(
+                    data_dir.db,
+                    job.job_id,
+                    worker_id,
+                    f"Internal error in the exporter ({type(exc).__name__}).",
+                )
+                return State.FAILED
+        return None
+    finally:
+        monitor.stop()
+
+
+def _stopped(data_dir: Any, job: ExportJob, worker_id: str, control: JobControl) -> None:
+    if control.stopping.is_set() and not control.lost.is_set():
+        store.release(data_dir.db, job.job_id, worker_id)
+        log.info("job %s released (server stopping)", job.job_id)
+    else:
+        store.clear_upload_if_final(data_dir.db, job.job_id)
+        log.info("job %s stopped (cancelled or lease lost)", job.job_id)
+    return None
+
+
+def _attempt(
+    data_dir: Any,
+    job: ExportJob,
+    worker_id: str,
+    settings: ExportSettings,
+    control: JobControl,
+    monitor: _Monitor,
+) -> State | None:
+    dest = Destination.open(
+        job,
+        data_dir=data_dir,
+        endpoint_url=settings.endpoint_url,
+        external=settings.external,
+        max_connections=settings.parts_in_flight + 4,
+    )
+    key = job.s3_path
+    if job.upload_id:  # left open by an attempt that crashed or was retried
+        dest.abort_upload(key, job.upload_id)
+        store.set_upload(data_dir.db, job.job_id, worker_id, None)
+    control.check()
+    dest.preflight()
+    spec = source_spec(data_dir, job)
+    control.check()
+    with open_source(spec) as source:
+        folders = source.folders()
+        control.check()
+        upload_id = dest.create_upload(key)
+        if not store.set_upload(data_dir.db, job.job_id, worker_id, upload_id):
+            dest.abort_upload(key, upload_id)
+            raise StopExport()
+        uploader = PartUploader(
+            lambda n, data: dest.upload_part(key, upload_id, n, data),
+            in_flight=settings.parts_in_flight,
+            name=f"export-{job.job_id[:8]}",
+        )
+        sink = PartSink(settings.part_size, uploader.submit)
+        try:
+            header = ManifestHeader(
+                job_id=job.job_id,
+                organization_id=job.organization_id,
+                entity_id=job.entity_id,
+                start_time=job.start_time,
+            )
+            figures = write_archive(
+                source,
+                sink.write,
+                header=header,
+                progress=monitor.progress,
+                should_stop=control.check,
+                compresslevel=settings.compresslevel,
+                zip64_limit=settings.zip64_limit,
+                folders=folders,
+            )
+            sink.close()
+            try:
+                etags = uploader.finish()
+            except UploadStopped:
+                control.check()
+                raise
+            control.check()
+            monitor.beat()
+            control.check()
+            if not store.mark_finishing(data_dir.db, job.job_id, worker_id):
+                raise StopExport()
+            dest.complete_upload(key, upload_id, etags)
+        except BaseException:
+            uploader.cancel()
+            dest.abort_upload(key, upload_id)
+            raise
+    export_log = ExportLog(
+        total_messages=figures.total_messages,
+        total_folders=figures.total_folders,
+        total_bytes=figures.total_bytes,
+        total_non_exportable_items=figures.total_non_exportable_items,
+        sha384_hash=uploader.sha384_hex(),
+        start_time_ms=epoch_ms(job.start_time),
+        end_time_ms=epoch_ms(utcnow()),
+    )
+    log_key = export_log_key(job.s3_prefix, job.job_id)
+    try:
+        _retrying(lambda: dest.put_object(log_key, export_log.to_json(), "application/json"), settings)
+    except ExportError:
+        dest.delete_object(key)  # the zip without its log is not an export
+        raise
+    done = store.complete(
+        data_dir.db,
+        job.job_id,
+        worker_id,
+        items_total=monitor.progress.items_total,
+        items_done=figures.total_messages,
+        bytes_done=figures.total_bytes,
+    )
+    log.info(
+        "job %s completed: %d items, %d bytes in a %d-byte zip",
+        job.job_id,
+        figures.total_messages,
+        figures.total_bytes,
+        figures.archive_bytes,
+    )
+    return State.COMPLETED if done else None
+
+
+def _retrying(action: Any, settings: ExportSettings) -> None:
+    for attempt in range(settings.transient_retries + 1):
+        try:
+            action()
+            return
+        except TransientExportError:
+            if attempt == settings.transient_retries:
+                raise
+            time.sleep(settings.retry_base_seconds * (2**attempt))
