@@ -270,7 +270,12 @@ class RestXmlProtocol:
                     body = value.encode() if isinstance(value, str) else value
             else:
                 body_members = {n: m for n, m in shape.members.items() if not m.serialization.get("location")}
-                if body_members and any(output.get(n) is not None for n in body_members):
+                if operation.name == "GetBucketLocation":  # not modelable: the root's text is the value
+                    value = output.get("LocationConstraint")
+                    body = _render_document(
+                        shape.members["LocationConstraint"], value or "", "LocationConstraint"
+                    )
+                elif body_members:
                     root = shape.serialization.get("name") or _root_name(operation)
                     body = _render_document(shape, output, root)
         if isinstance(body, bytes) and body[:5] == b"<?xml":

@@ -8,6 +8,7 @@ transaction, without touching their bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 from datetime import timedelta
@@ -151,15 +152,14 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
             for r in conn.execute(select(s3_parts).where(s3_parts.c.upload_id == upload.upload_id))
         }
         attrs = json.loads(upload.attributes)
+        numbers = [part.get("PartNumber") for part in wanted]
+        if None in numbers or any(b <= a for a, b in itertools.pairwise(numbers)):
+            raise errors.InvalidPartOrder(
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            )
         chosen = []
-        previous = 0
         for index, part in enumerate(wanted):
-            number = part.get("PartNumber")
-            if number is None or number <= previous:
-                raise errors.InvalidPartOrder(
-                    "The list of parts was not in ascending order. Parts must be ordered by part number."
-                )
-            previous = number
+            number = part["PartNumber"]
             row = stored.get(number)
             if row is None or (part.get("ETag") or "").strip('"') != row.etag.strip('"'):
                 raise errors.InvalidPart(
