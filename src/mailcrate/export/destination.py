@@ -133,7 +133,7 @@ def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
             return ExportError(
                 f"Access denied for {action} on bucket {bucket} as role {role}. The role's permission "
                 f"policy must allow s3:PutObject, s3:AbortMultipartUpload and s3:GetBucketPolicyStatus "
-                f"on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/*."
+                f"on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/*. (S3: {message[:300]})"
             )
         return ExportError(f"S3 refused {action} on bucket {bucket}: {code or status}: {message}")
     if isinstance(exc, (BotoConnectionError, ConnectionError, TimeoutError)):

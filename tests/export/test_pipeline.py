@@ -1,0 +1,224 @@
+"""The export pipeline in-process: source -> zip -> parts, without servers.
+
+Archives are read back with ``zipfile``, ``unzip -t`` and :func:`verify_export`; zip64 paths are
+reached by lowering the writer's limit; the uploader's bounds, ordering, hash, failure and
+cancel behaviour are checked with a fake part sink.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import threading
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mailcrate.export.manifest import MANIFEST_NAME, ExportLog, Manifest, ManifestHeader
+from mailcrate.export.pipeline import Progress, StopExport, write_archive
+from mailcrate.export.uploader import PartSink, PartUploader, UploadStopped
+from mailcrate.export.verify import verify_export
+from mailcrate.mail.base import Folder, Item, SourceBase, SourceError, TransientSourceError
+from mailcrate.mail.store import EmbeddedStore, create_mailbox
+from tests.jobs.support import add_big_item, add_calendar, fill_maildir
+
+HEADER = ManifestHeader(
+    job_id="job-1", organization_id="m-" + "0" * 32, entity_id="S-1", start_time=datetime.now(UTC)
+)
+
+
+def _archive(source, **kwargs):  # type: ignore[no-untyped-def]
+    out = io.BytesIO()
+    figures = write_archive(source, out.write, header=HEADER, **kwargs)
+    return out.getvalue(), figures
+
+
+def _log_for(data: bytes, figures) -> bytes:  # type: ignore[no-untyped-def]
+    return ExportLog(
+        total_messages=figures.total_messages,
+        total_folders=figures.total_folders,
+        total_bytes=figures.total_bytes,
+        total_non_exportable_items=figures.total_non_exportable_items,
+        sha384_hash=hashlib.sha384(data).hexdigest(),
+        start_time_ms=1,
+        end_time_ms=2,
+    ).to_json()
+
+
+def test_embedded_mailbox_round_trip(tmp_path: Path) -> None:
+    root = tmp_path / "mbox"
+    create_mailbox(root)
+    fill_maildir(root, {"Inbox": 30, ("A/B", "c.d"): 5, "..": 2, "Ünï": 3}, size=7000)
+    add_calendar(root, 3, "Team %/ cal")
+    with EmbeddedStore(root, owner="alice@example.com") as source:
+        progress = Progress()
+        data, figures = _archive(source, progress=progress)
+    assert figures.total_messages == 43 and figures.total_non_exportable_items == 0
+    assert progress.items_done == progress.items_total == 43 and progress.percent() == 99
+    (tmp_path / "e.zip").write_bytes(data)
+    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
+    report = verify_export(tmp_path / "e.zip", tmp_path / "e.json")
+    assert report.ok, report.problems
+    assert subprocess.run(["unzip", "-tqq", str(tmp_path / "e.zip")]).returncode == 0
+    with zipfile.ZipFile(tmp_path / "e.zip") as zf:
+        names = zf.namelist()
+        assert names[-1] == MANIFEST_NAME
+        manifest = Manifest.parse(zf.read(MANIFEST_NAME))
+        folders = {item.folder for item in manifest.items}
+        assert ("A/B", "c.d") in folders and ("..",) in folders and ("Team %/ cal",) in folders
+        with EmbeddedStore(root, owner="alice@example.com") as source:
+            for folder in source.folders():
+                for item in source.items(folder):
+                    entry = next(
+                        m for m in manifest.items if m.folder == folder.path and m.source_id == item.source_id
+                    )
+                    assert zf.read(entry.zip_path) == item.read_all()
+
+
+def test_zip64_by_lowered_limit(tmp_path: Path) -> None:
+    root = tmp_path / "mbox"
+    create_mailbox(root)
+    fill_maildir(root, {"Inbox": 40}, size=20_000)
+    add_big_item(root, 3 * 1024 * 1024, random_data=True)
+    with EmbeddedStore(root) as source:
+        data, figures = _archive(source, zip64_limit=1_000_000)
+    (tmp_path / "e.zip").write_bytes(data)
+    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
+    assert verify_export(tmp_path / "e.zip", tmp_path / "e.json").ok
+    assert subprocess.run(["unzip", "-tqq", str(tmp_path / "e.zip")]).returncode == 0
+    assert b"PK\x06\x06" in data[-200:]  # zip64 end of central directory
+
+
+class _FakeSource(SourceBase):
+    """Items whose reading fails in chosen ways."""
+
+    def __init__(self, behaviours: list[str]) -> None:
+        self.folder = Folder(("Inbox",), "mail", len(behaviours))
+        self.behaviours = behaviours
+
+    def folders(self) -> list[Folder]:
+        return [self.folder]
+
+    def items(self, folder: Folder, *, after: str | None = None):  # type: ignore[no-untyped-def]
+        for n, how in enumerate(self.behaviours):
+
+            def reader(how: str = how, n: int = n):  # type: ignore[no-untyped-def]
+                if how == "vanished":
+                    raise SourceError("vanished")
+                yield f"Subject: {n}\r\n\r\n".encode()
+                if how == "drop":
+                    raise TransientSourceError("connection dropped")
+
+            yield Item(self.folder, f"{n:04d}", 20, None, (), "mail", reader)
+
+
+def test_unreadable_items_are_counted_not_fatal() -> None:
+    data, figures = _archive(_FakeSource(["ok", "vanished", "ok"]))
+    assert figures.total_messages == 2 and figures.total_non_exportable_items == 1
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        assert len(Manifest.parse(zf.read(MANIFEST_NAME)).items) == 2
+
+
+def test_transient_error_mid_item_propagates() -> None:
+    with pytest.raises(TransientSourceError):
+        _archive(_FakeSource(["ok", "drop", "ok"]))
+
+
+def test_stop_is_checked_between_items() -> None:
+    calls = 0
+
+    def should_stop() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 3:
+            raise StopExport()
+
+    with pytest.raises(StopExport):
+        _archive(_FakeSource(["ok"] * 10), should_stop=should_stop)
+
+
+# --------------------------------------------------------------------------- uploader
+
+
+def test_part_sink_cuts_exact_parts() -> None:
+    parts: list[bytes] = []
+    sink = PartSink(10, parts.append)
+    for chunk in (b"abc", b"defghijklmnopqrstuvwxyz" * 2, b"", b"12"):
+        sink.write(chunk)
+    sink.close()
+    assert all(len(p) == 10 for p in parts[:-1]) and 0 < len(parts[-1]) <= 10
+    assert b"".join(parts) == b"abc" + b"defghijklmnopqrstuvwxyz" * 2 + b"12"
+
+
+def test_uploader_bounds_memory_orders_parts_and_hashes() -> None:
+    lock = threading.Lock()
+    active = peak = 0
+    received: dict[int, bytes] = {}
+
+    def upload(number: int, data: bytes) -> str:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.01 * (number % 3))  # out-of-order completion
+        received[number] = data
+        with lock:
+            active -= 1
+        return f'"etag{number}"'
+
+    uploader = PartUploader(upload, in_flight=3)
+    payload = bytes(range(256)) * 4000
+    parts = [payload[i : i + 10_000] for i in range(0, len(payload), 10_000)]
+    for part in parts:
+        uploader.submit(part)
+        assert uploader.parts - len(received) <= 6  # in flight + queued
+    etags = uploader.finish()
+    assert etags == [f'"etag{n}"' for n in range(1, len(parts) + 1)]
+    assert b"".join(received[n] for n in sorted(received)) == payload
+    assert uploader.sha384_hex() == hashlib.sha384(payload).hexdigest()
+    assert peak <= 3
+
+
+def test_uploader_failure_stops_producer() -> None:
+    def upload(number: int, data: bytes) -> str:
+        if number == 2:
+            raise RuntimeError("S3 said no")
+        time.sleep(0.01)
+        return "e"
+
+    uploader = PartUploader(upload, in_flight=2)
+    with pytest.raises(RuntimeError, match="S3 said no"):
+        for _ in range(100):
+            uploader.submit(b"x" * 100)
+    uploader.cancel()
+
+
+def test_uploader_cancel_unblocks_a_waiting_producer() -> None:
+    gate = threading.Event()
+
+    def upload(number: int, data: bytes) -> str:
+        gate.wait(5)
+        return "e"
+
+    uploader = PartUploader(upload, in_flight=1)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for _ in range(10):
+                uploader.submit(b"x")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.1, gate.set).start()
+    uploader.cancel()
+    thread.join(5)
+    assert not thread.is_alive() and errors and isinstance(errors[0], UploadStopped)
