@@ -1,0 +1,145 @@
+"""Claims, leases, heartbeats and recovery on the database, without the server."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from mailcrate.datadir import DataDir
+from mailcrate.jobs import store
+from mailcrate.jobs.limits import Limits
+from mailcrate.jobs.records import State
+from mailcrate.storage.db import utcnow
+from mailcrate.storage.tables import accounts, organizations
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[DataDir]:
+    dd = DataDir.open(tmp_path / "data", create=True)
+    with dd.db.begin() as conn:
+        conn.execute(
+            insert(accounts).values(
+                account_id="111122223333", default_region="us-east-1", created_at=utcnow()
+            )
+        )
+        conn.execute(
+            insert(organizations).values(
+                organization_id="m-" + "a" * 32,
+                account_id="111122223333",
+                region="us-east-1",
+                alias="org",
+                state="Active",
+                directory_type="WorkMailDirectory",
+                default_mail_domain="org.awsapps.com",
+                created_at=utcnow(),
+            )
+        )
+    yield dd
+    dd.close()
+
+
+def _job(data_dir: DataDir, entity: str | None = None) -> str:
+    request = store.StartRequest(
+        account_id="111122223333",
+        region="us-east-1",
+        organization_id="m-" + "a" * 32,
+        entity_id=entity or uuid.uuid4().hex,
+        role_arn="arn:aws:iam::111122223333:role/R",
+        kms_key_arn="arn:aws:kms:us-east-1:111122223333:key/k",
+        s3_bucket_name="b",
+        s3_prefix="p",
+        client_token=uuid.uuid4().hex,
+    )
+    with data_dir.db.begin() as conn:
+        store.lock_organization(conn, request.organization_id)
+        job, created = store.create(conn, request, Limits(max_running_per_org=1000))
+    assert created
+    return job.job_id
+
+
+def test_one_claim_per_job_under_contention(data_dir: DataDir) -> None:
+    ids = {_job(data_dir) for _ in range(20)}
+    won: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        while True:
+            job = store.claim(data_dir.db, f"w{n}", LEASE)
+            if job is None:
+                return
+            with lock:
+                won.append((job.job_id, f"w{n}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(j for j, _ in won) == sorted(ids)  # each job exactly once
+
+
+def test_expired_lease_is_reclaimed_and_old_worker_locked_out(data_dir: DataDir) -> None:
+    job_id = _job(data_dir)
+    first = store.claim(data_dir.db, "w1", timedelta(seconds=-1))  # already expired: as after kill -9
+    assert first is not None and first.attempts == 1
+    second = store.claim(data_dir.db, "w2", LEASE)
+    assert second is not None and second.job_id == job_id and second.attempts == 2
+    # The first worker wakes up: none of its writes land any more.
+    assert not store.heartbeat(data_dir.db, job_id, "w1", LEASE, estimated_progress=50)
+    assert not store.complete(data_dir.db, job_id, "w1")
+    assert store.heartbeat(data_dir.db, job_id, "w2", LEASE, estimated_progress=10)
+    assert store.claim(data_dir.db, "w3", LEASE) is None  # fresh lease: nobody else gets it
+
+
+def test_progress_never_decreases_and_100_only_when_completed(data_dir: DataDir) -> None:
+    job_id = _job(data_dir)
+    assert store.claim(data_dir.db, "w", LEASE)
+    for value, expected in ((40, 40), (20, 40), (100, 99), (99, 99)):
+        store.heartbeat(data_dir.db, job_id, "w", LEASE, estimated_progress=value)
+        assert store.get_by_id_db(data_dir.db, job_id).estimated_progress == expected  # type: ignore[union-attr]
+    assert store.complete(data_dir.db, job_id, "w")
+    job = store.get_by_id_db(data_dir.db, job_id)
+    assert job is not None and job.state is State.COMPLETED and job.estimated_progress == 100
+
+
+def test_gives_up_after_max_attempts(data_dir: DataDir) -> None:
+    job_id = _job(data_dir)
+    for n in range(3):
+        job = store.claim(data_dir.db, f"w{n}", timedelta(seconds=-1), max_attempts=3)
+        assert job is not None and job.attempts == n + 1
+    assert store.claim(data_dir.db, "w9", LEASE, max_attempts=3) is None
+    job = store.get_by_id_db(data_dir.db, job_id)
+    assert job is not None and job.state is State.FAILED and "interrupted" in (job.error_info or "")
+
+
+def test_cancel_stops_the_worker_but_not_a_finishing_job(data_dir: DataDir) -> None:
+    org = "m-" + "a" * 32
+    a, b = _job(data_dir), _job(data_dir)
+    for _ in range(2):
+        assert store.claim(data_dir.db, "w", LEASE)
+    with data_dir.db.begin() as conn:
+        assert store.cancel(conn, org, a, "t").changed
+    assert not store.heartbeat(data_dir.db, a, "w", LEASE)  # the worker learns at its next beat
+    assert not store.mark_finishing(data_dir.db, a, "w")
+    assert store.mark_finishing(data_dir.db, b, "w")
+    with data_dir.db.begin() as conn:
+        assert not store.cancel(conn, org, b, "t").changed  # finishing: it completes
+    assert store.complete(data_dir.db, b, "w")
+    with data_dir.db.begin() as conn, pytest.raises(store.JobConflict):
+        store.cancel(conn, org, b, "t2")
+
+
+def test_release_on_shutdown_does_not_use_an_attempt(data_dir: DataDir) -> None:
+    job_id = _job(data_dir)
+    assert store.claim(data_dir.db, "w", LEASE)
+    store.release(data_dir.db, job_id, "w")
+    job = store.claim(data_dir.db, "w2", LEASE)
+    assert job is not None and job.attempts == 1
