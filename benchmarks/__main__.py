@@ -11,6 +11,7 @@ import sys
 
 BENCHMARKS = {
     "api": "benchmarks.api",
+    "s3": "benchmarks.s3_throughput",
 }
 
 

@@ -13,7 +13,9 @@ re-encrypted). Durability rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,7 +69,7 @@ class Store:
         with self.data_dir.db.begin() as conn:
             conn.execute(insert(s3_garbage).values(file_id=file_id, remove_after=utcnow() + PENDING_GRACE))
         try:
-            size = self.blobs.write(file_id, data_key, pieces)
+            size = _pipelined(lambda source: self.blobs.write(file_id, data_key, source), pieces)
         except BaseException:
             self.free([file_id])
             raise
@@ -163,3 +165,62 @@ class Store:
             return []
         conn.execute(delete(s3_objects).where(s3_objects.c.bucket == bucket, s3_objects.c.key == key))
         return self.release(conn, [f for f, _ in old.segments])
+
+
+_DONE = object()
+
+
+def _pipelined(consume: Callable[[Iterator[bytes]], int], pieces: Iterable[bytes], depth: int = 4) -> int:
+    """Run ``consume`` (encrypt + write) in its own thread while this one produces ``pieces``
+    (receive + verify hashes): hashing, AES and the kernel's page-cache copy then overlap. A
+    failure on either side stops both; the producer's exception wins (it names the bad input).
+    """
+    channel: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+
+    def feed() -> Iterator[bytes]:
+        while True:
+            item = channel.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def run() -> None:
+        try:
+            result["size"] = consume(feed())
+        except BaseException as exc:  # reported to the producer below
+            result["error"] = exc
+            stop.set()
+
+    worker = threading.Thread(target=run, name="s3-writer", daemon=True)
+    worker.start()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        for piece in pieces:
+            if stop.is_set():
+                break
+            put(piece)
+    except BaseException as exc:
+        put(_Aborted())
+        worker.join()
+        raise exc
+    put(_DONE)
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return int(result["size"])
+
+
+class _Aborted(Exception):
+    """Tells the writer thread to discard its temporary file."""
