@@ -258,3 +258,19 @@ def no_leftovers(s3: Any, bucket: str, prefix: str) -> None:
     assert objects == [], [o["Key"] for o in objects]
     uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
     assert uploads == [], uploads
+
+
+def fill_bulk(root: Path, total_bytes: int, *, message_size: int = 1 << 20, folder: str = "Inbox") -> int:
+    """About ``total_bytes`` of attachment-like messages (base64 of random data: deflate gains
+    ~25 %, as on real mail with attachments). Returns the message count."""
+    import base64
+
+    d = folder_dir(root, folder)
+    for sub in ("cur", "new", "tmp"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    blocks = [base64.encodebytes(os.urandom(message_size * 3 // 4)) for _ in range(8)]
+    count = max(1, total_bytes // message_size)
+    for n in range(count):
+        head = f"From: bulk@example.org\r\nSubject: bulk {n}\r\nMessage-ID: <bulk{n}@example.org>\r\n\r\n".encode()
+        (d / "cur" / f"{1600000000 + n}.Mbulk{n}.test:2,S").write_bytes(head + blocks[n % len(blocks)])
+    return count
