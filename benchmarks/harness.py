@@ -35,7 +35,7 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=1)
             return
         except urllib.error.HTTPError:
             return
@@ -59,11 +59,28 @@ class Process:
 
 def start_mailcrate(data_dir: Path, access_key: str, secret: str, *extra: str) -> Process:
     cmd = [sys.executable, "-m", "mailcrate.cli.main"]
-    subprocess.run([*cmd, "init", "--data-dir", str(data_dir), "--account-id", "111122223333",
-                    "--access-key-id", access_key, "--secret-access-key", secret], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *cmd,
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--account-id",
+            "111122223333",
+            "--access-key-id",
+            access_key,
+            "--secret-access-key",
+            secret,
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
-    popen = subprocess.Popen([*cmd, "serve", "--data-dir", str(data_dir), "--port", str(port),
-                              "--log-level", "warning", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    popen = subprocess.Popen(
+        [*cmd, "serve", "--data-dir", str(data_dir), "--port", str(port), "--log-level", "warning", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     wait_http(endpoint + "/health")
     return Process(popen, endpoint)
@@ -71,22 +88,36 @@ def start_mailcrate(data_dir: Path, access_key: str, secret: str, *extra: str) -
 
 def start_moto() -> Process:
     port = free_port()
-    popen = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     wait_http(endpoint + "/moto-api/")
     return Process(popen, endpoint)
 
 
-def signed_json(endpoint: str, service: str, target: str, body: dict[str, Any], key: str, secret: str,
-                region: str = "us-east-1") -> bytes:
+def signed_json(
+    endpoint: str,
+    service: str,
+    target: str,
+    body: dict[str, Any],
+    key: str,
+    secret: str,
+    region: str = "us-east-1",
+) -> bytes:
     """A complete signed HTTP/1.1 request, replayable for the 15 minutes its signature is valid."""
     data = json.dumps(body).encode()
-    request = AWSRequest(method="POST", url=endpoint + "/", data=data,
-                         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    request = AWSRequest(
+        method="POST",
+        url=endpoint + "/",
+        data=data,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target},
+    )
     SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
     host = endpoint.split("://", 1)[1]
-    lines = [f"POST / HTTP/1.1", f"Host: {host}", f"Content-Length: {len(data)}"]
+    lines = ["POST / HTTP/1.1", f"Host: {host}", f"Content-Length: {len(data)}"]
     lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
@@ -107,8 +138,10 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-async def _client(host: str, port: int, make_request: Callable[[int], bytes], until: float, result: LoadResult,
-                  worker: int) -> None:
+async def _client(
+    host: str, port: int, make_request: Callable[[int], bytes], until: float, result: LoadResult, worker: int
+) -> None:
+    """Keep-alive HTTP/1.1 client; reconnects when the server closes (moto's server does, every time)."""
     reader, writer = await asyncio.open_connection(host, port)
     n = 0
     try:
@@ -119,7 +152,7 @@ async def _client(host: str, port: int, make_request: Callable[[int], bytes], un
             writer.write(payload)
             await writer.drain()
             status_line = await reader.readline()
-            length = 0
+            length, close = 0, False
             while True:
                 line = await reader.readline()
                 if line in (b"\r\n", b""):
@@ -127,22 +160,31 @@ async def _client(host: str, port: int, make_request: Callable[[int], bytes], un
                 name, _, value = line.decode("latin-1").partition(":")
                 if name.lower() == "content-length":
                     length = int(value.strip())
+                elif name.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
             await reader.readexactly(length)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.requests += 1
             if b" 200 " not in status_line:
                 result.errors += 1
+            if close or not status_line:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
     finally:
         writer.close()
 
 
-def run_load(endpoint: str, make_request: Callable[[int], bytes], concurrency: int, seconds: float) -> LoadResult:
+def run_load(
+    endpoint: str, make_request: Callable[[int], bytes], concurrency: int, seconds: float
+) -> LoadResult:
     host, port = endpoint.split("://", 1)[1].split(":")
     result = LoadResult(0, 0, seconds, [])
 
     async def main() -> None:
         until = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(host, int(port), make_request, until, result, i) for i in range(concurrency)))
+        await asyncio.gather(
+            *(_client(host, int(port), make_request, until, result, i) for i in range(concurrency))
+        )
 
     asyncio.run(main())
     return result

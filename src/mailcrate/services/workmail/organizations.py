@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from mailcrate.datadir import DataDir
 from mailcrate.services.pagination import decode_token, encode_token
@@ -71,14 +71,19 @@ def organization_arn(region: str, account_id: str, organization_id: str) -> str:
     return f"arn:aws:workmail:{region}:{account_id}:organization/{organization_id}"
 
 
+# Built once: every API call looks its organization up, and building the statement costs more
+# than running it.
+_FIND = select(organizations).where(
+    organizations.c.organization_id == bindparam("organization_id"),
+    organizations.c.account_id == bindparam("account_id"),
+    organizations.c.region == bindparam("region"),
+)
+
+
 def find(conn: Connection, account_id: str, region: str, organization_id: str) -> Organization:
     """The organization, scoped to the caller's account and region (others' are invisible)."""
     row = conn.execute(
-        select(organizations).where(
-            organizations.c.organization_id == organization_id,
-            organizations.c.account_id == account_id,
-            organizations.c.region == region,
-        )
+        _FIND, {"organization_id": organization_id, "account_id": account_id, "region": region}
     ).first()
     if row is None:
         raise OrganizationNotFound(organization_id)
