@@ -109,7 +109,9 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             raise ValidationError.from_problems(problems, spec.validation_error_code)
         region = spec.global_region or (info.region if info else "us-east-1")
         call = Call(spec.name, operation, params, principal, region, request_id, request, runtime)
-        call.authorize(f"{spec.action_prefix}:{operation}", spec.resource_for(call))
+        action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"
+        if action is not None:
+            call.authorize(action, spec.resource_for(call))
         output = handler(call)
         if isinstance(output, HttpResponse):  # services that stream (S3 GetObject) answer directly
             response = output

@@ -78,6 +78,9 @@ class ServiceSpec:
     global_region: str | None = None
     # The resource ARN the generic authorization check uses; "*" when the handler checks itself.
     resource_for: Callable[[Call], str] = field(default=lambda call: "*")
+    # The IAM action of the generic check; returning None skips it (the handler authorizes
+    # itself, e.g. S3: s3:PutObject for CreateMultipartUpload, plus the bucket policy).
+    action_for: Callable[[Call], str | None] | None = None
 
     @property
     def action_prefix(self) -> str:
