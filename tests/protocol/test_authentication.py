@@ -150,3 +150,14 @@ def test_regions_are_separate(server: MailcrateServer) -> None:
     with pytest.raises(ClientError) as caught:
         west.describe_organization(OrganizationId=org_id)
     assert caught.value.response["Error"]["Code"] == "OrganizationNotFoundException"
+
+
+def test_presigned_query_signature_for_a_non_s3_service(server: MailcrateServer) -> None:
+    """The form tools such as EKS token generators use: a presigned STS GetCallerIdentity GET."""
+    sts = server.client("sts")
+    url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60, HttpMethod="GET")
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert f"arn:aws:iam::{server.account_id}:root" in response.text
+    tampered = url.replace("Action=GetCallerIdentity", "Action=GetCallerIdentity&Extra=1")
+    assert httpx.get(tampered).status_code == 403

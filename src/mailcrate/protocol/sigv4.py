@@ -195,8 +195,10 @@ def expected_signature(request: HttpRequest, info: SignatureInfo, secret: str) -
     if missing:
         raise AuthError("signature", f"Signed header(s) missing from the request: {', '.join(missing)}")
     is_s3 = info.service == "s3"
-    if info.presigned:
-        payload_hash = UNSIGNED_PAYLOAD
+    if info.presigned and is_s3:
+        payload_hash = UNSIGNED_PAYLOAD  # S3 presigned URLs never sign the body; other services do
+    elif info.presigned:
+        payload_hash = hashlib.sha256(request.body).hexdigest()
     else:
         declared = request.headers.get("x-amz-content-sha256")
         payload_hash = declared if declared is not None else hashlib.sha256(request.body).hexdigest()
