@@ -53,6 +53,18 @@ class Settings:
     log_level: str = _setting(
         "--log-level", "MAILCRATE_LOG_LEVEL", "info", "critical|error|warning|info|debug"
     )
+    smtp_port: int | None = _setting(
+        "--smtp-port",
+        "MAILCRATE_SMTP_PORT",
+        None,
+        "Also accept mail over SMTP on this port (same --host) for registered addresses (off by default).",
+    )
+    smtp_max_message_bytes: int = _setting(
+        "--smtp-max-message-bytes",
+        "MAILCRATE_SMTP_MAX_MESSAGE_BYTES",
+        25 * 1024 * 1024,
+        "Largest message SMTP accepts; larger ones get 552.",
+    )
     # --- export jobs (mailcrate.jobs / mailcrate.export) ---------------------------------------
     export_workers: int = _setting(
         "--export-workers",
@@ -71,8 +83,7 @@ class Settings:
         "--export-max-attempts",
         "MAILCRATE_EXPORT_MAX_ATTEMPTS",
         3,
-        "Times a job is started (first run, lease-expiry restarts, transient-fault retries) before "
-        "it fails.",
+        "Times a job is started (first run, lease-expiry restarts, transient-fault retries) before it fails.",
     )
     export_part_size_mib: int = _setting(
         "--export-part-size-mib",
@@ -84,8 +95,7 @@ class Settings:
         "--export-parts-in-flight",
         "MAILCRATE_EXPORT_PARTS_IN_FLIGHT",
         3,
-        "Parts of one export uploading at once; memory per export is about part size x "
-        "(2 x this + 1).",
+        "Parts of one export uploading at once; memory per export is about part size x (2 x this + 1).",
     )
     export_max_running_per_org: int = _setting(
         "--export-max-running-per-org",
@@ -114,6 +124,10 @@ class Settings:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().absolute())
         if not 0 <= int(self.port) < 65536:
             raise ValueError(f"port must be 0-65535 (0: any free port), got {self.port}")
+        if self.smtp_port is not None and not 0 < int(self.smtp_port) < 65536:
+            raise ValueError(f"smtp-port must be 1-65535, got {self.smtp_port}")
+        if self.smtp_max_message_bytes < 1024:
+            raise ValueError("smtp-max-message-bytes must be at least 1024")
         if self.max_request_bytes < 1024:
             raise ValueError("max-request-bytes must be at least 1024")
         if self.clock_skew_seconds < 0:

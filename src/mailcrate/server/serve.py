@@ -15,11 +15,13 @@ import uvicorn
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs.worker import WorkerPool, export_settings_from
+from mailcrate.mail.smtp import SMTPIntake, start_smtp
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.authorize import Authorizer
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.iam.authz import IamPolicySource
 from mailcrate.services.registry import build_services
+from mailcrate.services.workmail.users import mailbox_for_address
 
 
 class _Server(uvicorn.Server):
@@ -53,7 +55,35 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         max_attempts=settings.export_max_attempts,
         wakeup=runtime.export_wakeup,
     )
-    return MailcrateApp(runtime, on_startup=[pool.start], on_shutdown=[pool.stop])
+    startup, shutdown = [pool.start], [pool.stop]
+    if settings.smtp_port is not None:
+        intake = _SmtpIntake(settings, data_dir)
+        startup.append(intake.start)
+        shutdown.append(intake.stop)
+    return MailcrateApp(runtime, on_startup=startup, on_shutdown=shutdown)
+
+
+class _SmtpIntake:
+    """SMTP delivery into the embedded store, living as long as the server."""
+
+    def __init__(self, settings: Settings, data_dir: DataDir) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.handle: SMTPIntake | None = None
+
+    def start(self) -> None:
+        assert self.settings.smtp_port is not None
+        self.handle = start_smtp(
+            self.settings.host,
+            self.settings.smtp_port,
+            lambda address: mailbox_for_address(self.data_dir, address),
+            self.settings.smtp_max_message_bytes,
+        )
+        print(f"mailcrate accepting SMTP on {self.settings.host}:{self.settings.smtp_port}", flush=True)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.stop()
 
 
 def serve(settings: Settings) -> None:

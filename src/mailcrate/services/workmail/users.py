@@ -297,3 +297,16 @@ def page(
 
 def mailbox_size_mb(data_dir: DataDir, org: Organization, user: User) -> float:
     return mailboxes.size_bytes(data_dir.mailbox_root(org.organization_id, user.user_id)) / (1024 * 1024)
+
+
+def mailbox_for_address(data_dir: DataDir, address: str) -> Path | None:
+    """The embedded mailbox of the registered user with this address (SMTP delivery), if any."""
+    with data_dir.db.read() as conn:
+        row = conn.execute(
+            select(users.c.organization_id, users.c.user_id).where(
+                users.c.email_key == address.lower(), users.c.state == ENABLED
+            )
+        ).first()
+    if row is None:
+        return None
+    return data_dir.mailbox_root(row.organization_id, row.user_id)
