@@ -15,6 +15,20 @@ from mailcrate.config import Settings
 from mailcrate.datadir import DataDir, DataDirError
 
 
+def _account_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that pin an account's id, region and root key (all random by default)."""
+    for option in reversed(
+        [
+            click.option("--account-id", help="12-digit account id (random by default)."),
+            click.option("--region", help="Default region (default us-east-1)."),
+            click.option("--access-key-id", help="Root access key id to create (random by default)."),
+            click.option("--secret-access-key", help="Root secret access key (random by default)."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mailcrate")
 def cli() -> None:
@@ -23,10 +37,7 @@ def cli() -> None:
 
 @cli.command()
 @settings_options("data_dir")
-@click.option("--account-id", help="12-digit account id (random by default).")
-@click.option("--region", help="Default region (default us-east-1).")
-@click.option("--access-key-id", help="Root access key id to create (random by default).")
-@click.option("--secret-access-key", help="Root secret access key (random by default).")
+@_account_options
 def init(
     data_dir: Path | None,
     account_id: str | None,
@@ -48,10 +59,7 @@ def account() -> None:
 
 @account.command("create")
 @settings_options("data_dir")
-@click.option("--account-id", help="12-digit account id (random by default).")
-@click.option("--region", help="Default region (default us-east-1).")
-@click.option("--access-key-id", help="Root access key id to create (random by default).")
-@click.option("--secret-access-key", help="Root secret access key (random by default).")
+@_account_options
 def account_create(
     data_dir: Path | None,
     account_id: str | None,

@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, or_
 
 
 def encode_token(scope: str, key: list[Any]) -> str:
@@ -32,3 +35,32 @@ def decode_token(scope: str, token: str) -> list[Any] | None:
     if token_scope != scope or not isinstance(key, list):
         return None
     return key
+
+
+class InvalidToken(ValueError):
+    """A NextToken this scope did not issue; services turn it into their InvalidParameter error."""
+
+
+def keyset_page(
+    conn: Connection,
+    query: Select[Any],
+    *,
+    created: ColumnElement[Any],
+    ident: ColumnElement[Any],
+    scope: str,
+    next_token: str | None,
+    max_results: int,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` ordered by (created, ident), oldest first, and the next page's token."""
+    if next_token is not None:
+        key = decode_token(scope, next_token)
+        if key is None or len(key) != 2:
+            raise InvalidToken(next_token)
+        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
+        query = query.where(or_(created > after_time, and_(created == after_time, ident > after_id)))
+    rows = conn.execute(query.order_by(created, ident).limit(max_results + 1)).all()
+    token = None
+    if len(rows) > max_results:
+        last = rows[max_results - 1]
+        token = encode_token(scope, [getattr(last, created.key).isoformat(), getattr(last, ident.key)])
+    return rows[:max_results], token

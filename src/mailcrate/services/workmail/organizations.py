@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from mailcrate.datadir import DataDir
-from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.pagination import InvalidToken, keyset_page
 from mailcrate.services.workmail.errors import (
     InvalidParameter,
     NameAvailability,
@@ -169,26 +169,19 @@ def page(
     query = select(organizations).where(
         organizations.c.account_id == account_id, organizations.c.region == region
     )
-    if next_token is not None:
-        key = decode_token("organizations", next_token)
-        if key is None or len(key) != 2:
-            raise InvalidParameter("The NextToken is invalid.")
-        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
-        query = query.where(
-            or_(
-                organizations.c.created_at > after_time,
-                and_(organizations.c.created_at == after_time, organizations.c.organization_id > after_id),
-            )
+    try:
+        rows, token = keyset_page(
+            conn,
+            query,
+            created=organizations.c.created_at,
+            ident=organizations.c.organization_id,
+            scope="organizations",
+            next_token=next_token,
+            max_results=max_results,
         )
-    rows = conn.execute(
-        query.order_by(organizations.c.created_at, organizations.c.organization_id).limit(max_results + 1)
-    ).all()
-    items = [Organization.from_row(row) for row in rows[:max_results]]
-    token = None
-    if len(rows) > max_results:
-        last = rows[max_results - 1]
-        token = encode_token("organizations", [last.created_at.isoformat(), last.organization_id])
-    return items, token
+    except InvalidToken:
+        raise InvalidParameter("The NextToken is invalid.") from None
+    return [Organization.from_row(row) for row in rows], token
 
 
 def delete(conn: Connection, data_dir: DataDir, org: Organization, *, force: bool) -> None:

@@ -13,14 +13,13 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from mailcrate.datadir import DataDir
-from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.pagination import InvalidToken, keyset_page
 from mailcrate.services.workmail import mailboxes
 from mailcrate.services.workmail.errors import (
     EmailAddressInUse,
@@ -276,23 +275,19 @@ def page(
         )
     if "State" in filters:
         query = query.where(users.c.state == filters["State"])
-    if next_token is not None:
-        key = decode_token(f"users:{org.organization_id}", next_token)
-        if key is None or len(key) != 2:
-            raise InvalidParameter("The NextToken is invalid.")
-        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
-        query = query.where(
-            or_(
-                users.c.created_at > after_time,
-                and_(users.c.created_at == after_time, users.c.user_id > after_id),
-            )
+    try:
+        rows, token = keyset_page(
+            conn,
+            query,
+            created=users.c.created_at,
+            ident=users.c.user_id,
+            scope=f"users:{org.organization_id}",
+            next_token=next_token,
+            max_results=max_results,
         )
-    rows = conn.execute(query.order_by(users.c.created_at, users.c.user_id).limit(max_results + 1)).all()
-    token = None
-    if len(rows) > max_results:
-        last = rows[max_results - 1]
-        token = encode_token(f"users:{org.organization_id}", [last.created_at.isoformat(), last.user_id])
-    return [User(row) for row in rows[:max_results]], token
+    except InvalidToken:
+        raise InvalidParameter("The NextToken is invalid.") from None
+    return [User(row) for row in rows], token
 
 
 def mailbox_size_mb(data_dir: DataDir, org: Organization, user: User) -> float:
