@@ -93,7 +93,8 @@ def _start(server: MailcrateServer, mb: Mailbox, env: dict, entity: str | None =
 
 
 def _download(server: MailcrateServer, bucket: str, key: str, dest: Path) -> Path:
-    server.aws("s3", "cp", f"s3://{bucket}/{key}", str(dest))
+    result = server.aws("s3", "cp", f"s3://{bucket}/{key}", str(dest), check=False)
+    assert result.returncode == 0, result.stderr
     return dest
 
 

@@ -101,8 +101,11 @@ def _fetch(
     moto: MotoServer, dest: dict[str, str], job: dict[str, Any], job_id: str, tmp: Path
 ) -> tuple[Path, Path]:
     s3 = moto.client("s3")
-    s3.download_file(dest["bucket"], job["S3Path"], str(tmp / "export.zip"))
-    s3.download_file(dest["bucket"], f"exports/{job_id}.json", str(tmp / "export.json"))
+    # One streamed GET each (moto answers ranged GETs, as download_file makes, very slowly).
+    for key, name in ((job["S3Path"], "export.zip"), (f"exports/{job_id}.json", "export.json")):
+        with open(tmp / name, "wb") as f:
+            for chunk in s3.get_object(Bucket=dest["bucket"], Key=key)["Body"].iter_chunks(1 << 20):
+                f.write(chunk)
     return tmp / "export.zip", tmp / "export.json"
 
 

@@ -199,10 +199,19 @@ class Destination:
 
     # -- checks -------------------------------------------------------------------------------
 
-    def preflight(self) -> None:
+    def preflight(self, bucket_region: str | None = None) -> None:
         """Checks before any byte is written: the bucket exists, is in the job's region and is
-        not public; the key (when the role may describe it) is an enabled symmetric key."""
+        not public; the key (when the role may describe it) is an enabled symmetric key.
+
+        ``bucket_region``: the bucket's region when the caller knows it without the role (the
+        embedded S3 tells its own buckets' regions; real S3 answers a request signed for the
+        wrong region with a redirect naming the right one, which :func:`classify` reports)."""
         bucket = self.job.s3_bucket_name
+        if bucket_region and bucket_region != self.job.region:
+            raise ExportError(
+                f"The bucket {bucket} is in {bucket_region}, not in {self.job.region}: the bucket, the "
+                "KMS key and the organization must be in one region."
+            )
         try:
             status = self.s3.get_bucket_policy_status(Bucket=bucket)
             public = bool(status.get("PolicyStatus", {}).get("IsPublic"))

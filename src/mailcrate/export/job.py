@@ -85,6 +85,17 @@ def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
     )
 
 
+def _embedded_bucket_region(data_dir: Any, name: str) -> str | None:
+    """The region of a bucket of the embedded S3 (None when it has no such bucket)."""
+    from mailcrate.services.s3 import buckets
+
+    with data_dir.db.read() as conn:
+        try:
+            return buckets.find(conn, name).region
+        except Exception:
+            return None
+
+
 class _Monitor(threading.Thread):
     def __init__(
         self, data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings, control: JobControl
@@ -204,7 +215,7 @@ def _attempt(
         dest.abort_upload(key, job.upload_id)
         store.set_upload(data_dir.db, job.job_id, worker_id, None)
     control.check()
-    dest.preflight()
+    dest.preflight(None if settings.external else _embedded_bucket_region(data_dir, job.s3_bucket_name))
     spec = source_spec(data_dir, job)
     control.check()
     with open_source(spec) as source:
