@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from mailcrate.accounts import AccountConflict, InitResult, add_account, init_account
 from mailcrate.cli.options import build_settings, settings_options
-from mailcrate.config import Settings
 from mailcrate.datadir import DataDir, DataDirError
 
 
@@ -36,19 +34,15 @@ def cli() -> None:
 
 
 @cli.command()
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @_account_options
-def init(
-    data_dir: Path | None,
-    account_id: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-) -> None:
+def init(**values: Any) -> None:
     """Create the data directory, its account and root access key (idempotent)."""
-    result = _make_account(init_account, data_dir, account_id, region, access_key_id, secret_access_key)
+    result = _make_account(init_account, values, create=True)
     state = "initialised" if result.created else "is already initialised"
-    click.echo(f"# {data_dir or 'data directory'} {state} for account {result.account_id}", err=True)
+    click.echo(
+        f"# {values['data_dir'] or 'data directory'} {state} for account {result.account_id}", err=True
+    )
     _print_exports(result)
 
 
@@ -58,51 +52,39 @@ def account() -> None:
 
 
 @account.command("create")
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @_account_options
-def account_create(
-    data_dir: Path | None,
-    account_id: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-) -> None:
+def account_create(**values: Any) -> None:
     """Add another account to an initialised data directory and print its root key."""
-    result = _make_account(
-        add_account, data_dir, account_id, region, access_key_id, secret_access_key, create=False
-    )
+    result = _make_account(add_account, values, create=False)
     click.echo(f"# created account {result.account_id}", err=True)
     _print_exports(result)
 
 
-def _make_account(
-    make: Callable[..., InitResult],
-    data_dir: Path | None,
-    account_id: str | None,
-    region: str | None,
-    access_key_id: str | None,
-    secret_access_key: str | None,
-    *,
-    create: bool = True,
-) -> InitResult:
+def _make_account(make: Callable[..., InitResult], values: dict[str, Any], *, create: bool) -> InitResult:
+    account_id, access_key_id, secret = (
+        values["account_id"],
+        values["access_key_id"],
+        values["secret_access_key"],
+    )
     if account_id is not None and not (account_id.isdigit() and len(account_id) == 12):
         raise click.UsageError("--account-id must be 12 digits")
     if access_key_id is not None and not (16 <= len(access_key_id) <= 128 and access_key_id.isalnum()):
         raise click.UsageError("--access-key-id must be 16-128 letters and digits")
-    if secret_access_key is not None and len(secret_access_key) < 16:
+    if secret is not None and len(secret) < 16:
         raise click.UsageError("--secret-access-key must be at least 16 characters")
-    settings = Settings(data_dir=data_dir)
+    settings = build_settings(values)
     try:
-        directory = DataDir.open(settings.data_dir, create=create)
+        directory = DataDir.open(settings.data_dir, create=create, database_url=settings.database_url)
     except DataDirError as exc:
         raise click.ClickException(str(exc)) from None
     try:
         return make(
             directory,
             account_id=account_id,
-            region=region,
+            region=values["region"],
             access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
+            secret_access_key=secret,
         )
     except AccountConflict as exc:
         raise click.ClickException(str(exc)) from None
