@@ -1,0 +1,115 @@
+"""Full export job from the embedded store vs Info-ZIP and a raw read of the same Maildir.
+
+A ~1 GiB realistic mailbox (:mod:`mailcrate.mail.samples`, seed 1) is exported by a complete
+job - ``StartMailboxExportJob`` to ``COMPLETED`` observed with ``DescribeMailboxExportJob`` -
+to the embedded S3 with SSE-KMS.  In the same run, interleaved, each repetition also times
+``zip -q -r -1`` of the same Maildir to a local file (compression only) and
+``tar -cf - Maildir | cat > /dev/null`` (reading every file: the disk/page-cache limit).
+The mailbox is read once before timing, so every contender reads from the page cache.
+
+    python -m benchmarks export-embedded [--quick] [--size-mib 1024] [--repeat 3] [--py-spy]
+
+Targets (issue 8): mailcrate <= 0.3x the time of zip -1, and >= 150 MB/s end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from benchmarks.exportlib import RESULTS, ExportServer, fmt_mib, mb_s, run_timed, save, tree_bytes
+from benchmarks.harness import median, scratch_dir
+from mailcrate.mail.samples import generate
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks export-embedded")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--py-spy", action="store_true", help="record a py-spy flame graph of one export")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size_mib, a.repeat = min(a.size_mib, 200), 2
+
+    work = scratch_dir("export-embedded")
+    server = ExportServer(work)
+    try:
+        user, root = server.new_user("alice")
+        sample = generate(root, total_bytes=a.size_mib << 20, seed=a.seed)
+        files, nbytes = tree_bytes(root)
+        run_timed("tar -cf - Maildir calendars | cat > /dev/null", cwd=root, shell=True)  # warm the cache
+        out = work / "zip-out.zip"
+        runs: dict[str, list[dict]] = {"mailcrate": [], "zip -1": [], "tar | cat": []}
+        for rep in range(a.repeat):
+            spy = RESULTS / "profile-export-embedded.svg" if a.py_spy and rep == 0 else None
+            r = server.export(user, profile_to=spy)
+            runs["mailcrate"].append(
+                {"seconds": r.seconds, "peak_rss": r.peak_rss, "server_seconds": r.server_seconds}
+            )
+            out.unlink(missing_ok=True)
+            runs["zip -1"].append(
+                run_timed(["zip", "-q", "-r", "-1", str(out), "Maildir", "calendars"], cwd=root)
+            )
+            zip_bytes = out.stat().st_size
+            out.unlink()
+            runs["tar | cat"].append(
+                run_timed("tar -cf - Maildir calendars | cat > /dev/null", cwd=root, shell=True)
+            )
+            print(
+                f"  rep {rep + 1}: mailcrate {r.seconds:.2f} s, zip {runs['zip -1'][-1]['seconds']:.2f} s, "
+                f"tar {runs['tar | cat'][-1]['seconds']:.2f} s",
+                flush=True,
+            )
+    finally:
+        server.stop()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    med = {k: median([x["seconds"] for x in v]) for k, v in runs.items()}
+    rss = {k: max(x["peak_rss"] for x in v) for k, v in runs.items()}
+    print(
+        f"\nexport-embedded: {sample.messages:,} messages + {sample.calendar_items} calendar items, "
+        f"{len(sample.folders)} folders, {fmt_mib(nbytes)} in {files:,} files; median of {a.repeat}"
+    )
+    print(f"{'contender':<12} {'seconds':>9} {'MB/s':>8} {'peak RSS':>10} {'x mailcrate':>12}")
+    for k in runs:
+        print(
+            f"{k:<12} {med[k]:>9.2f} {mb_s(nbytes, med[k]):>8.1f} {rss[k] / 2**20:>7.0f} MiB "
+            f"{med[k] / med['mailcrate']:>11.2f}x"
+        )
+    ratio_zip = med["mailcrate"] / med["zip -1"]
+    ratio_tar = med["mailcrate"] / med["tar | cat"]
+    mbps = mb_s(nbytes, med["mailcrate"])
+    print(
+        f"\nmailcrate / zip -1 = {ratio_zip:.2f} (target <= 0.30: {'met' if ratio_zip <= 0.3 else 'MISSED'})"
+    )
+    print(f"mailcrate throughput = {mbps} MB/s (target >= 150: {'met' if mbps >= 150 else 'MISSED'})")
+    print(f"mailcrate / raw read = {ratio_tar:.2f}; zip archive {zip_bytes / 2**20:.0f} MiB")
+    save(
+        "export-embedded",
+        {
+            "quick": a.quick,
+            "mailbox": {
+                "messages": sample.messages,
+                "calendar_items": sample.calendar_items,
+                "folders": len(sample.folders),
+                "files": files,
+                "bytes": nbytes,
+                "seed": a.seed,
+            },
+            "repeat": a.repeat,
+            "median_seconds": med,
+            "peak_rss": rss,
+            "runs": runs,
+            "mailcrate_mb_s": mbps,
+            "zip_mb_s": mb_s(nbytes, med["zip -1"]),
+            "tar_mb_s": mb_s(nbytes, med["tar | cat"]),
+            "ratio_vs_zip": round(ratio_zip, 3),
+            "ratio_vs_tar": round(ratio_tar, 3),
+            "targets": {"ratio_vs_zip<=0.3": ratio_zip <= 0.3, "mb_s>=150": mbps >= 150},
+        },
+    )
+    return 0

@@ -1,0 +1,213 @@
+"""How export time and memory scale: with message count, with mailbox size, with one huge item,
+and with concurrent jobs.
+
+Each case gets a fresh ``mailcrate serve`` (so one case's heap cannot inflate the next one's
+peak), a mailbox from :mod:`mailcrate.mail.samples`, and full export jobs timed start ->
+``COMPLETED``.  Peak RSS is of the serve process (which runs the export workers), sampled from
+outside with psutil every 20 ms; idle RSS is its RSS just before the first export.
+
+* messages: 1k / 10k / 100k messages of ~10 KiB (no attachment tail), time per message;
+* size: 100 MiB / 1 GiB / 5 GiB realistic mailboxes, throughput and peak RSS;
+* big item: one 2 GiB message (full mode) - memory must stay flat;
+* concurrency: 10 mailboxes exported by 10 jobs at once vs the same 10 one by one (interleaved).
+
+    python -m benchmarks export-scaling [--quick] [--repeat 2] [--only messages,size,big,concurrent]
+
+Targets (issue 8): time/message within 25 % from 1k to 100k; peak RSS in the 5 GiB export
+< 250 MB and within 15 % of the 100 MiB one (2 GiB item the same bound); 10 concurrent
+<= 1.1x one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+from pathlib import Path
+
+from benchmarks.exportlib import ExportServer, fmt_mib, mb_s, save, tree_bytes
+from benchmarks.harness import median, scratch_dir
+from mailcrate.mail.samples import generate
+from mailcrate.mail.store import folder_dir
+
+MiB = 1 << 20
+
+
+def _case(work: Path, label: str, repeat: int, fill, *extra: str) -> dict:  # type: ignore[no-untyped-def]
+    server = ExportServer(work / label.replace(" ", "_"), *extra)
+    try:
+        user, root = server.new_user("alice")
+        fill(root)
+        files, nbytes = tree_bytes(root)
+        os.system(f"tar -cf - -C {root} . | cat > /dev/null")  # same page-cache state for every case
+        idle = server.idle_rss()
+        runs = [server.export(user) for _ in range(repeat)]
+    finally:
+        server.stop()
+        shutil.rmtree(work / label.replace(" ", "_"), ignore_errors=True)
+    sec = median([r.seconds for r in runs])
+    row = {
+        "case": label,
+        "files": files,
+        "bytes": nbytes,
+        "seconds": sec,
+        "server_seconds": median([r.server_seconds for r in runs]),
+        "mb_s": mb_s(nbytes, sec),
+        "ms_per_file": round(sec / files * 1000, 4),
+        "peak_rss": max(r.peak_rss for r in runs),
+        "idle_rss": idle,
+        "runs": [r.seconds for r in runs],
+    }
+    print(
+        f"{label:<14} {files:>9,} {fmt_mib(nbytes):>10} {sec:>9.2f} {row['mb_s']:>8.1f} "
+        f"{row['ms_per_file']:>8.3f} {idle / MiB:>7.0f} MiB {row['peak_rss'] / MiB:>7.0f} MiB",
+        flush=True,
+    )
+    return row
+
+
+def _big_item(root: Path, size: int) -> None:
+    generate(root, messages=20, seed=5, calendar_items=0)
+    d = folder_dir(root, "Inbox") / "cur"
+    chunk = base64.encodebytes(os.urandom(3 * 1024 * 1024 // 4 * 3))  # ~4 MiB of base64 lines
+    with open(d / f"1760000000.Mbig.bench,S={size}:2,S", "wb") as f:
+        f.write(
+            b"From: big@example.org\nTo: alice@example.com\nSubject: 2 GiB item\n"
+            b"MIME-Version: 1.0\nContent-Type: application/octet-stream\n"
+            b"Content-Transfer-Encoding: base64\n\n"
+        )
+        left = size - f.tell()
+        while left > 0:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks export-scaling")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--only", default="messages,size,big,concurrent")
+    a = p.parse_args(argv)
+    only = set(a.only.split(","))
+    if a.quick:
+        a.repeat = 1
+        msg_counts, sizes, big, conc_each, conc_rep = [1_000, 10_000], [100], 0, 10, 1
+    else:
+        msg_counts, sizes, big, conc_each, conc_rep = (
+            [1_000, 10_000, 100_000],
+            [100, 1024, 5120],
+            2048,
+            100,
+            2,
+        )
+
+    work = scratch_dir("export-scaling")
+    head = f"{'case':<14} {'files':>9} {'size':>10} {'seconds':>9} {'MB/s':>8} {'ms/file':>8} {'idle RSS':>11} {'peak RSS':>11}"
+    result: dict = {
+        "quick": a.quick,
+        "repeat": a.repeat,
+        "messages": [],
+        "size": [],
+        "big": [],
+        "concurrent": {},
+    }
+    try:
+        print(head)
+        if "messages" in only:
+            for n in msg_counts:
+                result["messages"].append(
+                    _case(
+                        work,
+                        f"{n:,} msgs",
+                        a.repeat,
+                        lambda r, n=n: generate(
+                            r, messages=n, total_bytes=n * 10 * 1024, seed=2, calendar_items=0
+                        ),
+                    )
+                )
+        if "size" in only:
+            for mib in sizes:
+                result["size"].append(
+                    _case(
+                        work,
+                        f"{mib:,} MiB",
+                        a.repeat,
+                        lambda r, m=mib: generate(r, total_bytes=m * MiB, seed=1),
+                    )
+                )
+        if "big" in only and big:
+            result["big"].append(_case(work, f"item {big} MiB", 1, lambda r: _big_item(r, big * MiB)))
+        if "concurrent" in only:
+            result["concurrent"] = _concurrent(work, conc_each, conc_rep)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary: dict = {}
+    m = result["messages"]
+    if len(m) >= 2:
+        spread = max(r["ms_per_file"] for r in m) / min(r["ms_per_file"] for r in m) - 1
+        summary["ms_per_message_spread"] = round(spread, 3)
+        summary["ms_per_message_target_met"] = spread <= 0.25
+        print(f"\ntime/message spread {m[0]['case']} .. {m[-1]['case']}: {spread:+.0%} (target <= 25 %)")
+    s = result["size"]
+    if s:
+        big_peak, small_peak = s[-1]["peak_rss"], s[0]["peak_rss"]
+        summary["peak_rss_largest_mb"] = round(big_peak / 1e6, 1)
+        summary["peak_rss_growth"] = round(big_peak / small_peak - 1, 3)
+        summary["peak_rss_target_met"] = big_peak < 250e6 and big_peak <= 1.15 * small_peak
+        print(
+            f"peak RSS {s[-1]['case']}: {big_peak / 1e6:.0f} MB (target < 250 MB), "
+            f"{big_peak / small_peak - 1:+.0%} vs {s[0]['case']} (target <= +15 %)"
+        )
+    if result["big"]:
+        b = result["big"][0]
+        summary["big_item_peak_rss_mb"] = round(b["peak_rss"] / 1e6, 1)
+        print(f"peak RSS one 2 GiB item: {b['peak_rss'] / 1e6:.0f} MB (target < 250 MB)")
+    c = result["concurrent"]
+    if c:
+        summary["concurrent_ratio"] = c["ratio"]
+        summary["concurrent_target_met"] = c["ratio"] <= 1.1
+    result["summary"] = summary
+    save("export-scaling", result)
+    return 0
+
+
+def _concurrent(work: Path, each_mib: int, repeat: int) -> dict:
+    server = ExportServer(work / "concurrent", "--export-workers", "10")
+    try:
+        users = []
+        for i in range(10):
+            user, root = server.new_user(f"user{i}")
+            generate(root, total_bytes=each_mib * MiB, seed=100 + i)
+            users.append(user)
+        os.system(f"tar -cf - -C {work / 'concurrent'} data/mailboxes | cat > /dev/null")
+        serial, conc, serial_rss, conc_rss = [], [], 0, 0
+        for _ in range(repeat):
+            total = 0.0
+            for u in users:
+                r = server.export(u)
+                total += r.seconds
+                serial_rss = max(serial_rss, r.peak_rss)
+            serial.append(total)
+            seconds, peak = server.export_many(users)
+            conc.append(seconds)
+            conc_rss = max(conc_rss, peak)
+    finally:
+        server.stop()
+    ratio = median(conc) / median(serial)
+    print(
+        f"\n10 x {each_mib} MiB: one by one {median(serial):.2f} s (peak {serial_rss / MiB:.0f} MiB), "
+        f"10 at once {median(conc):.2f} s (peak {conc_rss / MiB:.0f} MiB): ratio {ratio:.2f} (target <= 1.1)"
+    )
+    return {
+        "each_mib": each_mib,
+        "serial_seconds": median(serial),
+        "concurrent_seconds": median(conc),
+        "serial_runs": serial,
+        "concurrent_runs": conc,
+        "serial_peak_rss": serial_rss,
+        "concurrent_peak_rss": conc_rss,
+        "ratio": round(ratio, 3),
+    }

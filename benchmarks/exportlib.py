@@ -1,0 +1,336 @@
+"""Export-benchmark plumbing: a ``mailcrate serve`` set up the way the AWS export procedure
+asks (KMS key, bucket, role with the documented trust and permission policies), users whose
+embedded mailboxes are filled by :mod:`mailcrate.mail.samples`, full export jobs timed from
+``StartMailboxExportJob`` to ``COMPLETED``, peak RSS of the serve process sampled from outside
+(psutil), baseline commands timed the same way, optional py-spy profiles, and results files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+from botocore.config import Config
+
+from benchmarks.harness import ROOT, Process, start_mailcrate
+
+KEY, SECRET = "AKIABENCHEXPORT00000", "e" * 40
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+PREFIX = "bench"
+RESULTS = ROOT / "benchmarks" / "results"
+MB = 1_000_000  # throughput figures are in MB/s (10^6 bytes), as the targets are
+
+
+class RssSampler:
+    """Peak RSS of one process (and optionally its children), sampled every ``interval`` s."""
+
+    def __init__(self, pid: int, interval: float = 0.02, children: bool = False) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.children = children
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        total = self.proc.memory_info().rss
+        if self.children:
+            for c in self.proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += c.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.rss())
+            except psutil.Error:
+                return  # the process ended
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        try:
+            self.peak = self.rss()
+        except psutil.Error:
+            self.peak = 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(psutil.Error):
+            self.peak = max(self.peak, self.rss())
+
+
+class PySpy:
+    """``py-spy record`` on a pid while the context is open (skipped when py-spy is missing)."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 50, fmt: str = "flamegraph") -> None:
+        self.cmd = [
+            shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy"),
+            "record", "-p", str(pid), "-o", str(out), "-r", str(rate), "-f", fmt, "--threads", "--nonblocking",
+        ]  # fmt: skip
+        self.out = out
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PySpy:
+        if Path(self.cmd[0]).exists():
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.popen = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.popen is not None:
+            self.popen.send_signal(2)  # SIGINT: py-spy writes the profile and exits
+            try:
+                self.popen.wait(60)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+
+
+def run_timed(cmd: list[str] | str, *, cwd: Path | None = None, shell: bool = False) -> dict[str, float]:
+    """Wall time and peak RSS (sampled, the command and all its children summed) of a command."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with RssSampler(proc.pid, children=True) as rss:
+        _, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd!r} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    return {"seconds": seconds, "peak_rss": rss.peak}
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    """(files, bytes) under a directory."""
+    files = size = 0
+    for d, _, names in os.walk(root):
+        for n in names:
+            try:
+                size += os.stat(os.path.join(d, n)).st_size
+                files += 1
+            except FileNotFoundError:
+                pass
+    return files, size
+
+
+@dataclass
+class ExportRun:
+    job_id: str
+    seconds: float
+    peak_rss: int
+    state: str
+    server_seconds: float
+    describe: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+class ExportServer:
+    """One ``mailcrate serve`` with the export prerequisites in place."""
+
+    def __init__(self, work: Path, *extra: str) -> None:
+        self.work = work
+        self.proc: Process = start_mailcrate(
+            work / "data", KEY, SECRET, "--export-mailbox-interval-seconds", "0", *extra
+        )
+        self.pid = self.proc.popen.pid
+        self.data_dir = work / "data"
+        cfg = Config(retries={"max_attempts": 3}, s3={"addressing_style": "path"}, max_pool_connections=32)
+
+        def client(service: str) -> Any:
+            return boto3.session.Session().client(
+                service,
+                endpoint_url=self.proc.endpoint,
+                region_name=REGION,
+                aws_access_key_id=KEY,
+                aws_secret_access_key=SECRET,
+                config=cfg,
+            )
+
+        self.wm, self.kms, self.s3, self.iam = (client(s) for s in ("workmail", "kms", "s3", "iam"))
+        self.org = self.wm.create_organization(Alias="bench" + uuid.uuid4().hex[:10])["OrganizationId"]
+        self.domain = self.wm.describe_organization(OrganizationId=self.org)["DefaultMailDomain"]
+        self.key_arn = self.kms.create_key(Description="export key")["KeyMetadata"]["Arn"]
+        self.bucket = "bench-" + uuid.uuid4().hex[:12]
+        self.s3.create_bucket(Bucket=self.bucket)
+        role = "WorkmailExportRole" + uuid.uuid4().hex[:6]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "export.workmail.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": ACCOUNT}},
+                }
+            ],
+        }
+        perms = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:AbortMultipartUpload", "s3:PutObject", "s3:GetBucketPolicyStatus"],
+                    "Resource": [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [self.key_arn],
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"},
+                        "StringLike": {
+                            "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{self.bucket}/{PREFIX}*"
+                        },
+                    },
+                },
+            ],
+        }
+        self.role_arn = self.iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))[
+            "Role"
+        ]["Arn"]
+        self.iam.put_role_policy(RoleName=role, PolicyName="MailboxExport", PolicyDocument=json.dumps(perms))
+
+    def new_user(self, name: str) -> tuple[str, Path]:
+        """A registered user; returns (user id, embedded mailbox root)."""
+        user = self.wm.create_user(
+            OrganizationId=self.org, Name=name, DisplayName=name.title(), Password="Corr3ct-Horse-1"
+        )["UserId"]
+        self.wm.register_to_work_mail(OrganizationId=self.org, EntityId=user, Email=f"{name}@{self.domain}")
+        return user, self.data_dir / "mailboxes" / self.org / user
+
+    def bind_source(self, user_id: str, spec: dict[str, Any]) -> None:
+        """Point a user's mailbox at an external source (what ``mailcrate mailbox bind`` does)."""
+        from sqlalchemy import update
+
+        from mailcrate.datadir import DataDir
+        from mailcrate.export.job import SOURCE_PURPOSE
+        from mailcrate.storage.tables import users
+
+        dd = DataDir.open(self.data_dir)
+        try:
+            sealed = dd.secrets.seal_text(json.dumps(spec), SOURCE_PURPOSE)
+            with dd.db.begin() as conn:
+                conn.execute(update(users).where(users.c.user_id == user_id).values(source_sealed=sealed))
+        finally:
+            dd.close()
+
+    def start(self, user_id: str) -> str:
+        return self.wm.start_mailbox_export_job(
+            OrganizationId=self.org,
+            EntityId=user_id,
+            RoleArn=self.role_arn,
+            KmsKeyArn=self.key_arn,
+            S3BucketName=self.bucket,
+            S3Prefix=PREFIX,
+            Description="benchmark",
+        )["JobId"]
+
+    def wait(self, job_id: str, timeout: float = 3600, poll: float = 0.05) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            d = self.wm.describe_mailbox_export_job(OrganizationId=self.org, JobId=job_id)
+            if d["State"] != "RUNNING":
+                return d
+            time.sleep(poll)
+        raise TimeoutError(f"export {job_id} still RUNNING after {timeout} s")
+
+    def export(self, user_id: str, *, profile_to: Path | None = None, keep: bool = False) -> ExportRun:
+        """One full export job, start -> COMPLETED, with the serve process's peak RSS."""
+        spy = PySpy(self.pid, profile_to) if profile_to else None
+        if spy:
+            spy.__enter__()
+        try:
+            with RssSampler(self.pid) as rss:
+                started = time.perf_counter()
+                job = self.start(user_id)
+                d = self.wait(job)
+                seconds = time.perf_counter() - started
+        finally:
+            if spy:
+                spy.__exit__(None, None, None)
+        if d["State"] != "COMPLETED":
+            raise RuntimeError(f"export {job} ended {d['State']}: {d.get('ErrorInfo')}")
+        server = (d["EndTime"] - d["StartTime"]).total_seconds() if d.get("EndTime") else seconds
+        if not keep:
+            self.delete_export(d)
+        return ExportRun(job, seconds, rss.peak, d["State"], server, d)
+
+    def export_many(self, user_ids: list[str]) -> tuple[float, int]:
+        """Start all at once; (seconds until the last is COMPLETED, peak RSS)."""
+        with RssSampler(self.pid) as rss:
+            started = time.perf_counter()
+            jobs = [self.start(u) for u in user_ids]
+            ds = [self.wait(j) for j in jobs]
+            seconds = time.perf_counter() - started
+        for d in ds:
+            if d["State"] != "COMPLETED":
+                raise RuntimeError(f"export {d['JobId']} ended {d['State']}: {d.get('ErrorInfo')}")
+            self.delete_export(d)
+        return seconds, rss.peak
+
+    def delete_export(self, d: dict[str, Any]) -> None:
+        key = d["S3Path"].split("/", 3)[-1] if d["S3Path"].startswith("s3://") else d["S3Path"]
+        for k in (key, key[: -len(".zip")] + ".json"):
+            with contextlib.suppress(Exception):
+                self.s3.delete_object(Bucket=self.bucket, Key=k)
+
+    def idle_rss(self) -> int:
+        return psutil.Process(self.pid).memory_info().rss
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from mailcrate.export import deflate
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "deflate": deflate.BACKEND,
+    }
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    """Write results/<name>-<time>.json and results/<name>.json (latest); print the JSON line."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **result}
+    text = json.dumps(result, default=str)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (RESULTS / f"{name}-{stamp}.json").write_text(text + "\n")
+    (RESULTS / f"{name}.json").write_text(text + "\n")
+    print(text)
+    return RESULTS / f"{name}.json"
+
+
+def mb_s(nbytes: int, seconds: float) -> float:
+    return round(nbytes / MB / seconds, 1) if seconds > 0 else 0.0
+
+
+def fmt_mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
