@@ -115,6 +115,13 @@ def serve(**values: Any) -> None:
         ) from None
 
 
+from mailcrate.cli import export_cmd, mailbox_cmd, quickstart  # noqa: E402 - admin commands (issue 7)
+
+cli.add_command(export_cmd.export)
+cli.add_command(mailbox_cmd.mailbox)
+cli.add_command(quickstart.quickstart)
+
+
 def main() -> None:
     sys.exit(cli())
 

@@ -1,0 +1,128 @@
+"""Reading an export zip item by item, through its manifest (for unpack and restore).
+
+The manifest (DESIGN.md) gives every item's original folder names, flags and internal date, so
+nothing needs to be guessed from zip paths. Items are read in bounded chunks; the caller is
+expected to have verified the archive first (:func:`mailcrate.export.verify.verify_export`),
+and :func:`require_verified` does that with an error naming the first bad entries.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from mailcrate.admin.errors import AdminError
+from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, iter_manifest
+from mailcrate.export.verify import VerifyReport, verify_export
+
+__all__ = ["Counts", "ExportArchive", "ItemReport", "require_verified"]
+
+_CHUNK = 1024 * 1024
+
+
+def require_verified(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
+    """Verify the archive (and log); raise :class:`AdminError` naming the problems if damaged."""
+    report = verify_export(zip_path, log_path)
+    if not report.ok:
+        shown = "; ".join(str(p) for p in report.problems[:3])
+        more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
+        raise AdminError(
+            f"{zip_path} is damaged: {shown}{more}",
+            f"see every problem with: mailcrate export verify {zip_path}",
+        )
+    return report
+
+
+class ExportArchive:
+    """An export zip opened for reading; a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise AdminError(
+                f"{self.path} is not a readable zip: {exc}", "check the file, or download it again"
+            ) from None
+        if MANIFEST_NAME not in self._zip.NameToInfo:
+            self._zip.close()
+            raise AdminError(f"{self.path} has no {MANIFEST_NAME}", "is it a mailcrate/WorkMail export zip?")
+        self.header: ManifestHeader = self._manifest()[0]
+
+    def _manifest(self) -> tuple[ManifestHeader, Iterator[ManifestItem]]:
+        fh = self._zip.open(MANIFEST_NAME)
+        return iter_manifest(fh)
+
+    def items(self) -> Iterator[ManifestItem]:
+        yield from self._manifest()[1]
+
+    def chunks(self, item: ManifestItem) -> Iterator[bytes]:
+        with self._zip.open(item.zip_path) as fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
+    def read(self, item: ManifestItem) -> bytes:
+        return b"".join(self.chunks(item))
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> ExportArchive:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class Counts:
+    done: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class ItemReport:
+    """What an unpack or restore did, per mail folder and per calendar."""
+
+    mail: dict[tuple[str, ...], Counts] = field(default_factory=dict)
+    calendars: dict[str, Counts] = field(default_factory=dict)
+    not_restored: dict[str, int] = field(default_factory=dict)  # reason -> items
+    destination: str = ""
+
+    def count(self, item: ManifestItem, created: bool) -> None:
+        c = (
+            self.mail.setdefault(item.folder, Counts())
+            if item.kind == "mail"
+            else self.calendars.setdefault(item.folder[0], Counts())
+        )
+        if created:
+            c.done += 1
+        else:
+            c.skipped += 1
+
+    @property
+    def done(self) -> int:
+        return sum(c.done for c in (*self.mail.values(), *self.calendars.values()))
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.skipped for c in (*self.mail.values(), *self.calendars.values()))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "destination": self.destination,
+            "restored": self.done,
+            "skipped": self.skipped,
+            "mail": [
+                {"folder": list(k), "restored": v.done, "skipped": v.skipped} for k, v in self.mail.items()
+            ],
+            "calendars": [
+                {"calendar": k, "restored": v.done, "skipped": v.skipped} for k, v in self.calendars.items()
+            ],
+            "notRestored": dict(self.not_restored),
+        }

@@ -1,0 +1,72 @@
+"""AWS clients for the admin tool: the standard credential chain plus ``--endpoint-url``.
+
+One :class:`AwsTarget` describes where requests go (endpoint, region, profile); every client is
+built from it, with path-style S3 addressing when an endpoint is given (``mailcrate serve``,
+moto, MinIO, Ceph answer on one host name) and a bounded retry policy, so a dead endpoint is
+reported in seconds rather than after minutes of backoff.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+__all__ = ["AwsTarget", "jsonable"]
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """Where AWS requests go. ``None`` means: as the standard chain says (env, profile, IMDS)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    max_attempts: int = 3
+
+    def session(self) -> boto3.session.Session:
+        return boto3.session.Session(
+            profile_name=self.profile,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+        )
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint in effect (the option, else ``AWS_ENDPOINT_URL``), for messages."""
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+
+    def client(self, service: str, session: boto3.session.Session | None = None) -> Any:
+        config = Config(
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=120,
+            s3={"addressing_style": "path"} if self.endpoint else None,
+        )
+        return (session or self.session()).client(service, endpoint_url=self.endpoint_url, config=config)
+
+    def region_name(self) -> str:
+        """The region requests are signed for (after the chain has been consulted)."""
+        return self.session().region_name or "us-east-1"
+
+
+def jsonable(value: Any) -> Any:
+    """A boto3 response made JSON-safe: datetimes as ISO 8601, ``ResponseMetadata`` dropped."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value

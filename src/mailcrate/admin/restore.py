@@ -1,0 +1,284 @@
+"""Restore an export zip: into an embedded mailbox, an IMAP server, and a CalDAV server.
+
+Every destination is resumable: re-running skips what is already there, so an interrupted
+restore is simply started again.
+
+* embedded: messages byte-exact with flags and internal date, skipped when the folder already
+  holds a message with the same SHA-256 (the store's index); calendar items keyed by UID.
+* IMAP: APPEND with the original flags (``\\Recent`` excepted: servers set it) and internal
+  date, into the original folder path joined with the server's hierarchy delimiter (folders are
+  created and subscribed). A message is skipped when the folder already holds one with the same
+  Message-ID, Date header and size (RFC822.SIZE, which servers may count with CRLF line ends).
+* CalDAV: each calendar item's original iCalendar bytes are PUT with ``If-None-Match: *`` into the
+  calendar of the same display name (created when missing); an existing resource is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import imaplib
+import ssl
+from collections.abc import Callable
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from mailcrate.admin.archive import ExportArchive, ItemReport
+from mailcrate.admin.errors import AdminError
+from mailcrate.admin.unpack import unpack_maildir
+from mailcrate.export.manifest import ManifestItem
+from mailcrate.mail.base import CalDavSpec, ImapSpec
+from mailcrate.mail.calendar_mime import ics_from_calendar_mime
+from mailcrate.mail.imap import ssl_context
+from mailcrate.mail.store import calendar_item_uid
+
+__all__ = ["restore_embedded", "restore_imap", "restore_remote_calendars"]
+
+Tick = Callable[[ManifestItem], None]
+_FETCH_BATCH = 500
+
+
+def restore_embedded(zip_path: Path, root: Path, *, tick: Tick | None = None) -> ItemReport:
+    """Into the embedded mailbox at ROOT (``<data-dir>/mailboxes/<org>/<user>``)."""
+    return unpack_maildir(zip_path, root, tick=tick)
+
+
+# ------------------------------------------------------------------------------------ IMAP
+
+
+def _imap_connect(spec: ImapSpec) -> IMAPClient:
+    url = urlsplit(spec.url)
+    if url.scheme not in ("imap", "imaps") or not url.hostname:
+        raise AdminError(f"bad IMAP URL {spec.url!r}", "use imaps://host[:port] or imap://host[:port]")
+    tls = url.scheme == "imaps"
+    port = url.port or (993 if tls else 143)
+    ctx = ssl_context(spec.ca_file, spec.verify)
+    where = f"{url.hostname}:{port}"
+    try:
+        client = IMAPClient(url.hostname, port, ssl=tls, ssl_context=ctx, timeout=spec.timeout)
+    except ssl.SSLCertVerificationError as exc:
+        raise AdminError(
+            f"IMAP server {where}: TLS certificate not trusted ({exc.verify_message})",
+            "pass --imap-ca-file with the server's CA",
+        ) from None
+    except OSError as exc:
+        raise AdminError(
+            f"cannot reach IMAP server {where}: {exc.strerror or exc}", "check the host and port"
+        ) from None
+    try:
+        if spec.starttls and not tls:
+            client.starttls(ctx)
+        if spec.auth == "plain":
+            client.plain_login(
+                spec.master_user or spec.user,
+                spec.password,
+                authorization_identity=spec.user if spec.master_user else None,
+            )
+        else:
+            login = f"{spec.user}{spec.master_separator}{spec.master_user}" if spec.master_user else spec.user
+            client.login(login, spec.password)
+    except LoginError:
+        client.shutdown()
+        raise AdminError(
+            f"IMAP login failed for {spec.user} at {where}",
+            "check --imap-user and the password file (with --imap-master-user: the master's password)",
+        ) from None
+    except BaseException:
+        client.shutdown()
+        raise
+    return client
+
+
+def _header_key(head: bytes) -> tuple[str, str]:
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    return (
+        " ".join(str(msg.get("Message-ID", "")).split()),
+        " ".join(str(msg.get("Date", "")).split()),
+    )
+
+
+def _crlf_size(data: bytes) -> int:
+    """Size with every bare LF counted as CRLF (how IMAP servers report RFC822.SIZE)."""
+    return len(data) + data.count(b"\n") - data.count(b"\r\n")
+
+
+class _ImapFolders:
+    """Folder creation and the per-folder index of what is already there."""
+
+    def __init__(self, client: IMAPClient) -> None:
+        self.client = client
+        listing = client.list_folders()
+        self.names = {str(name) for _flags, _delim, name in listing}
+        delims = [d for _f, d, _n in client.list_folders("", "")]
+        delim = delims[0] if delims else (listing[0][1] if listing else b"/")
+        self.delim = (delim.decode() if isinstance(delim, bytes) else delim) or "/"
+        self.index: dict[str, dict[tuple[str, str], set[int]]] = {}
+        self.renamed = 0
+
+    def name_for(self, folder: tuple[str, ...]) -> str:
+        parts = list(folder)
+        if parts[0].upper() == "INBOX":
+            parts[0] = "INBOX"
+        if any(self.delim in p for p in parts):
+            self.renamed += 1
+            parts = [p.replace(self.delim, "_") for p in parts]
+        return self.delim.join(parts)
+
+    def ensure(self, name: str) -> None:
+        if name in self.names or name.upper() == "INBOX":
+            return
+        pieces = name.split(self.delim)
+        for i in range(1, len(pieces) + 1):
+            sub = self.delim.join(pieces[:i])
+            if sub not in self.names:
+                try:
+                    self.client.create_folder(sub)
+                except IMAPClientError as exc:
+                    if "exist" not in str(exc).lower():
+                        raise
+                with contextlib.suppress(IMAPClientError):
+                    self.client.subscribe_folder(sub)
+                self.names.add(sub)
+
+    def existing(self, name: str) -> dict[tuple[str, str], set[int]]:
+        if name in self.index:
+            return self.index[name]
+        found: dict[tuple[str, str], set[int]] = {}
+        if name in self.names or name.upper() == "INBOX":
+            self.client.select_folder(name, readonly=True)
+            ids = self.client.search(["ALL"])
+            for start in range(0, len(ids), _FETCH_BATCH):
+                batch = ids[start : start + _FETCH_BATCH]
+                data = self.client.fetch(
+                    batch, [b"RFC822.SIZE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)]"]
+                )
+                for values in data.values():
+                    head = next((v for k, v in values.items() if k.startswith(b"BODY[HEADER")), b"")
+                    key = _header_key(head or b"")
+                    found.setdefault(key, set()).add(int(values[b"RFC822.SIZE"]))
+            self.client.close_folder()
+        self.index[name] = found
+        return found
+
+
+def restore_imap(
+    zip_path: Path, imap: ImapSpec, *, caldav: CalDavSpec | None = None, tick: Tick | None = None
+) -> ItemReport:
+    """Every mail item APPENDed over IMAP (and calendar items to CalDAV when given)."""
+    report = ItemReport(destination=imap.url)
+    client = _imap_connect(imap)
+    calendars = _CalDav(caldav) if caldav is not None else None
+    try:
+        folders = _ImapFolders(client)
+        with ExportArchive(zip_path) as archive:
+            for item in archive.items():
+                if item.kind == "calendar":
+                    if calendars is None:
+                        reason = "calendar items (give --caldav to restore them)"
+                        report.not_restored[reason] = report.not_restored.get(reason, 0) + 1
+                    else:
+                        report.count(
+                            item, calendars.put(item.folder[0], ics_from_calendar_mime(archive.read(item)))
+                        )
+                else:
+                    report.count(item, _append(folders, archive, item))
+                if tick:
+                    tick(item)
+        if folders.renamed:
+            report.not_restored[f"folder names containing {folders.delim!r} (restored with '_')"] = (
+                folders.renamed
+            )
+    except (imaplib.IMAP4.error, IMAPClientError) as exc:
+        raise AdminError(
+            f"IMAP server refused the restore: {exc}", "check the account's quota and rights"
+        ) from None
+    finally:
+        try:
+            client.logout()
+        except Exception:
+            client.shutdown()
+    return report
+
+
+def _append(folders: _ImapFolders, archive: ExportArchive, item: ManifestItem) -> bool:
+    name = folders.name_for(item.folder)
+    folders.ensure(name)
+    existing = folders.existing(name)
+    data = archive.read(item)  # IMAP APPEND sends a literal of known length
+    key = _header_key(data[: 256 * 1024])
+    if existing.get(key, set()) & {len(data), _crlf_size(data)}:
+        return False
+    flags = [f for f in item.flags if f.lower() != "\\recent"]
+    folders.client.append(name, data, flags=flags, msg_time=item.internal_date)
+    existing.setdefault(key, set()).update({len(data), _crlf_size(data)})
+    return True
+
+
+# ------------------------------------------------------------------------------------ CalDAV
+
+
+class _CalDav:
+    """Calendars of one CalDAV principal, by display name."""
+
+    def __init__(self, spec: CalDavSpec) -> None:
+        import caldav
+        from caldav.lib import error as caldav_error
+
+        self.error = caldav_error
+        verify: bool | str = spec.ca_file if (spec.verify and spec.ca_file) else spec.verify
+        self.client = caldav.DAVClient(
+            url=spec.url, username=spec.user, password=spec.password, ssl_verify_cert=verify
+        )
+        try:
+            self.principal = self.client.principal()
+            self.calendars = {str(c.get_display_name() or ""): c for c in self.principal.calendars()}
+        except caldav_error.AuthorizationError:
+            raise AdminError(
+                f"CalDAV login failed for {spec.user} at {urlsplit(spec.url).netloc}",
+                "check --caldav-user and --caldav-password-file",
+            ) from None
+        except Exception as exc:
+            raise AdminError(
+                f"cannot use CalDAV server {spec.url}: {type(exc).__name__}: {exc}", "check --caldav URL"
+            ) from None
+
+    def _calendar(self, name: str) -> Any:
+        cal = self.calendars.get(name)
+        if cal is None:
+            cal = self.principal.make_calendar(name=name)
+            self.calendars[name] = cal
+        return cal
+
+    def put(self, name: str, ics: bytes) -> bool:
+        """PUT the object unless a resource of that name exists; True when stored."""
+        cal = self._calendar(name)
+        leaf = hashlib.sha256(calendar_item_uid(ics).encode("utf-8")).hexdigest()[:40] + ".ics"
+        url = urljoin(str(cal.url).rstrip("/") + "/", leaf)
+        resp = self.client.put(
+            url, ics, {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"}
+        )
+        status = int(getattr(resp, "status", 0))
+        if status == 412:
+            return False
+        if status not in (200, 201, 204):
+            raise AdminError(f"CalDAV server refused {url}: HTTP {status}", "check the calendar's rights")
+        return True
+
+
+def restore_remote_calendars(zip_path: Path, caldav: CalDavSpec, *, tick: Tick | None = None) -> ItemReport:
+    """Only the calendar items, to CalDAV (for a restore whose mail goes elsewhere)."""
+    report = ItemReport(destination=caldav.url)
+    target = _CalDav(caldav)
+    with ExportArchive(zip_path) as archive:
+        for item in archive.items():
+            if item.kind == "calendar":
+                report.count(item, target.put(item.folder[0], ics_from_calendar_mime(archive.read(item))))
+            if tick:
+                tick(item)
+    return report
