@@ -88,14 +88,14 @@ class Settings:
     export_part_size_mib: int = _setting(
         "--export-part-size-mib",
         "MAILCRATE_EXPORT_PART_SIZE_MIB",
-        32,
+        16,
         "S3 multipart part size of exports, in MiB (5-5120).",
     )
     export_parts_in_flight: int = _setting(
         "--export-parts-in-flight",
         "MAILCRATE_EXPORT_PARTS_IN_FLIGHT",
         3,
-        "Parts of one export uploading at once; memory per export is about part size x (2 x this + 1).",
+        "Parts of one export uploading at once; memory per export is about part size x (this + 2).",
     )
     export_max_running_per_org: int = _setting(
         "--export-max-running-per-org",

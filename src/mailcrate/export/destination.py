@@ -162,6 +162,7 @@ class Destination:
         endpoint_url: str | None,
         external: bool,
         max_connections: int = 10,
+        loader: Any = None,
     ) -> Destination:
         """Assume the job's role and build clients. ``external``: use boto3 STS at
         ``endpoint_url`` (None or :data:`REAL_AWS` = AWS's own endpoints) instead of the in-process
@@ -173,6 +174,8 @@ class Destination:
         )
         core = botocore.session.Session()
         core._credentials = credentials  # the documented way boto3's own assume-role provider works
+        if loader is not None:  # a shared loader keeps parsed service models across jobs
+            core.register_component("data_loader", loader)
         session = boto3.Session(botocore_session=core, region_name=job.region)
         s3_config: dict[str, Any] = {"addressing_style": "path"} if url else {}
         config = Config(
@@ -292,7 +295,7 @@ class Destination:
         )
         return str(answer["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | memoryview) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         answer = self._call(
             "UploadPart",
             self.s3.upload_part,
@@ -300,7 +303,7 @@ class Destination:
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=bytes(data) if isinstance(data, memoryview) else data,
+            Body=data,
         )
         return str(answer["ETag"])
 

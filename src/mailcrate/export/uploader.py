@@ -1,9 +1,9 @@
 """Multipart part uploads with several parts in flight, bounded memory and an in-order hash.
 
 The producer (zip writer) hands finished parts to :meth:`PartUploader.submit`, which blocks
-while ``in_flight`` parts are uploading and ``in_flight`` more are queued, so memory stays at
-about part size x (2 x in_flight + 1) (the +1 being the part the producer is filling) whatever
-the mailbox size. Uploads run on their own threads (HTTP, and in embedded mode the server's
+while ``in_flight`` parts are uploading and one more is queued, so memory stays at about
+part size x (in_flight + 2) (one more being the part the producer is filling) whatever the
+mailbox size. Uploads run on their own threads (HTTP, and in embedded mode the server's
 encryption and disk writes), in parallel with the producer's reading and deflating.
 
 The SHA-384 of the whole object (the export log's ``sha384Hash``) is computed by the upload
@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 log = logging.getLogger("mailcrate.export")
 
-UploadPart = Callable[[int, bytes], str]  # (part number, data) -> ETag
+UploadPart = Callable[[int, bytearray], str]  # (part number, data) -> ETag
 
 
 class UploadStopped(Exception):
@@ -44,7 +44,7 @@ class PartUploader:
         self._upload_part = upload_part
         self._on_uploaded = on_uploaded
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{name}-upload")
-        self._slots = threading.BoundedSemaphore(2 * in_flight)
+        self._slots = threading.BoundedSemaphore(in_flight + 1)
         self._futures: list[Future[str]] = []
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -54,6 +54,7 @@ class PartUploader:
         self.bytes_submitted = 0
         self.bytes_uploaded = 0
         self._lock = threading.Lock()
+        self._free: list[bytearray] = []  # uploaded part buffers, for reuse
 
     @property
     def parts(self) -> int:
@@ -65,7 +66,7 @@ class PartUploader:
         if self._stopped.is_set():
             raise UploadStopped("upload cancelled")
 
-    def submit(self, data: bytes) -> None:
+    def submit(self, data: bytearray) -> None:
         """Queue the next part (numbered from 1); blocks while the queue is full."""
         self._raise_if_stopped()
         while not self._slots.acquire(timeout=0.2):
@@ -79,7 +80,7 @@ class PartUploader:
             self._slots.release()
             raise
 
-    def _run(self, number: int, data: bytes) -> str:
+    def _run(self, number: int, data: bytearray) -> str:
         try:
             with self._hash_turn:
                 while self._hashed != number - 1:
@@ -94,6 +95,8 @@ class PartUploader:
             etag = self._upload_part(number, data)
             with self._lock:
                 self.bytes_uploaded += len(data)
+                if len(self._free) < 4:
+                    self._free.append(data)
             if self._on_uploaded is not None:
                 self._on_uploaded(len(data))
             return etag
@@ -105,6 +108,16 @@ class PartUploader:
             raise
         finally:
             self._slots.release()
+
+    def buffer(self, size: int) -> bytearray:
+        """A part buffer of ``size`` bytes: an uploaded part's buffer when one is free. Reusing
+        them keeps the allocator from churning (and RSS from creeping) on big parts."""
+        with self._lock:
+            while self._free:
+                buf = self._free.pop()
+                if len(buf) == size:
+                    return buf
+        return bytearray(size)
 
     def finish(self) -> list[str]:
         """Wait for every part; the ETags in part order. Raises the first failure."""
@@ -135,28 +148,45 @@ class PartUploader:
 
 class PartSink:
     """The zip writer's ``write``: fills parts of exactly ``part_size`` bytes (the last may be
-    shorter) and hands each full one to ``submit``."""
+    shorter) and hands each full one to ``submit``.
 
-    def __init__(self, part_size: int, submit: Callable[[bytes], None]) -> None:
+    Each part is one preallocated ``bytearray`` filled by slice assignment and handed over
+    as is (no copy, no regrowth): large copies hold the GIL, and the producer shares it with
+    the upload threads.
+    """
+
+    def __init__(
+        self,
+        part_size: int,
+        submit: Callable[[bytearray], None],
+        new_buffer: Callable[[int], bytearray] = bytearray,
+    ) -> None:
         self.part_size = part_size
         self._submit = submit
-        self._buf = bytearray()
+        self._new_buffer = new_buffer
+        self._buf = new_buffer(part_size)
+        self._fill = 0
         self.total = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.total += len(data)
-        self._buf += data
-        if len(self._buf) >= self.part_size:
-            view = memoryview(self._buf)
-            start = 0
-            while len(self._buf) - start >= self.part_size:
-                self._submit(bytes(view[start : start + self.part_size]))
-                start += self.part_size
-            view.release()
-            del self._buf[:start]
+        size = len(data)
+        self.total += size
+        view = memoryview(data)
+        pos = 0
+        while pos < size:
+            take = min(size - pos, self.part_size - self._fill)
+            self._buf[self._fill : self._fill + take] = view[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self.part_size:
+                full, self._fill = self._buf, 0
+                self._submit(full)
+                self._buf = self._new_buffer(self.part_size)
 
     def close(self) -> None:
         """Submit the last, possibly short, part (a zip is never empty, so there is one)."""
-        if self._buf or self.total == 0:
-            self._submit(bytes(self._buf))
-            self._buf = bytearray()
+        if self._fill or self.total == 0:
+            last = self._buf
+            del last[self._fill :]
+            self._buf, self._fill = bytearray(), 0
+            self._submit(last)

@@ -23,6 +23,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import botocore.loaders
+
 from mailcrate.export.job import MIB, ExportSettings, JobControl, run_job
 from mailcrate.jobs import store
 
@@ -41,6 +43,7 @@ def export_settings_from(settings: Any, endpoint_url: str | None) -> ExportSetti
         lease=timedelta(seconds=settings.export_lease_seconds),
         endpoint_url=external_url or endpoint_url,
         external=bool(external_url),
+        loader=botocore.loaders.create_loader(),
     )
 
 
@@ -92,9 +95,7 @@ class WorkerPool:
         assert settings is not None
         while not self._stopping.is_set():
             try:
-                job = store.claim(
-                    self.data_dir.db, worker_id, settings.lease, max_attempts=self.max_attempts
-                )
+                job = store.claim(self.data_dir.db, worker_id, settings.lease, max_attempts=self.max_attempts)
             except Exception:
                 log.exception("claiming an export job failed")
                 job = None
