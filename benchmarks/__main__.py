@@ -11,6 +11,12 @@ import sys
 
 BENCHMARKS = {
     "api": "benchmarks.api",
+    "api-jobs": "benchmarks.api_jobs",
+    "export-embedded": "benchmarks.export_embedded",
+    "export-imap": "benchmarks.export_imap",
+    "export-scaling": "benchmarks.export_scaling",
+    "report": "benchmarks.report",
+    "restore": "benchmarks.restore",
     "s3": "benchmarks.s3_throughput",
 }
 

@@ -1,0 +1,163 @@
+"""Export-job API latency and throughput with 100,000 jobs in the database, vs moto.
+
+100,000 finished jobs (one organization, spread over the last 30 days) are inserted straight
+into ``export_jobs`` of a fresh data directory; then ``mailcrate serve`` answers signed
+``DescribeMailboxExportJob`` (a random job each request) and ``ListMailboxExportJobs`` (first
+page, newest first) from concurrent keep-alive clients.  In the same run, interleaved, moto's
+server answers a comparable signed json call (KMS ``DescribeKey``; moto has no WorkMail export
+jobs).  Median over repetitions of req/s; p50/p99 latency of all requests.
+
+    python -m benchmarks api-jobs [--quick] [--jobs 100000] [--concurrency 16] [--seconds 5] [--repeat 3]
+
+Targets (issue 8): Describe/List p99 < 25 ms; throughput >= 3x moto's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import uuid
+from datetime import timedelta
+
+import boto3
+
+from benchmarks.exportlib import ACCOUNT, save
+from benchmarks.harness import median, run_load, scratch_dir, signed_json, start_mailcrate, start_moto
+
+KEY, SECRET = "AKIABENCHAPIJOBS0000", "j" * 40
+
+
+def _fill(data_dir, org: str, user: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import insert
+
+    from mailcrate.datadir import DataDir
+    from mailcrate.storage.db import utcnow
+    from mailcrate.storage.tables_jobs import export_jobs
+
+    dd = DataDir.open(data_dir)
+    now = utcnow()
+    rng = random.Random(8)
+    rows = []
+    try:
+        with dd.db.begin() as conn:
+            for i in range(n):
+                job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                start = now - timedelta(seconds=rng.randint(60, 30 * 86400))
+                state = "COMPLETED" if i % 20 else rng.choice(["FAILED", "CANCELLED"])
+                rows.append(
+                    {
+                        "job_id": job_id, "account_id": ACCOUNT, "region": "us-east-1",
+                        "organization_id": org, "entity_id": user, "description": f"job {i}",
+                        "role_arn": f"arn:aws:iam::{ACCOUNT}:role/WorkmailExportRole",
+                        "kms_key_arn": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{uuid.UUID(int=i)}",
+                        "s3_bucket_name": "exports", "s3_prefix": "bench", "s3_path": f"bench/{job_id}.zip",
+                        "state": state, "estimated_progress": 100 if state == "COMPLETED" else 40,
+                        "error_info": "Access denied" if state == "FAILED" else None,
+                        "start_time": start, "end_time": start + timedelta(seconds=rng.randint(5, 600)),
+                        "client_token": None, "request_digest": "0" * 64, "attempts": 1, "finishing": False,
+                        "items_total": 1000, "items_done": 1000, "bytes_done": 10**8,
+                    }
+                )  # fmt: skip
+                if len(rows) == 5000:
+                    conn.execute(insert(export_jobs), rows)
+                    rows = []
+            if rows:
+                conn.execute(insert(export_jobs), rows)
+        with dd.db.read() as conn:
+            from sqlalchemy import select
+
+            ids = [r[0] for r in conn.execute(select(export_jobs.c.job_id).limit(5000))]
+    finally:
+        dd.close()
+    return ids  # type: ignore[return-value]
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks api-jobs")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--jobs", type=int, default=100_000)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--repeat", type=int, default=3)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.seconds, a.repeat = 2.0, 1
+
+    work = scratch_dir("api-jobs")
+    mc = start_mailcrate(work / "data", KEY, SECRET)
+    moto = start_moto()
+    try:
+        wm = boto3.client("workmail", endpoint_url=mc.endpoint, region_name="us-east-1",
+                          aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
+        org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
+        user = wm.create_user(
+            OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1"
+        )["UserId"]
+        ids = _fill(work / "data", org, user, a.jobs)
+        listed = wm.list_mailbox_export_jobs(OrganizationId=org, MaxResults=25)
+        assert len(listed["Jobs"]) == 25 and listed.get("NextToken"), listed
+        wm.describe_mailbox_export_job(OrganizationId=org, JobId=ids[0])
+
+        rng = random.Random(3)
+        describe = [
+            signed_json(mc.endpoint, "workmail", "WorkMailService.DescribeMailboxExportJob",
+                        {"OrganizationId": org, "JobId": rng.choice(ids)}, KEY, SECRET)
+            for _ in range(2000)
+        ]  # fmt: skip
+        list_req = signed_json(mc.endpoint, "workmail", "WorkMailService.ListMailboxExportJobs",
+                               {"OrganizationId": org, "MaxResults": 25}, KEY, SECRET)  # fmt: skip
+        kms = boto3.client("kms", endpoint_url=moto.endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        moto_req = signed_json(
+            moto.endpoint, "kms", "TrentService.DescribeKey", {"KeyId": key_id}, "testing", "testing"
+        )
+
+        contenders = {
+            "Describe (mailcrate)": (mc.endpoint, lambda n: describe[n % len(describe)]),
+            "List (mailcrate)": (mc.endpoint, lambda _n: list_req),
+            "DescribeKey (moto)": (moto.endpoint, lambda _n: moto_req),
+        }
+        results: dict[str, list] = {k: [] for k in contenders}
+        for _ in range(a.repeat):
+            for name, (endpoint, make) in contenders.items():
+                results[name].append(run_load(endpoint, make, a.concurrency, a.seconds))
+    finally:
+        mc.stop()
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\napi-jobs: {a.jobs:,} jobs in the DB, concurrency {a.concurrency}, {a.seconds:g} s x {a.repeat}")
+    print(f"{'call':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    summary: dict = {}
+    for name, runs in results.items():
+        lat = sorted(x for r in runs for x in r.latencies_ms)
+        rps = median([r.rps for r in runs])
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        errors = sum(r.errors for r in runs)
+        summary[name] = {
+            "rps": round(rps, 1),
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(p99, 2),
+            "errors": errors,
+        }
+        print(f"{name:<22} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {errors:>7}")
+    moto_rps = summary["DescribeKey (moto)"]["rps"]
+    ratios = {k: round(v["rps"] / moto_rps, 2) for k, v in summary.items() if "mailcrate" in k}
+    p99_ok = all(summary[k]["p99_ms"] < 25 for k in ratios)
+    print(f"\nthroughput vs moto: {ratios} (target >= 3x); p99 < 25 ms: {'met' if p99_ok else 'MISSED'}")
+    save(
+        "api-jobs",
+        {
+            "quick": a.quick,
+            "jobs": a.jobs,
+            "concurrency": a.concurrency,
+            "seconds": a.seconds,
+            "repeat": a.repeat,
+            "results": summary,
+            "ratio_vs_moto": ratios,
+            "targets": {"p99<25ms": p99_ok, "throughput>=3x_moto": all(r >= 3 for r in ratios.values())},
+        },
+    )
+    return 0
