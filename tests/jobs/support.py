@@ -224,7 +224,9 @@ def wait_job(wm: Any, org: str, job_id: str, *, timeout: float = 120, until: tup
     raise AssertionError(f"job {job_id} still RUNNING after {timeout}s: {job}")
 
 
-def check_export(zip_path: Path, log_path: Path, mailbox: Mailbox) -> Manifest:
+def check_export(
+    zip_path: Path, log_path: Path, mailbox: Mailbox, spec: SourceSpec | None = None
+) -> Manifest:
     """The archive is valid, matches its log, and holds every source item byte for byte."""
     report = verify_export(zip_path, log_path)
     assert report.ok, report.problems[:10]
@@ -233,7 +235,7 @@ def check_export(zip_path: Path, log_path: Path, mailbox: Mailbox) -> Manifest:
     with zipfile.ZipFile(zip_path) as zf:
         manifest = Manifest.parse(zf.read(MANIFEST_NAME))
         by_source = {(item.folder, item.source_id): item for item in manifest.items}
-        spec = SourceSpec(embedded=str(mailbox.root), owner=mailbox.email)
+        spec = spec or SourceSpec(embedded=str(mailbox.root), owner=mailbox.email)
         seen = 0
         with open_source(spec) as source:
             for folder in source.folders():
