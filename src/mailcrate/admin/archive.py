@@ -15,17 +15,41 @@ from pathlib import Path
 from types import TracebackType
 
 from mailcrate.admin.errors import AdminError
+from mailcrate.admin.salvage import scan_local_entries
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, iter_manifest
 from mailcrate.export.verify import VerifyReport, verify_export
 
-__all__ = ["Counts", "ExportArchive", "ItemReport", "require_verified"]
+__all__ = ["Counts", "ExportArchive", "ItemReport", "require_verified", "verify_archive"]
 
 _CHUNK = 1024 * 1024
 
 
+def verify_archive(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
+    """:func:`verify_export`, and when the zip's central directory is unreadable (a truncated
+    download), a forward scan of the local entries names the entry the damage is in."""
+    report = verify_export(zip_path, log_path)
+    if (
+        report.ok
+        or report.entries
+        or not any(p.entry is None and "unreadable" in p.message for p in report.problems)
+    ):
+        return report
+    try:
+        scan = scan_local_entries(zip_path)
+    except OSError:
+        return report
+    if scan.bad_entry is not None:
+        report.add(scan.bad_entry, f"{scan.problem} (after {len(scan.complete)} whole entries)")
+    elif MANIFEST_NAME not in scan.complete:
+        report.add(MANIFEST_NAME, f"missing: the archive ends after {len(scan.complete)} whole entries")
+    elif scan.problem:
+        report.add(None, scan.problem)
+    return report
+
+
 def require_verified(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
     """Verify the archive (and log); raise :class:`AdminError` naming the problems if damaged."""
-    report = verify_export(zip_path, log_path)
+    report = verify_archive(zip_path, log_path)
     if not report.ok:
         shown = "; ".join(str(p) for p in report.problems[:3])
         more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""

@@ -15,12 +15,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mailcrate.admin.archive import ItemReport
+from mailcrate.admin.archive import ItemReport, verify_archive
 from mailcrate.admin.aws import AwsTarget
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.jobs import describe_job
 from mailcrate.admin.unpack import unpack_maildir, unpack_mbox
-from mailcrate.export.verify import VerifyReport, verify_export
+from mailcrate.export.verify import VerifyReport
 
 __all__ = ["Downloaded", "download_export", "log_key_for"]
 
@@ -114,7 +114,7 @@ def download_export(
         if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         log_path = None
-    report = verify_export(zip_path, log_path)
+    report = verify_archive(zip_path, log_path)
     if log_path is None:
         report.add(
             None, f"export log s3://{bucket}/{log_key_for(key)} not found: the zip's SHA-384 is unchecked"

@@ -20,6 +20,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
@@ -52,6 +53,7 @@ def _client_error(exc: ClientError) -> tuple[str, str | None]:
         "InvalidClientTokenId",
         "UnrecognizedClientException",
         "SignatureDoesNotMatch",
+        "InvalidSignatureException",
         "InvalidAccessKeyId",
     ):
         return (
@@ -122,6 +124,9 @@ def explain(exc: BaseException) -> tuple[str, str | None, int]:
         )
     if isinstance(exc, ReadTimeoutError):
         return f"{_endpoint(exc)} did not answer in time", "check the server's load and log, then retry", 1
+    if isinstance(exc, ParamValidationError):
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+        return f"invalid parameter: {detail or exc}", "see the command's --help for the expected values", 2
     if isinstance(exc, ClientError):
         message, hint = _client_error(exc)
         return message, hint, 1

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailcrate.admin import jobs
-from mailcrate.admin.archive import ItemReport
+from mailcrate.admin.archive import ItemReport, verify_archive
 from mailcrate.admin.aws import AwsTarget, jsonable
 from mailcrate.admin.download import download_export
 from mailcrate.admin.errors import AdminError
@@ -35,7 +35,7 @@ from mailcrate.cli.mailbox_cmd import (
 )
 from mailcrate.cli.options import settings_options
 from mailcrate.config import Settings
-from mailcrate.export.verify import VerifyReport, verify_export
+from mailcrate.export.verify import VerifyReport
 
 __all__ = ["export"]
 
@@ -384,7 +384,7 @@ def verify_cmd(zip_path: Path, log_path: Path | None, output: str) -> None:
     """Check a downloaded export: every manifest entry's size and SHA-256, the log's SHA-384."""
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
-    report = verify_export(zip_path, log_path)
+    report = verify_archive(zip_path, log_path)
     if output == "json":
         _print_json(
             {

@@ -1,0 +1,264 @@
+"""The administrator's flow with ``mailcrate``'s own CLI against a real ``mailcrate serve``:
+setup -> start --wait (plain and in a terminal) -> describe/list -> download -> verify ->
+restore into a second user's mailbox, byte-identical; damaged zips named by ``verify``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailcrate.mail.samples import generate
+from tests.cli.support import MAILCRATE, run, server_env
+from tests.e2e.admin_support import mailbox_contents, zip_contents
+from tests.jobs.support import Mailbox, add_big_item, fill_maildir, new_mailbox
+from tests.support.mailcrate_server import MailcrateServer
+
+PREFIX = "admin-exports"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
+    srv = MailcrateServer(data_dir=tmp_path_factory.mktemp("admin") / "data")
+    srv.init()
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@dataclass
+class Prepared:
+    env: dict[str, str]
+    bucket: str
+    key_arn: str
+    role_arn: str
+    alice: Mailbox
+
+    def start_args(self, mb: Mailbox) -> list[str]:
+        return ["export", "start", "--organization-id", mb.organization_id, "--entity-id", mb.user_id,
+                "--bucket", self.bucket, "--prefix", PREFIX, "--kms-key", self.key_arn, "--role", self.role_arn]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prepared(server: MailcrateServer) -> Prepared:
+    env = server_env(server)
+    alice = new_mailbox(server, "alice")
+    generate(alice.root, profile="small", seed=3)
+    bucket = "admin-" + uuid.uuid4().hex[:10]
+    first = run("export", "setup", "--bucket", bucket, "--prefix", PREFIX, "--output", "json", env=env)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert [c["status"] for c in result["checks"]] == ["created"] * 4, result
+    return Prepared(env, bucket, result["kmsKeyArn"], result["roleArn"], alice)
+
+
+@pytest.fixture(scope="module")
+def exported(prepared: Prepared, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """alice exported with ``start --wait`` without a terminal, then downloaded."""
+    started = run(*prepared.start_args(prepared.alice), "--wait", env=prepared.env)
+    assert started.returncode == 0, started.stderr
+    assert "\x1b[" not in started.stderr + started.stdout  # no control sequences when not a TTY
+    lines = started.stderr.splitlines()
+    assert lines[0].startswith("started export job ")
+    job_id = lines[0].split()[-1]
+    progress = [
+        line
+        for line in lines[1:]
+        if re.fullmatch(r"\d\d:\d\d:\d\d export [0-9a-f]{8}: \w+ \d+% \(elapsed \d+:\d\d:\d\d\)", line)
+    ]
+    assert progress and progress[-1].split()[3:5] == ["COMPLETED", "100%"], started.stderr
+    assert f"job {job_id} COMPLETED after" in started.stderr
+    to = tmp_path_factory.mktemp("download")
+    downloaded = run("export", "download", job_id, "--organization-id", prepared.alice.organization_id,
+                     "--to", str(to), "--output", "json", env=prepared.env)  # fmt: skip
+    assert downloaded.returncode == 0, downloaded.stderr
+    return {"job_id": job_id, "to": to, "result": json.loads(downloaded.stdout)}
+
+
+def test_setup_again_reports_everything_fine(prepared: Prepared) -> None:
+    again = run("export", "setup", "--bucket", prepared.bucket, "--prefix", PREFIX, env=prepared.env)
+    assert again.returncode == 0, again.stderr
+    rows = [line for line in again.stdout.splitlines() if "already fine" in line]
+    assert len(rows) == 4, again.stdout
+    assert "mailcrate export start" in again.stdout
+
+
+def test_describe_list_download(prepared: Prepared, exported: dict) -> None:
+    org, job_id = prepared.alice.organization_id, exported["job_id"]
+    described = run(
+        "export", "describe", job_id, "--organization-id", org, "--output", "json", env=prepared.env
+    )
+    job = json.loads(described.stdout)
+    assert job["State"] == "COMPLETED" and job["EstimatedProgress"] == 100 and job["JobId"] == job_id
+    text = run("export", "describe", job_id, "--organization-id", org, env=prepared.env).stdout
+    assert re.search(r"^State:\s+COMPLETED$", text, re.M) and "Elapsed:" in text
+    listed = run("export", "list", "--organization-id", org, env=prepared.env).stdout
+    assert job_id in listed and "COMPLETED" in listed and "100%" in listed
+    result = exported["result"]
+    assert result["verified"] and result["problems"] == [] and result["items"] == 306
+    zip_path = Path(result["zip"])
+    manifest, mail, cals = zip_contents(zip_path)
+    assert len(mail) + len(cals) > 0 and sum(cals.values()) == 6
+    # The unpacked Maildir tree + .ics files hold exactly what the zip holds, and so does alice.
+    assert mailbox_contents(exported["to"] / job_id) == (mail, cals)
+    assert mailbox_contents(prepared.alice.root) == (mail, cals)
+    assert {f for (f, *_rest) in mail} >= {("Inbox",), ("Клиенты",), ("日本語のメール",)}
+    ok = run("export", "verify", str(zip_path), env=prepared.env)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK ") and ".json" in ok.stdout
+
+
+def test_download_as_mbox(prepared: Prepared, exported: dict, tmp_path: Path) -> None:
+    org, job_id = prepared.alice.organization_id, exported["job_id"]
+    result = run("export", "download", job_id, "--organization-id", org, "--to", str(tmp_path), "--format", "mbox",
+                 env=prepared.env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    boxes = sorted((tmp_path / job_id / "mbox").rglob("*.mbox"))
+    assert tmp_path / job_id / "mbox" / "Inbox.mbox" in boxes
+    # mbox import of the unpacked files gives back every message of that folder
+    import mailbox as stdlib_mailbox
+
+    _, mail, _ = zip_contents(Path(exported["result"]["zip"]))
+    inbox = sum(n for (folder, *_rest), n in mail.items() if folder == ("Inbox",))
+    assert len(stdlib_mailbox.mbox(str(tmp_path / job_id / "mbox" / "Inbox.mbox"))) == inbox
+
+
+def test_restore_into_second_user_byte_identical(
+    server: MailcrateServer, prepared: Prepared, exported: dict
+) -> None:
+    # a second user of the same organization, addressed by email
+    wm = server.client("workmail")
+    uid = wm.create_user(OrganizationId=prepared.alice.organization_id, Name="bob", DisplayName="Bob",
+                         Password="Corr3ct-Horse")["UserId"]  # fmt: skip
+    domain = prepared.alice.email.split("@")[1]
+    wm.register_to_work_mail(
+        OrganizationId=prepared.alice.organization_id, EntityId=uid, Email=f"bob@{domain}"
+    )
+    root = server.data_dir / "mailboxes" / prepared.alice.organization_id / uid
+    zip_path = Path(exported["result"]["zip"])
+    args = ("export", "restore", str(zip_path), "--organization-id", prepared.alice.organization_id,
+            "--entity-id", f"bob@{domain}", "--data-dir", str(server.data_dir), "--output", "json")  # fmt: skip
+    first = run(*args, env=prepared.env)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["restored"] == 306 and report["skipped"] == 0
+    _, mail, cals = zip_contents(zip_path)
+    assert mailbox_contents(root) == (mail, cals)  # SHA-256, flags, internal dates, calendar objects
+    again = json.loads(run(*args, env=prepared.env).stdout)
+    assert again["restored"] == 0 and again["skipped"] == 306
+    assert mailbox_contents(root) == (mail, cals)
+    # bob's mailbox exports like alice's: the same items, byte for byte
+    bob_job = run(*prepared.start_args(Mailbox(prepared.alice.organization_id, uid, f"bob@{domain}", root)),
+                  "--wait", "--output", "json", env=prepared.env)  # fmt: skip
+    assert bob_job.returncode == 0, bob_job.stderr
+    job = json.loads(bob_job.stdout)
+    out = Path(exported["to"]) / "bob"
+    got = run("export", "download", job["JobId"], "--organization-id", prepared.alice.organization_id, "--to",
+              str(out), "--no-unpack", env=prepared.env)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    _, mail2, cals2 = zip_contents(out / f"{job['JobId']}.zip")
+    assert (mail2, cals2) == (mail, cals)
+
+
+def test_tampered_and_truncated_zips(exported: dict, tmp_path: Path) -> None:
+    zip_path = Path(exported["result"]["zip"])
+    with zipfile.ZipFile(zip_path) as zf:
+        info = next(i for i in zf.infolist() if i.filename.startswith("mail/") and i.compress_size > 2000)
+    data = bytearray(zip_path.read_bytes())
+    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
+    data[offset] ^= 0x01
+    tampered = tmp_path / "tampered.zip"
+    tampered.write_bytes(data)
+    result = run("export", "verify", str(tampered), env={**os.environ})
+    assert result.returncode == 1
+    assert f"{info.filename}: " in result.stderr and "Traceback" not in result.stderr
+    as_json = json.loads(
+        run("export", "verify", str(tampered), "--output", "json", env={**os.environ}).stdout
+    )
+    assert not as_json["ok"] and info.filename in {p["entry"] for p in as_json["problems"]}
+
+    whole = zip_path.read_bytes()
+    with zipfile.ZipFile(zip_path) as zf:
+        cut = next(i for i in zf.infolist()[len(zf.infolist()) // 2 :] if i.compress_size > 100)
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(
+        whole[: cut.header_offset + 30 + len(cut.filename.encode()) + len(cut.extra) + cut.compress_size // 2]
+    )
+    result = run("export", "verify", str(truncated), env={**os.environ})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{cut.filename}: truncated" in result.stderr, result.stderr
+    # the log beside a zip is picked up; a zip that does not match its log is reported
+    shutil.copy(zip_path.with_suffix(".json"), tampered.with_suffix(".json"))
+    result = run("export", "verify", str(tampered), env={**os.environ})
+    assert "sha384Hash" in result.stderr
+    # restore refuses a damaged archive, naming it
+    result = run("export", "restore", str(truncated), "--imap", "imap://127.0.0.1:1", "--imap-user", "x",
+                 env={**os.environ, "MAILCRATE_IMAP_PASSWORD": "x"})  # fmt: skip
+    assert result.returncode == 1 and "is damaged" in result.stderr and cut.filename in result.stderr
+
+
+def test_start_wait_in_a_terminal(server: MailcrateServer, prepared: Prepared, tmp_path: Path) -> None:
+    """Under tmux (a real pseudo-terminal) the rendered screen shows a progress bar."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux not installed")
+    carol = new_mailbox(server, "carol")
+    fill_maildir(carol.root, {"Inbox": 3000, "Archive": 2000}, size=20_000)
+    script = tmp_path / "run.sh"
+    exports = "".join(
+        f"export {k}={shlex.quote(v)}\n"
+        for k, v in prepared.env.items()
+        if k.startswith(("AWS_", "PATH", "HOME"))
+    )
+    cmd = " ".join(shlex.quote(a) for a in [*MAILCRATE, *prepared.start_args(carol), "--wait"])
+    script.write_text(f"{exports}cd {shlex.quote(os.getcwd())}\n{cmd}\necho EXIT=$?\nsleep 60\n")
+    session = "mc-" + uuid.uuid4().hex[:8]
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "20", f"bash {script}"], check=True
+    )
+    screens: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ).stdout
+            screens.append(screen)
+            if "EXIT=" in screen:
+                break
+            time.sleep(0.05)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    final = screens[-1]
+    assert "EXIT=0" in final, final
+    bar = [line for line in final.splitlines() if "━" in line]
+    assert bar and "100%" in bar[0] and "COMPLETED" in bar[0] and "elapsed 0:00:" in bar[0], final
+    assert re.search(r"job [0-9a-f-]{36} COMPLETED after", final)
+    running = [s for s in screens if re.search(r"━.* \d+% RUNNING elapsed", s)]
+    assert running, "no screen showed the job running"
+
+
+def test_cancel_then_wait_exits_non_zero(server: MailcrateServer, prepared: Prepared) -> None:
+    dave = new_mailbox(server, "dave")
+    fill_maildir(dave.root, {"Inbox": 10})
+    add_big_item(dave.root, 400 * 1024 * 1024, random_data=True)
+    started = run(*prepared.start_args(dave), "--output", "json", env=prepared.env)
+    job_id = json.loads(started.stdout)["JobId"]
+    cancelled = run("export", "cancel", job_id, "--organization-id", dave.organization_id, env=prepared.env)
+    assert cancelled.returncode == 0, cancelled.stderr
+    waited = run("export", "wait", job_id, "--organization-id", dave.organization_id, env=prepared.env)
+    assert waited.returncode == 4, waited.stderr
+    assert f"job {job_id} CANCELLED" in waited.stderr
+    # a cancelled job has nothing to download
+    result = run("export", "download", job_id, "--organization-id", dave.organization_id, "--to", "/tmp/x-none",
+                 env=prepared.env)  # fmt: skip
+    assert result.returncode == 1 and "CANCELLED" in result.stderr and "Traceback" not in result.stderr
