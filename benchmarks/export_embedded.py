@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
         out = work / "zip-out.zip"
         runs: dict[str, list[dict]] = {"mailcrate": [], "zip -1": [], "tar | cat": []}
         for rep in range(a.repeat):
-            spy = RESULTS / "profile-export-embedded.svg" if a.py_spy and rep == 0 else None
+            spy = RESULTS / "profile-export-embedded.txt" if a.py_spy and rep == 0 else None
             r = server.export(user, profile_to=spy)
             runs["mailcrate"].append(
                 {"seconds": r.seconds, "peak_rss": r.peak_rss, "server_seconds": r.server_seconds}
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     print(f"mailcrate throughput = {mbps} MB/s (target >= 150: {'met' if mbps >= 150 else 'MISSED'})")
     print(f"mailcrate / raw read = {ratio_tar:.2f}; zip archive {zip_bytes / 2**20:.0f} MiB")
     save(
-        "export-embedded",
+        "export-embedded" + ("-profiled" if a.py_spy else ""),
         {
             "quick": a.quick,
             "mailbox": {

@@ -19,7 +19,7 @@ import argparse
 import shutil
 import sys
 
-from benchmarks.exportlib import ExportServer, fmt_mib, mb_s, run_timed, save, tree_bytes
+from benchmarks.exportlib import RESULTS, ExportServer, fmt_mib, mb_s, run_timed, save, tree_bytes
 from benchmarks.harness import ROOT, median, scratch_dir
 from mailcrate.mail.samples import generate_maildir
 
@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--size-mib", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--py-spy", action="store_true", help="record py-spy stacks of one export")
     a = p.parse_args(argv)
     if a.quick:
         a.size_mib, a.repeat = min(a.size_mib, 200), 2
@@ -106,7 +107,8 @@ def main(argv: list[str]) -> int:
         )
         runs: dict[str, list[dict]] = {"mailcrate": [], "mbsync": []}
         for rep in range(a.repeat):
-            r = server.export(user)
+            spy = RESULTS / "profile-export-imap.txt" if a.py_spy and rep == 0 else None
+            r = server.export(user, profile_to=spy)
             runs["mailcrate"].append(
                 {"seconds": r.seconds, "peak_rss": r.peak_rss, "server_seconds": r.server_seconds}
             )
@@ -141,7 +143,7 @@ def main(argv: list[str]) -> int:
         )
     print(f"\nmailcrate / mbsync = {ratio:.2f} (target <= 0.5: {'met' if ratio <= 0.5 else 'MISSED'})")
     save(
-        "export-imap",
+        "export-imap" + ("-profiled" if a.py_spy else ""),
         {
             "quick": a.quick,
             "mailbox": {

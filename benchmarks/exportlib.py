@@ -79,7 +79,7 @@ class RssSampler:
 class PySpy:
     """``py-spy record`` on a pid while the context is open (skipped when py-spy is missing)."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 50, fmt: str = "flamegraph") -> None:
+    def __init__(self, pid: int, out: Path, rate: int = 100, fmt: str = "raw") -> None:
         self.cmd = [
             shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy"),
             "record", "-p", str(pid), "-o", str(out), "-r", str(rate), "-f", fmt, "--threads", "--nonblocking",
