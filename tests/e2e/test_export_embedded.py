@@ -15,6 +15,7 @@ from tests.jobs.support import (
     Mailbox,
     add_calendar,
     check_export,
+    fill_bulk,
     fill_maildir,
     new_mailbox,
     no_leftovers,
@@ -328,3 +329,35 @@ def test_start_errors_without_role(server: MailcrateServer, tmp_path: Path) -> N
     )
     assert result.returncode != 0 and "EntityNotFoundException" in result.stderr
     time.sleep(0)  # nothing started: nothing to wait for
+
+
+def test_restart_mid_export_resumes_and_completes(tmp_path: Path) -> None:
+    """SIGTERM during an export: the job is given back, the restarted server finishes it, and
+    the interrupted attempt's multipart upload is aborted."""
+    srv = MailcrateServer(data_dir=tmp_path / "data", extra_args=("--export-part-size-mib", "5"))
+    srv.init()
+    srv.start()
+    try:
+        mb = new_mailbox(srv)
+        fill_bulk(mb.root, 300 << 20)
+        env = _setup(srv, tmp_path)
+        job_id = _start(srv, mb, env)
+        wm = srv.client("workmail")
+        deadline = time.monotonic() + 60
+        while (
+            wm.describe_mailbox_export_job(OrganizationId=mb.organization_id, JobId=job_id)[
+                "EstimatedProgress"
+            ]
+            < 10
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        srv.restart()
+        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=120)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        assert srv.client("s3").list_multipart_uploads(Bucket=env["bucket"]).get("Uploads", []) == []
+        zip_path = _download(srv, env["bucket"], job["S3Path"], tmp_path / "export.zip")
+        log_path = _download(srv, env["bucket"], f"{PREFIX}/{job_id}.json", tmp_path / "export.json")
+        check_export(zip_path, log_path, mb)
+    finally:
+        srv.stop()

@@ -6,12 +6,14 @@ big single item, which need no particular destination."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.jobs.support import (
@@ -269,9 +271,24 @@ def test_single_2gib_item(tmp_path: Path, moto: MotoServer) -> None:
         add_big_item(mb.root, 2 * 1024**3 + 12345)
         fill_maildir(mb.root, {"Inbox": 3})
         dest = _destination(moto)
+        assert srv.process is not None
+        server_process = psutil.Process(srv.process.pid)
+        peak = [server_process.memory_info().rss]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.1):
+                peak[0] = max(peak[0], server_process.memory_info().rss)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         job_id = _start(srv, mb, dest)
         job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=600)
+        done.set()
+        sampler.join()
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        # Streamed: the server holds parts (64 MiB x 5), never the 2 GiB item.
+        assert peak[0] < 600 * 1024 * 1024, f"peak RSS {peak[0] / 2**20:.0f} MiB"
         zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
         check_export(zip_path, log_path, mb)
     finally:
