@@ -114,8 +114,9 @@ class Settings:
         "--aws-endpoint-url",
         "MAILCRATE_AWS_ENDPOINT_URL",
         None,
-        "Export to this AWS-compatible endpoint (S3/STS/KMS) instead of the embedded services; "
-        "credentials come from the standard AWS chain.",
+        "Export to this AWS-compatible endpoint (S3/STS/KMS) instead of the embedded services, or "
+        "to AWS itself with the value `aws`; the job's role is assumed with sts:AssumeRole "
+        "(ExternalId = account id) using credentials from the standard AWS chain.",
     )
 
     def __post_init__(self) -> None:
