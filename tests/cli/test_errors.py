@@ -106,7 +106,7 @@ def test_debug_shows_the_traceback() -> None:
 
 
 def test_invalid_parameter(server: MailcrateServer) -> None:
-    error, hint = one_line_error(run("export", "list", "--organization-id", "m-x", env=server_env(server)))
+    error, _hint = one_line_error(run("export", "list", "--organization-id", "m-x", env=server_env(server)))
     assert "invalid parameter" in error and "OrganizationId" in error
 
 

@@ -52,3 +52,24 @@ def mailbox_contents(root: Path) -> tuple[Counter, Counter]:
                 else:
                     cals[(folder.path[0], sha(ics_from_calendar_mime(data)))] += 1
     return mail, cals
+
+
+def ical_fingerprint(ics: bytes) -> tuple:
+    """An iCalendar object's meaning: its components and their properties, order-free (CalDAV
+    servers such as Radicale re-serialize what they store, reordering properties)."""
+    from icalendar import Calendar
+
+    def props(component) -> tuple:
+        out = []
+        for name, value in component.property_items(recursive=False):
+            if name in ("BEGIN", "END"):
+                continue
+            out.append((name, value.to_ical() if hasattr(value, "to_ical") else str(value)))
+        return (
+            component.name,
+            tuple(sorted(out, key=repr)),
+            tuple(sorted((props(c) for c in component.subcomponents), key=repr)),
+        )
+
+    cal = Calendar.from_ical(ics)
+    return tuple(sorted((props(c) for c in cal.subcomponents), key=repr))

@@ -13,16 +13,22 @@ import subprocess
 import time
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from imapclient import IMAPClient
 
+from mailcrate.mail.base import CalDavSpec
+from mailcrate.mail.caldav_source import CalDavSource
+from mailcrate.mail.calendar_mime import ics_from_calendar_mime
 from mailcrate.mail.samples import generate
 from tests.cli.support import MAILCRATE, run, server_env
-from tests.e2e.admin_support import mailbox_contents, zip_contents
+from tests.e2e.admin_support import crlf, ical_fingerprint, mailbox_contents, sha, zip_contents
 from tests.jobs.support import Mailbox, add_big_item, fill_maildir, new_mailbox
+from tests.servers import DovecotServer, DovecotUnavailable, RadicaleServer, start_dovecot, start_radicale
 from tests.support.mailcrate_server import MailcrateServer
 
 PREFIX = "admin-exports"
@@ -108,7 +114,7 @@ def test_describe_list_download(prepared: Prepared, exported: dict) -> None:
     result = exported["result"]
     assert result["verified"] and result["problems"] == [] and result["items"] == 306
     zip_path = Path(result["zip"])
-    manifest, mail, cals = zip_contents(zip_path)
+    _manifest, mail, cals = zip_contents(zip_path)
     assert len(mail) + len(cals) > 0 and sum(cals.values()) == 6
     # The unpacked Maildir tree + .ics files hold exactly what the zip holds, and so does alice.
     assert mailbox_contents(exported["to"] / job_id) == (mail, cals)
@@ -262,3 +268,89 @@ def test_cancel_then_wait_exits_non_zero(server: MailcrateServer, prepared: Prep
     result = run("export", "download", job_id, "--organization-id", dave.organization_id, "--to", "/tmp/x-none",
                  env=prepared.env)  # fmt: skip
     assert result.returncode == 1 and "CANCELLED" in result.stderr and "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- IMAP + CalDAV
+
+
+@pytest.fixture(scope="module")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    try:
+        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), tls=True)
+    except DovecotUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    server = start_radicale(tmp_path_factory.mktemp("radicale"))
+    yield server
+    server.stop()
+
+
+def _imap_contents(dovecot: DovecotServer, user: str) -> Counter:
+    client = IMAPClient("127.0.0.1", dovecot.port, ssl=False)
+    client.login(user, dovecot.users[user])
+    found: Counter = Counter()
+    try:
+        for _flags, delim, name in client.list_folders():
+            client.select_folder(name, readonly=True)
+            path = tuple(name.split(delim.decode())) if delim else (name,)
+            path = ("Inbox", *path[1:]) if path[0].upper() == "INBOX" else path
+            ids = client.search(["ALL"])
+            for data in client.fetch(ids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]).values():
+                flags = tuple(sorted(f.decode() for f in data[b"FLAGS"] if f.lower() != b"\\recent"))
+                when = int(data[b"INTERNALDATE"].timestamp())
+                found[(path, sha(data[b"BODY[]"]), flags, when)] += 1
+    finally:
+        client.logout()
+    return found
+
+
+def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, radicale: RadicaleServer,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    """Into Dovecot (implicit TLS, its CA trusted, master-user login) and Radicale: every
+    message byte-identical as IMAP hands messages out (CRLF), with its flags and internal date;
+    every calendar item with the same components and properties (Radicale re-serializes what
+    it stores, so bytes cannot survive it); a second run adds nothing."""
+    zip_path = Path(exported["result"]["zip"])
+    (tmp_path / "master").write_text(dovecot.master_password + "\n")
+    (tmp_path / "cal").write_text(radicale.users["alice"] + "\n")
+    args = ("export", "restore", str(zip_path), "--imap", f"imaps://localhost:{dovecot.imaps_port}",
+            "--imap-user", "alice", "--imap-master-user", dovecot.master_user,
+            "--imap-password-file", str(tmp_path / "master"), "--imap-ca-file", str(dovecot.ca_file),
+            "--caldav", radicale.url, "--caldav-user", "alice", "--caldav-password-file", str(tmp_path / "cal"),
+            "--output", "json")  # fmt: skip
+    first = run(*args, env={**os.environ})
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["restored"] == 306 and report["skipped"] == 0 and report["notRestored"] == {}
+    manifest, _mail, _cals = zip_contents(zip_path)
+    expected: Counter = Counter()
+    cals: Counter = Counter()
+    with zipfile.ZipFile(zip_path) as zf:
+        for item in manifest.items:
+            if item.kind == "calendar":
+                cals[(item.folder[0], ical_fingerprint(ics_from_calendar_mime(zf.read(item.zip_path))))] += 1
+            else:
+                when = int(item.internal_date.timestamp()) if item.internal_date else None
+                expected[
+                    (item.folder, sha(crlf(zf.read(item.zip_path))), tuple(sorted(item.flags)), when)
+                ] += 1
+    got = _imap_contents(dovecot, "alice")
+    assert +got == +expected
+    with CalDavSource(CalDavSpec(radicale.url, "alice", radicale.users["alice"])) as source:
+        restored_cals: Counter = Counter()
+        for folder in source.folders():
+            for item in source.items(folder):
+                restored_cals[
+                    (folder.path[0], ical_fingerprint(ics_from_calendar_mime(item.read_all())))
+                ] += 1
+    assert restored_cals == cals
+    again = run(*args, env={**os.environ})
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["restored"] == 0 and report["skipped"] == 306
+    assert _imap_contents(dovecot, "alice") == got

@@ -67,6 +67,11 @@ def _imap_connect(spec: ImapSpec) -> IMAPClient:
             f"IMAP server {where}: TLS certificate not trusted ({exc.verify_message})",
             "pass --imap-ca-file with the server's CA",
         ) from None
+    except ssl.SSLError as exc:
+        raise AdminError(
+            f"TLS with IMAP server {where} failed ({exc.reason or exc})",
+            "imaps:// is implicit TLS (port 993); for port 143 use imap:// (with --imap-starttls)",
+        ) from None
     except OSError as exc:
         raise AdminError(
             f"cannot reach IMAP server {where}: {exc.strerror or exc}", "check the host and port"
