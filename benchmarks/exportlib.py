@@ -143,6 +143,8 @@ class ExportServer:
 
     def __init__(self, work: Path, *extra: str) -> None:
         self.work = work
+        # BENCH_SERVE_ARGS: extra serve flags for experiments, e.g. "--export-part-size-mib 8"
+        extra = (*extra, *os.environ.get("BENCH_SERVE_ARGS", "").split())
         self.proc: Process = start_mailcrate(
             work / "data", KEY, SECRET, "--export-mailbox-interval-seconds", "0", *extra
         )
