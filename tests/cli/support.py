@@ -23,6 +23,7 @@ def no_aws_env(**extra: str) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_DEFAULT_REGION": "us-east-1",
             "COLUMNS": "200",
+            "AWS_MAX_ATTEMPTS": "1",
         }
     )
     env.update(extra)

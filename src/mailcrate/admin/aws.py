@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
+if TYPE_CHECKING:  # boto3 is imported when a client is made: `mailcrate serve` never pays for it
+    import boto3
 
 __all__ = ["AwsTarget", "jsonable"]
 
@@ -29,9 +29,11 @@ class AwsTarget:
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
-    max_attempts: int = 3
+    max_attempts: int | None = None  # None: AWS_MAX_ATTEMPTS / the config file, else 3
 
     def session(self) -> boto3.session.Session:
+        import boto3
+
         return boto3.session.Session(
             profile_name=self.profile,
             region_name=self.region,
@@ -46,8 +48,13 @@ class AwsTarget:
         return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
 
     def client(self, service: str, session: boto3.session.Session | None = None) -> Any:
+        from botocore.config import Config
+
         config = Config(
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            retries={
+                "mode": "standard",
+                **({"max_attempts": self.max_attempts} if self.max_attempts else {}),
+            },
             connect_timeout=5,
             read_timeout=120,
             s3={"addressing_style": "path"} if self.endpoint else None,

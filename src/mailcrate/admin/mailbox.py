@@ -132,7 +132,7 @@ def import_mail(
 def check_source(spec: SourceSpec) -> list[tuple[str, int]]:
     """Open the source and list its folders with counts (``bind`` checks before storing)."""
     try:
-        with open_source(spec) as src:
+        with _open_once(spec) as src:
             return [
                 ("/".join(f.path) + (" (calendar)" if f.kind == "calendar" else ""), f.count)
                 for f in src.folders()
@@ -141,6 +141,15 @@ def check_source(spec: SourceSpec) -> list[tuple[str, int]]:
         raise AdminError(
             f"cannot read the mailbox source: {exc}", "fix the binding, or store it unchecked with --no-check"
         ) from None
+
+
+def _open_once(spec: SourceSpec) -> Any:
+    """Like :func:`open_source`, but an unreachable IMAP server fails after one retry, not five."""
+    if spec.imap is not None and spec.caldav is None:
+        from mailcrate.mail.imap import ImapSource
+
+        return ImapSource(spec.imap, max_retries=1, retry_delay=0.1)
+    return open_source(spec)
 
 
 def bind(data_dir: DataDir, organization_id: str, entity: str, spec: SourceSpec | None) -> MailboxUser:

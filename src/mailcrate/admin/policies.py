@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
+    "DEFAULT_KEY_ALIAS",
     "DEFAULT_POLICY_NAME",
     "DEFAULT_ROLE_NAME",
     "EXPORT_SERVICE",
@@ -33,6 +34,7 @@ __all__ = [
 EXPORT_SERVICE = "export.workmail.amazonaws.com"
 DEFAULT_ROLE_NAME = "WorkmailMailboxExportRole"
 DEFAULT_POLICY_NAME = "MailboxExport"
+DEFAULT_KEY_ALIAS = "alias/mailcrate-export"
 S3_ACTIONS = ("s3:AbortMultipartUpload", "s3:PutObject", "s3:GetBucketPolicyStatus")
 KMS_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 

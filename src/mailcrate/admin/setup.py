@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from mailcrate.admin.aws import AwsTarget
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.policies import (
+    DEFAULT_KEY_ALIAS,
     DEFAULT_POLICY_NAME,
     DEFAULT_ROLE_NAME,
     as_document,
@@ -29,7 +30,6 @@ from mailcrate.admin.policies import (
 
 __all__ = ["DEFAULT_KEY_ALIAS", "Check", "SetupResult", "ensure_prerequisites"]
 
-DEFAULT_KEY_ALIAS = "alias/mailcrate-export"
 Status = Literal["created", "ok", "wrong"]
 _BLOCK_ALL = {
     "BlockPublicAcls": True,

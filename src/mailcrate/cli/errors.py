@@ -9,22 +9,12 @@ non-zero. ``--debug`` (on any of these commands) or ``MAILCRATE_DEBUG=1`` re-rai
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
 
 from mailcrate.admin.errors import AdminError
 from mailcrate.datadir import DataDirError
@@ -43,7 +33,7 @@ def _endpoint(exc: Exception) -> str:
     return str(url) or "the endpoint"
 
 
-def _client_error(exc: ClientError) -> tuple[str, str | None]:
+def _client_error(exc: Any) -> tuple[str, str | None]:
     err = exc.response.get("Error", {})
     code = str(err.get("Code", ""))
     message = str(err.get("Message", "") or "").strip()
@@ -110,6 +100,18 @@ def explain(exc: BaseException) -> tuple[str, str | None, int]:
     """(message, hint, exit code) for an exception."""
     if isinstance(exc, AdminError):
         return exc.message, exc.hint, exc.exit_code
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ReadTimeoutError,
+    )
+
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
         return "no AWS credentials found", _CREDENTIALS_HINT, 1
     if isinstance(exc, ProfileNotFound):
@@ -153,6 +155,8 @@ def _report(ctx: click.Context, exc: BaseException) -> NoReturn:
 
 
 def _invoke(ctx: click.Context, run: Callable[[], Any]) -> Any:
+    if not logging.getLogger().handlers:  # library warnings (an IMAP reconnect) as plain lines
+        logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
         return run()
     except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):

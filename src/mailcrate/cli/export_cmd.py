@@ -10,20 +10,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from mailcrate.admin import jobs
-from mailcrate.admin.archive import ItemReport, verify_archive
 from mailcrate.admin.aws import AwsTarget, jsonable
-from mailcrate.admin.download import download_export
 from mailcrate.admin.errors import AdminError
-from mailcrate.admin.policies import DEFAULT_POLICY_NAME, DEFAULT_ROLE_NAME
-from mailcrate.admin.progress import ByteProgress, JobProgressView, format_elapsed, stderr_console
-from mailcrate.admin.setup import DEFAULT_KEY_ALIAS, ensure_prerequisites
+from mailcrate.admin.policies import DEFAULT_KEY_ALIAS, DEFAULT_POLICY_NAME, DEFAULT_ROLE_NAME
 from mailcrate.cli.errors import FriendlyGroup, debug_option
 from mailcrate.cli.mailbox_cmd import (
     caldav_spec_from,
@@ -35,7 +28,13 @@ from mailcrate.cli.mailbox_cmd import (
 )
 from mailcrate.cli.options import settings_options
 from mailcrate.config import Settings
-from mailcrate.export.verify import VerifyReport
+
+if TYPE_CHECKING:
+    from mailcrate.admin.archive import ItemReport
+    from mailcrate.export.verify import VerifyReport
+
+# The admin modules (boto3, rich, zip reading) are imported inside the commands, so that other
+# commands (``mailcrate serve``) start without them.
 
 __all__ = ["export"]
 
@@ -90,6 +89,9 @@ def export() -> None:
 def _wait(
     target: AwsTarget, organization_id: str, job_id: str, output: str, timeout: float | None, interval: float
 ) -> None:
+    from mailcrate.admin import jobs
+    from mailcrate.admin.progress import JobProgressView, stderr_console
+
     console = stderr_console()
     view = JobProgressView(console, job_id)
     with view:
@@ -134,6 +136,8 @@ def start_cmd(
     """Start a mailbox export job (prints its JobId).
 
     Exit codes with --wait: 0 COMPLETED, 3 FAILED, 4 CANCELLED, 5 timeout."""
+    from mailcrate.admin import jobs
+
     job_id = jobs.start_job(
         target,
         organization_id=organization_id,
@@ -191,6 +195,9 @@ _DESCRIBE_ORDER = (
 @aws_options
 def describe_cmd(target: AwsTarget, output: str, job_id: str, organization_id: str) -> None:
     """Show one export job."""
+    from mailcrate.admin import jobs
+    from mailcrate.admin.progress import format_elapsed
+
     job = jobs.describe_job(target, organization_id, job_id)
     if output == "json":
         _print_json(job)
@@ -208,6 +215,12 @@ def describe_cmd(target: AwsTarget, output: str, job_id: str, organization_id: s
 @aws_options
 def list_cmd(target: AwsTarget, output: str, organization_id: str) -> None:
     """List the organization's export jobs (a table; --output json for scripts)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mailcrate.admin import jobs
+    from mailcrate.admin.progress import format_elapsed
+
     found = list(jobs.list_jobs(target, organization_id))
     if output == "json":
         _print_json({"Jobs": found})
@@ -236,6 +249,8 @@ def list_cmd(target: AwsTarget, output: str, organization_id: str) -> None:
 @aws_options
 def cancel_cmd(target: AwsTarget, output: str, job_id: str, organization_id: str) -> None:
     """Cancel a running export job."""
+    from mailcrate.admin import jobs
+
     job = jobs.cancel_job(target, organization_id, job_id)
     if output == "json":
         _print_json(job)
@@ -274,6 +289,8 @@ def setup_cmd(
 
     Idempotent: what exists is checked and reported as already fine or wrong (with the command
     that fixes it), never changed; what is missing is created as the AWS procedure does."""
+    from mailcrate.admin.setup import ensure_prerequisites
+
     result = ensure_prerequisites(
         target,
         bucket=bucket,
@@ -341,6 +358,9 @@ def download_cmd(
     target: AwsTarget, output: str, job_id: str, organization_id: str, to: Path, fmt: str, no_unpack: bool
 ) -> None:
     """Download a completed export, verify it (log SHA-384, every manifest entry) and unpack it."""
+    from mailcrate.admin.download import download_export
+    from mailcrate.admin.progress import ByteProgress, stderr_console
+
     console = stderr_console()
     result = download_export(
         target,
@@ -382,6 +402,8 @@ def download_cmd(
 @debug_option
 def verify_cmd(zip_path: Path, log_path: Path | None, output: str) -> None:
     """Check a downloaded export: every manifest entry's size and SHA-256, the log's SHA-384."""
+    from mailcrate.admin.archive import verify_archive
+
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
     report = verify_archive(zip_path, log_path)

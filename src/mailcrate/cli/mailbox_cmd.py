@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from mailcrate.admin import mailbox as mb
 from mailcrate.admin.errors import AdminError
 from mailcrate.cli.errors import FriendlyGroup, debug_option
 from mailcrate.cli.options import settings_options
@@ -158,6 +157,8 @@ def import_cmd(
     """Import mbox files, Maildir trees, .eml files and .ics calendars into a user's mailbox.
 
     Safe to re-run: a message already in its folder (same bytes) is not stored again."""
+    from mailcrate.admin import mailbox as mb
+
     dd = mb.open_data_dir(_data_dir(data_dir))
     try:
         user, report = mb.import_mail(dd, organization_id, entity_id, list(paths), folder)
@@ -213,6 +214,8 @@ def bind_cmd(
     """Bind a user's mailbox to where its mail really lives: IMAP (+ CalDAV) or a Maildir.
 
     Passwords are sealed with the data directory's master key, never printed or logged."""
+    from mailcrate.admin import mailbox as mb
+
     imap = imap_spec_from(values)
     caldav = caldav_spec_from(values)
     chosen = [x for x in (imap, maildir, embedded or None) if x]
@@ -272,6 +275,8 @@ def _describe_binding(d: dict[str, Any]) -> str:
 @debug_option
 def show_cmd(data_dir: Path | None, organization_id: str, entity_id: str, output: str) -> None:
     """Show where a user's mailbox is read from (without secrets)."""
+    from mailcrate.admin import mailbox as mb
+
     dd = mb.open_data_dir(_data_dir(data_dir))
     try:
         user = mb.find_user(dd, organization_id, entity_id)

@@ -6,14 +6,16 @@ import contextlib
 import json
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from mailcrate.admin.progress import format_elapsed, stderr_console
-from mailcrate.admin.quickstart import ChildServer, QuickstartResult, repeat_commands, run_quickstart
 from mailcrate.cli.errors import FriendlyCommand, debug_option
 from mailcrate.cli.options import settings_options
 from mailcrate.config import Settings
+
+if TYPE_CHECKING:
+    from mailcrate.admin.quickstart import ChildServer, QuickstartResult
 
 __all__ = ["quickstart"]
 
@@ -40,6 +42,9 @@ def quickstart(data_dir: Path | None, to: Path | None, keep_serving: bool, outpu
 
     Safe to re-run (what exists is reused; a fresh user is exported when the last one was
     exported less than 24 hours ago). Prints the aws commands that repeat each step."""
+    from mailcrate.admin.progress import stderr_console
+    from mailcrate.admin.quickstart import run_quickstart
+
     console = stderr_console()
 
     def say(text: str) -> None:
@@ -67,6 +72,9 @@ def quickstart(data_dir: Path | None, to: Path | None, keep_serving: bool, outpu
 
 
 def _summary(result: QuickstartResult, output: str) -> None:
+    from mailcrate.admin.progress import format_elapsed
+    from mailcrate.admin.quickstart import repeat_commands
+
     if output == "json":
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
