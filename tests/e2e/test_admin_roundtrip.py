@@ -354,3 +354,35 @@ def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, ra
     report = json.loads(again.stdout)
     assert report["restored"] == 0 and report["skipped"] == 306
     assert _imap_contents(dovecot, "alice") == got
+
+
+def test_bound_imap_mailbox_round_trip(server: MailcrateServer, prepared: Prepared, exported: dict,
+                                       dovecot: DovecotServer, tmp_path: Path) -> None:  # fmt: skip
+    """export -> restore into Dovecot (user bob) -> ``mailbox bind`` a new user to bob's IMAP
+    account (master user) -> export that user -> the same mail, as IMAP hands it out."""
+    zip_path = Path(exported["result"]["zip"])
+    (tmp_path / "master").write_text(dovecot.master_password)
+    imap = ("--imap", dovecot.url, "--imap-user", "bob", "--imap-master-user", dovecot.master_user,
+            "--imap-password-file", str(tmp_path / "master"))  # fmt: skip
+    restored = run("export", "restore", str(zip_path), *imap, env={**os.environ})
+    assert restored.returncode == 0, restored.stderr
+    assert "not restored: 6 calendar items (give --caldav to restore them)" in restored.stdout
+    frank = new_mailbox(server, "frank")
+    bound = run("mailbox", "bind", "--data-dir", str(server.data_dir), "--organization-id", frank.organization_id,
+                "--entity-id", frank.user_id, *imap, env={**os.environ})  # fmt: skip
+    assert bound.returncode == 0, bound.stderr
+    assert "Inbox: " in bound.stdout and "Клиенты: " in bound.stdout
+    job = run(*prepared.start_args(frank), "--wait", "--output", "json", env=prepared.env)
+    assert job.returncode == 0, job.stderr
+    job_id = json.loads(job.stdout)["JobId"]
+    got = run("export", "download", job_id, "--organization-id", frank.organization_id, "--to", str(tmp_path),
+              "--no-unpack", env=prepared.env)  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    manifest, _, _ = zip_contents(zip_path)
+    expected: Counter = Counter()
+    with zipfile.ZipFile(zip_path) as zf:
+        for item in manifest.items:
+            if item.kind == "mail":
+                expected[(item.folder, sha(crlf(zf.read(item.zip_path))), tuple(sorted(item.flags)))] += 1
+    second, _, _ = zip_contents(tmp_path / f"{job_id}.zip")
+    assert Counter((i.folder, i.sha256, tuple(sorted(i.flags))) for i in second.items) == expected
