@@ -386,3 +386,20 @@ def test_bound_imap_mailbox_round_trip(server: MailcrateServer, prepared: Prepar
                 expected[(item.folder, sha(crlf(zf.read(item.zip_path))), tuple(sorted(item.flags)))] += 1
     second, _, _ = zip_contents(tmp_path / f"{job_id}.zip")
     assert Counter((i.folder, i.sha256, tuple(sorted(i.flags))) for i in second.items) == expected
+
+
+def test_failed_job_and_the_24_hour_limit(
+    server: MailcrateServer, prepared: Prepared, exported: dict
+) -> None:
+    gina = new_mailbox(server, "gina")
+    fill_maildir(gina.root, {"Inbox": 3})
+    args = prepared.start_args(gina)
+    args[args.index("--role") + 1] = "NoSuchExportRole"  # a role name becomes the caller's role ARN
+    failed = run(*args, "--wait", env=prepared.env)
+    assert failed.returncode == 3, failed.stderr
+    assert re.search(r"job [0-9a-f-]{36} FAILED after", failed.stderr)
+    assert "ErrorInfo: " in failed.stderr and "NoSuchExportRole" in failed.stderr
+    # alice was exported by the `exported` fixture: WorkMail allows one export per 24 hours
+    again = run(*prepared.start_args(prepared.alice), env=prepared.env)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "hint: WorkMail allows one export per mailbox per 24 hours" in again.stderr, again.stderr
