@@ -25,7 +25,7 @@ from mailcrate.mail.base import CalDavSpec
 from mailcrate.mail.caldav_source import CalDavSource
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
 from mailcrate.mail.samples import generate
-from tests.cli.support import MAILCRATE, run, server_env
+from tests.cli.support import MAILCRATE, one_line_error, run, server_env
 from tests.e2e.admin_support import crlf, ical_fingerprint, mailbox_contents, sha, zip_contents
 from tests.jobs.support import Mailbox, add_big_item, fill_maildir, new_mailbox
 from tests.servers import DovecotServer, DovecotUnavailable, RadicaleServer, start_dovecot, start_radicale
@@ -403,3 +403,36 @@ def test_failed_job_and_the_24_hour_limit(
     again = run(*prepared.start_args(prepared.alice), env=prepared.env)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert "hint: WorkMail allows one export per mailbox per 24 hours" in again.stderr, again.stderr
+
+
+def test_download_without_kms_decrypt(server: MailcrateServer, prepared: Prepared, exported: dict,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    """A caller who may read the object but not decrypt with the export's key gets one line
+    naming the missing kms:Decrypt, not a traceback."""
+    iam = server.client("iam")
+    name = "reader-" + uuid.uuid4().hex[:6]
+    iam.create_user(UserName=name)
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="read-exports",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["workmail:Describe*", "workmail:List*"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"},
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    env = {
+        **prepared.env,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+    result = run("export", "download", exported["job_id"], "--organization-id", prepared.alice.organization_id,
+                 "--to", str(tmp_path), env=env)  # fmt: skip
+    error, hint = one_line_error(result)
+    assert "denied" in error and "kms:Decrypt" in hint, result.stderr
+    assert not list(tmp_path.glob("*.zip*"))
