@@ -17,13 +17,25 @@ from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import State
 from mailcrate.storage.db import utcnow
 from mailcrate.storage.tables import accounts, organizations
+from tests.support.postgres import PostgresServer, start_postgres
 
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[DataDir]:
-    dd = DataDir.open(tmp_path / "data", create=True)
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir]:
+    """The same rules on SQLite and PostgreSQL (the scale-out database, many workers)."""
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").create_database("jobs_" + uuid.uuid4().hex[:12])
+    dd = DataDir.open(tmp_path / "data", create=True, database_url=url)
     with dd.db.begin() as conn:
         conn.execute(
             insert(accounts).values(
@@ -143,3 +155,40 @@ def test_release_on_shutdown_does_not_use_an_attempt(data_dir: DataDir) -> None:
     store.release(data_dir.db, job_id, "w")
     job = store.claim(data_dir.db, "w2", LEASE)
     assert job is not None and job.attempts == 1
+
+
+def test_running_limit_holds_under_concurrent_starts(data_dir: DataDir) -> None:
+    """Starts serialize on the organization row: 12 concurrent Starts, limit 5 -> exactly 5."""
+    limits = Limits(max_running_per_org=5)
+    results: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(12)
+
+    def start(n: int) -> None:
+        request = store.StartRequest(
+            account_id="111122223333",
+            region="us-east-1",
+            organization_id="m-" + "a" * 32,
+            entity_id=f"user-{n}",
+            role_arn="arn:aws:iam::111122223333:role/R",
+            kms_key_arn="arn:aws:kms:us-east-1:111122223333:key/k",
+            s3_bucket_name="b",
+            s3_prefix="p",
+        )
+        barrier.wait()
+        try:
+            with data_dir.db.begin() as conn:
+                store.lock_organization(conn, request.organization_id)
+                store.create(conn, request, limits)
+            outcome = "created"
+        except store.JobLimitExceeded:
+            outcome = "limit"
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["created"] * 5 + ["limit"] * 7
