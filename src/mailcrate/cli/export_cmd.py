@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,9 +216,6 @@ def describe_cmd(target: AwsTarget, output: str, job_id: str, organization_id: s
 @aws_options
 def list_cmd(target: AwsTarget, output: str, organization_id: str) -> None:
     """List the organization's export jobs (a table; --output json for scripts)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from mailcrate.admin import jobs
     from mailcrate.admin.progress import format_elapsed
 
@@ -225,20 +223,24 @@ def list_cmd(target: AwsTarget, output: str, organization_id: str) -> None:
     if output == "json":
         _print_json({"Jobs": found})
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("JobId", "EntityId", "State", "Progress", "StartTime", "Elapsed", "S3 path"):
-        table.add_column(col, overflow="fold")
+    header = ("JOB ID", "ENTITY", "STATE", "PROGRESS", "STARTED (UTC)", "ELAPSED", "S3 PATH")
+    rows = [header]
     for job in found:
-        table.add_row(
-            job["JobId"],
-            job.get("EntityId", ""),
-            job.get("State", ""),
-            f"{job.get('EstimatedProgress', 0)}%",
-            jsonable(job.get("StartTime", "")) or "",
-            format_elapsed(jobs.job_elapsed(job)),
-            f"s3://{job.get('S3BucketName', '')}/{job.get('S3Path', '')}",
+        start = job.get("StartTime")
+        rows.append(
+            (
+                job["JobId"],
+                job.get("EntityId", ""),
+                job.get("State", ""),
+                f"{job.get('EstimatedProgress', 0)}%",
+                start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if start else "",
+                format_elapsed(jobs.job_elapsed(job)),
+                f"s3://{job.get('S3BucketName', '')}/{job.get('S3Path', '')}",
+            )
         )
-    Console(soft_wrap=False, width=max(160, Console().width)).print(table)
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     if not found:
         click.echo("(no export jobs)", err=True)
 
