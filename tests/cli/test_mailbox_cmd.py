@@ -17,7 +17,14 @@ ICS = (
 
 
 def _mbox(path: Path, count: int) -> Path:
-    path.write_bytes(b"".join(b"From someone@example.org Tue Oct  1 10:00:00 2024\n" + message(n).replace(b"\r\n", b"\n") + b"\n\n" for n in range(count)))
+    path.write_bytes(
+        b"".join(
+            b"From someone@example.org Tue Oct  1 10:00:00 2024\n"
+            + message(n).replace(b"\r\n", b"\n")
+            + b"\n\n"
+            for n in range(count)
+        )
+    )
     return path
 
 
@@ -34,7 +41,10 @@ def test_import_is_idempotent(server: MailcrateServer, tmp_path: Path) -> None:
     assert "Inbox: 1 imported" in first.stdout and "calendar Calendar: 1 imported" in first.stdout
     again = run(*args, "--output", "json", env=no_aws_env())
     report = json.loads(again.stdout)
-    assert {m["folder"][0]: (m["imported"], m["skipped"]) for m in report["mail"]} == {"Projects": (0, 5), "Inbox": (0, 1)}
+    assert {m["folder"][0]: (m["imported"], m["skipped"]) for m in report["mail"]} == {
+        "Projects": (0, 5),
+        "Inbox": (0, 1),
+    }
     with EmbeddedStore(mb.root) as store:
         counts = {f.path: f.count for f in store.folders()}
     assert counts[("Projects",)] == 5 and counts[("Inbox",)] == 1 and counts[("Calendar",)] == 1
@@ -43,15 +53,49 @@ def test_import_is_idempotent(server: MailcrateServer, tmp_path: Path) -> None:
 def test_import_errors(server: MailcrateServer, tmp_path: Path) -> None:
     mb = new_mailbox(server)
     base = ("mailbox", "import", "--data-dir", str(server.data_dir))
-    error, hint = one_line_error(run(*base, "--organization-id", "m-" + "0" * 32, "--entity-id", "x", str(tmp_path), env=no_aws_env()))
+    error, hint = one_line_error(
+        run(*base, "--organization-id", "m-" + "0" * 32, "--entity-id", "x", str(tmp_path), env=no_aws_env())
+    )
     assert "organization" in error and "not found" in error and "list-organizations" in hint
-    error, hint = one_line_error(run(*base, "--organization-id", mb.organization_id, "--entity-id", "nobody", str(tmp_path), env=no_aws_env()))
+    error, hint = one_line_error(
+        run(
+            *base,
+            "--organization-id",
+            mb.organization_id,
+            "--entity-id",
+            "nobody",
+            str(tmp_path),
+            env=no_aws_env(),
+        )
+    )
     assert "no user nobody" in error and "list-users" in hint
     wm = server.client("workmail")
     wm.create_user(OrganizationId=mb.organization_id, Name="unreg", DisplayName="U", Password="Corr3ct-Horse")
-    error, hint = one_line_error(run(*base, "--organization-id", mb.organization_id, "--entity-id", "unreg", str(tmp_path), env=no_aws_env()))
+    error, hint = one_line_error(
+        run(
+            *base,
+            "--organization-id",
+            mb.organization_id,
+            "--entity-id",
+            "unreg",
+            str(tmp_path),
+            env=no_aws_env(),
+        )
+    )
     assert "has no mailbox" in error and "register-to-work-mail" in hint
-    error, _hint = one_line_error(run("mailbox", "show", "--data-dir", str(tmp_path / "nothing"), "--organization-id", mb.organization_id, "--entity-id", "x", env=no_aws_env()))
+    error, _hint = one_line_error(
+        run(
+            "mailbox",
+            "show",
+            "--data-dir",
+            str(tmp_path / "nothing"),
+            "--organization-id",
+            mb.organization_id,
+            "--entity-id",
+            "x",
+            env=no_aws_env(),
+        )
+    )
     assert "not an initialised mailcrate data directory" in error
 
 
@@ -59,7 +103,14 @@ def test_bind_and_show_never_reveal_the_password(server: MailcrateServer, tmp_pa
     mb = new_mailbox(server)
     secret = "s3cret-Imap-Passw0rd-xyz"
     (tmp_path / "pw").write_text(secret + "\n")
-    base = ("--data-dir", str(server.data_dir), "--organization-id", mb.organization_id, "--entity-id", mb.user_id)
+    base = (
+        "--data-dir",
+        str(server.data_dir),
+        "--organization-id",
+        mb.organization_id,
+        "--entity-id",
+        mb.user_id,
+    )
     shown = run("mailbox", "show", *base, "--output", "json", env=no_aws_env())
     assert json.loads(shown.stdout)["Source"] == "embedded"
     bound = run("mailbox", "bind", *base, "--imap", "imaps://mail.example.org", "--imap-user", "alice",
@@ -87,4 +138,7 @@ def test_bind_and_show_never_reveal_the_password(server: MailcrateServer, tmp_pa
     assert "cannot read the mailbox source" in error and "--no-check" in hint
     back = run("mailbox", "bind", *base, "--embedded", env=no_aws_env())
     assert back.returncode == 0 and "embedded store" in back.stdout
-    assert json.loads(run("mailbox", "show", *base, "--output", "json", env=no_aws_env()).stdout)["Source"] == "embedded"
+    assert (
+        json.loads(run("mailbox", "show", *base, "--output", "json", env=no_aws_env()).stdout)["Source"]
+        == "embedded"
+    )
