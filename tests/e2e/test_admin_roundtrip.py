@@ -93,11 +93,16 @@ def exported(prepared: Prepared, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 def test_setup_again_reports_everything_fine(prepared: Prepared) -> None:
-    again = run("export", "setup", "--bucket", prepared.bucket, "--prefix", PREFIX, env=prepared.env)
+    org = prepared.alice.organization_id
+    again = run("export", "setup", "--bucket", prepared.bucket, "--prefix", PREFIX, "--organization-id", org,
+                env=prepared.env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     rows = [line for line in again.stdout.splitlines() if "already fine" in line]
-    assert len(rows) == 4, again.stdout
-    assert "mailcrate export start" in again.stdout
+    assert len(rows) == 5 and rows[0].startswith("WorkMail organization"), again.stdout
+    assert f"mailcrate export start --organization-id {org}" in again.stdout
+    missing = run("export", "setup", "--bucket", prepared.bucket, "--prefix", PREFIX, "--organization-id",
+                  "m-" + "2" * 32, "--check-only", env=prepared.env)  # fmt: skip
+    assert missing.returncode == 1 and "WorkMail organization    WRONG" in missing.stdout
 
 
 def test_describe_list_download(prepared: Prepared, exported: dict) -> None:

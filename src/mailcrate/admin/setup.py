@@ -101,6 +101,7 @@ def ensure_prerequisites(
     kms_key: str | None = None,
     role_name: str = DEFAULT_ROLE_NAME,
     policy_name: str = DEFAULT_POLICY_NAME,
+    organization_id: str | None = None,
     create: bool = True,
 ) -> SetupResult:
     """Create what is missing (``create``) and check everything; see the module docstring."""
@@ -111,10 +112,41 @@ def ensure_prerequisites(
     region = session.region_name or "us-east-1"
     result = SetupResult(account_id=account, region=region, bucket=bucket, prefix=prefix)
     endpoint = target.endpoint
+    if organization_id:
+        _organization(target.client("workmail", session), result, organization_id)
     _key(target.client("kms", session), result, kms_key, create, endpoint)
     _bucket(target.client("s3", session), result, create, endpoint)
     _role(target.client("iam", session), result, role_name, policy_name, create, endpoint)
     return result
+
+
+# ------------------------------------------------------------------------------------ organization
+
+
+def _organization(wm: Any, result: SetupResult, organization_id: str) -> None:
+    """The organization must be Active in the region the key and bucket are checked in."""
+    try:
+        org = wm.describe_organization(OrganizationId=organization_id)
+    except ClientError as exc:
+        if _code(exc) != "OrganizationNotFoundException":
+            raise
+        result.checks.append(
+            Check(
+                "WorkMail organization",
+                "wrong",
+                f"{organization_id} not found in {result.region}",
+                "pass the organization's region: --region REGION (aws workmail list-organizations --region REGION)",
+            )
+        )
+        return
+    state = org.get("State")
+    label = f"{organization_id} ({org.get('Alias')}) in {result.region}"
+    if state != "Active":
+        result.checks.append(
+            Check("WorkMail organization", "wrong", f"{label} is {state}", "wait until it is Active")
+        )
+    else:
+        result.checks.append(Check("WorkMail organization", "ok", f"{label}, Active"))
 
 
 # ------------------------------------------------------------------------------------ key

@@ -276,6 +276,11 @@ def cancel_cmd(target: AwsTarget, output: str, job_id: str, organization_id: str
     "--policy-name", default=DEFAULT_POLICY_NAME, show_default=True, help="The role's inline policy."
 )
 @click.option("--check-only", is_flag=True, help="Create nothing; only report.")
+@click.option(
+    "--organization-id",
+    envvar="MAILCRATE_ORGANIZATION_ID",
+    help="Also check the organization is Active in this region (key and bucket must be in its region).",
+)
 @aws_options
 def setup_cmd(
     target: AwsTarget,
@@ -286,6 +291,7 @@ def setup_cmd(
     role_name: str,
     policy_name: str,
     check_only: bool,
+    organization_id: str | None,
 ) -> None:
     """Create or check the export prerequisites: KMS key, bucket, role and policies.
 
@@ -300,6 +306,7 @@ def setup_cmd(
         kms_key=kms_key,
         role_name=role_name,
         policy_name=policy_name,
+        organization_id=organization_id,
         create=not check_only,
     )
     if output == "json":
@@ -314,7 +321,7 @@ def setup_cmd(
             endpoint = f" --endpoint-url {target.endpoint}" if target.endpoint else ""
             click.echo("\nready; start an export with:")
             click.echo(
-                f"  mailcrate export start --organization-id ORG --entity-id USER --bucket {bucket} "
+                f"  mailcrate export start --organization-id {organization_id or 'ORG'} --entity-id USER --bucket {bucket} "
                 f"--prefix {prefix} --kms-key {result.key_arn} --role {result.role_arn}{endpoint} --wait"
             )
     if not result.ok:
