@@ -28,7 +28,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from mailcrate.export.manifest import export_zip_key
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import ExportJob, State, clip_error
-from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.pagination import InvalidToken, keyset_page
 from mailcrate.storage.db import Database, utcnow
 from mailcrate.storage.tables import organizations
 from mailcrate.storage.tables_jobs import export_jobs as jobs
@@ -215,26 +215,20 @@ def page(
     query = select(jobs).where(
         jobs.c.organization_id == organization_id, jobs.c.start_time >= now - limits.list_window
     )
-    if next_token:
-        key = decode_token(scope, next_token)
-        if key is None or len(key) != 2:
-            raise ValueError("NextToken is not valid for this listing")
-        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
-        query = query.where(
-            or_(
-                jobs.c.start_time < after_time,
-                and_(jobs.c.start_time == after_time, jobs.c.job_id < after_id),
-            )
+    try:
+        rows, token = keyset_page(
+            conn,
+            query,
+            created=jobs.c.start_time,
+            ident=jobs.c.job_id,
+            scope=scope,
+            next_token=next_token,
+            max_results=max_results,
+            newest_first=True,
         )
-    rows = conn.execute(
-        query.order_by(jobs.c.start_time.desc(), jobs.c.job_id.desc()).limit(max_results + 1)
-    ).all()
-    items = [ExportJob.from_row(row) for row in rows[:max_results]]
-    token = None
-    if len(rows) > max_results:
-        last = items[-1]
-        token = encode_token(scope, [last.start_time.isoformat(), last.job_id])
-    return items, token
+    except InvalidToken:
+        raise ValueError("NextToken is not valid for this listing") from None
+    return [ExportJob.from_row(row) for row in rows], token
 
 
 @dataclass(frozen=True, slots=True)

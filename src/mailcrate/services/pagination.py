@@ -50,15 +50,23 @@ def keyset_page(
     scope: str,
     next_token: str | None,
     max_results: int,
+    newest_first: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """One page of ``query`` ordered by (created, ident), oldest first, and the next page's token."""
+    """One page of ``query`` ordered by (created, ident) and the next page's token.
+
+    An index on (scope columns, created, ident) serves both directions without a sort.
+    """
     if next_token is not None:
         key = decode_token(scope, next_token)
         if key is None or len(key) != 2:
             raise InvalidToken(next_token)
         after_time, after_id = datetime.fromisoformat(key[0]), key[1]
-        query = query.where(or_(created > after_time, and_(created == after_time, ident > after_id)))
-    rows = conn.execute(query.order_by(created, ident).limit(max_results + 1)).all()
+        if newest_first:
+            query = query.where(or_(created < after_time, and_(created == after_time, ident < after_id)))
+        else:
+            query = query.where(or_(created > after_time, and_(created == after_time, ident > after_id)))
+    order = (created.desc(), ident.desc()) if newest_first else (created, ident)
+    rows = conn.execute(query.order_by(*order).limit(max_results + 1)).all()
     token = None
     if len(rows) > max_results:
         last = rows[max_results - 1]

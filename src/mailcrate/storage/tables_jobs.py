@@ -45,7 +45,8 @@ export_jobs = Table(
     Column("items_total", BigInteger, nullable=True),
     Column("items_done", BigInteger, nullable=True),
     Column("bytes_done", BigInteger, nullable=True),
-    Index("ix_export_jobs_org_start", "organization_id", "start_time"),
+    # ListMailboxExportJobs pages newest first by (start_time, job_id) within an organization.
+    Index("ix_export_jobs_org_start_id", "organization_id", "start_time", "job_id"),
     Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),
     Index("ix_export_jobs_state_lease", "state", "lease_expires_at"),
     Index("ux_export_jobs_org_token", "organization_id", "client_token", unique=True),
