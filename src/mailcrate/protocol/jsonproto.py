@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,9 @@ class JsonProtocol:
     }
     access_denied_code = "AccessDeniedException"
     access_denied_status = 400
+
+    def __init__(self) -> None:
+        self._encoders: dict[str, Encoder] = {}
 
     def operation_name(self, request: HttpRequest, service: ServiceModel) -> str:
         target = request.headers.get("x-amz-target") or ""
@@ -64,8 +68,7 @@ class JsonProtocol:
         return _decode_structure(shape, document, "") if shape is not None else {}
 
     def serialize(self, operation: OperationModel, output: dict[str, Any], request_id: str) -> HttpResponse:
-        shape = operation.output_shape
-        document = _encode(shape, output) if shape is not None else {}
+        document = self._encoder(operation)(output)
         return HttpResponse(
             200, self._headers(request_id), json.dumps(document, separators=(",", ":")).encode()
         )
@@ -76,6 +79,16 @@ class JsonProtocol:
         document = {"__type": error.code, "message": error.message, **error.fields}
         headers = [*self._headers(request_id), ("x-amzn-ErrorType", error.code)]
         return HttpResponse(error.status, headers, json.dumps(document, default=str).encode())
+
+    def _encoder(self, operation: OperationModel) -> Encoder:
+        key = f"{operation.service_model.service_name}.{operation.name}"
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            shape = operation.output_shape
+            compiled = compile_encoder(shape) if shape is not None else None
+            encoder = compiled or (lambda value: {})
+            self._encoders[key] = encoder
+        return encoder
 
     @staticmethod
     def _headers(request_id: str) -> list[tuple[str, str]]:
@@ -162,24 +175,59 @@ def _decode_timestamp(value: Any, path: str) -> datetime:
     raise _type_error(path, "a timestamp", value)
 
 
-def _encode(shape: Shape, value: Any) -> Any:
-    """Render a handler's Python value as the model's JSON; members not in the model are dropped."""
+Encoder = Callable[[Any], Any]
+
+
+def compile_encoder(shape: Shape, memo: dict[str, Encoder | None] | None = None) -> Encoder | None:
+    """Build, once per shape, the function that renders a value as the model's JSON.
+
+    Walking botocore's shape objects on every response costs more than the rest of a call
+    (``Shape.members`` resolves its members anew each time), so the walk happens once and
+    responses run the compiled closures. ``None`` means "the value is already JSON as it is".
+    Members not in the model are dropped.
+    """
+    memo = {} if memo is None else memo
+    key = f"{shape.type_name}:{shape.name}"
+    if key in memo:  # recursive shapes: resolve lazily through the memo
+        return lambda value: (memo[key] or _identity)(value)
+    memo[key] = None
     kind = shape.type_name
+    encoder: Encoder | None = None
     if kind == "structure":
-        return {
-            name: _encode(member, value[name])
-            for name, member in shape.members.items()
-            if value.get(name) is not None
-        }
-    if kind == "list":
-        return [_encode(shape.member, item) for item in value]
-    if kind == "map":
-        return {key: _encode(shape.value, item) for key, item in value.items()}
-    if kind == "timestamp":
-        if isinstance(value, datetime):
-            stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
-            return round(stamp.timestamp(), 3)
-        return value
-    if kind == "blob":
-        return base64.b64encode(value).decode("ascii")
+        members = [(name, compile_encoder(member, memo)) for name, member in shape.members.items()]
+
+        def encoder(value: Any) -> Any:
+            out = {}
+            for name, sub in members:
+                item = value.get(name)
+                if item is not None:
+                    out[name] = item if sub is None else sub(item)
+            return out
+
+    elif kind == "list":
+        sub = compile_encoder(shape.member, memo)
+        encoder = list if sub is None else (lambda value: [sub(item) for item in value])
+    elif kind == "map":
+        sub = compile_encoder(shape.value, memo)
+        encoder = dict if sub is None else (lambda value: {k: sub(v) for k, v in value.items()})
+    elif kind == "timestamp":
+        encoder = _encode_timestamp
+    elif kind == "blob":
+        encoder = _encode_blob
+    memo[key] = encoder
+    return encoder
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _encode_timestamp(value: Any) -> Any:
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return round(stamp.timestamp(), 3)
+    return value
+
+
+def _encode_blob(value: Any) -> str:
+    return base64.b64encode(value).decode("ascii")
