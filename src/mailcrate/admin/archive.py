@@ -40,10 +40,10 @@ def verify_archive(zip_path: Path, log_path: Path | None = None) -> VerifyReport
         return report
     if scan.bad_entry is not None:
         report.add(scan.bad_entry, f"{scan.problem} (after {len(scan.complete)} whole entries)")
-    elif MANIFEST_NAME not in scan.complete:
-        report.add(MANIFEST_NAME, f"missing: the archive ends after {len(scan.complete)} whole entries")
     elif scan.problem:
-        report.add(None, scan.problem)
+        report.add(None, f"{scan.problem} ({len(scan.complete)} whole entries before it)")
+    if scan.bad_entry != MANIFEST_NAME and MANIFEST_NAME not in scan.complete:
+        report.add(MANIFEST_NAME, "missing: the archive ends before it")
     return report
 
 

@@ -129,15 +129,20 @@ def scan_local_entries(path: Path) -> ScanResult:
             if sig != _LOCAL:
                 result.problem = f"unexpected bytes {sig!r} after entry {len(result.complete)}"
                 return result
+            after = f"the entry after {result.complete[-1]}" if result.complete else "the first entry"
             if not r.fill(30):
-                result.problem = "the archive ends inside a local header"
+                result.problem = f"the archive ends inside the local header of {after}"
                 return result
             header = r.take(30)
             (_sig, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = struct.unpack(
                 "<IHHHHHIIIHH", header
             )
             if not r.fill(nlen + xlen):
-                result.problem = "the archive ends inside a local header"
+                if len(r.buf) >= nlen:
+                    result.bad_entry = r.buf[:nlen].decode("utf-8", "replace")
+                    result.problem = "truncated: the archive ends inside this entry's local header"
+                else:
+                    result.problem = f"the archive ends inside the local header of {after}"
                 return result
             name = r.take(nlen).decode("utf-8", "replace")
             extra = r.take(xlen)
