@@ -82,7 +82,7 @@ class PySpy:
     def __init__(self, pid: int, out: Path, rate: int = 100, fmt: str = "raw") -> None:
         self.cmd = [
             shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy"),
-            "record", "-p", str(pid), "-o", str(out), "-r", str(rate), "-f", fmt, "--threads", "--nonblocking",
+            "record", "-p", str(pid), "-o", str(out), "-r", str(rate), "-f", fmt, "--threads", "--nonblocking", "--subprocesses",
         ]  # fmt: skip
         self.out = out
         self.popen: subprocess.Popen[bytes] | None = None
@@ -251,12 +251,13 @@ class ExportServer:
         raise TimeoutError(f"export {job_id} still RUNNING after {timeout} s")
 
     def export(self, user_id: str, *, profile_to: Path | None = None, keep: bool = False) -> ExportRun:
-        """One full export job, start -> COMPLETED, with the serve process's peak RSS."""
+        """One full export job, start -> COMPLETED, with the peak RSS of serve and its worker
+        process(es), summed."""
         spy = PySpy(self.pid, profile_to) if profile_to else None
         if spy:
             spy.__enter__()
         try:
-            with RssSampler(self.pid) as rss:
+            with RssSampler(self.pid, children=True) as rss:
                 started = time.perf_counter()
                 job = self.start(user_id)
                 d = self.wait(job)
@@ -273,7 +274,7 @@ class ExportServer:
 
     def export_many(self, user_ids: list[str]) -> tuple[float, int]:
         """Start all at once; (seconds until the last is COMPLETED, peak RSS)."""
-        with RssSampler(self.pid) as rss:
+        with RssSampler(self.pid, children=True) as rss:
             started = time.perf_counter()
             jobs = [self.start(u) for u in user_ids]
             ds = [self.wait(j) for j in jobs]
@@ -291,7 +292,8 @@ class ExportServer:
                 self.s3.delete_object(Bucket=self.bucket, Key=k)
 
     def idle_rss(self) -> int:
-        return psutil.Process(self.pid).memory_info().rss
+        """RSS of serve plus its children (the export worker process), summed."""
+        return RssSampler(self.pid, children=True).rss()
 
     def stop(self) -> None:
         self.proc.stop()

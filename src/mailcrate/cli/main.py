@@ -115,6 +115,17 @@ def serve(**values: Any) -> None:
         ) from None
 
 
+@cli.command()
+@settings_options()
+@click.option("--server-url", help="URL of the mailcrate server whose embedded S3/KMS exports go to.")
+@click.option("--wakeups-on-stdin", is_flag=True, hidden=True, help="Started by serve: stop at end of stdin.")
+def worker(server_url: str | None, wakeups_on_stdin: bool, **values: Any) -> None:
+    """Run export workers only (serve starts one; more may run against a shared database)."""
+    from mailcrate.jobs.process import run_worker
+
+    run_worker(build_settings(values), server_url, wakeups_on_stdin=wakeups_on_stdin)
+
+
 from mailcrate.cli import export_cmd, mailbox_cmd, quickstart  # noqa: E402 - admin commands (issue 7)
 
 cli.add_command(export_cmd.export)

@@ -14,7 +14,7 @@ import uvicorn
 
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
-from mailcrate.jobs.worker import WorkerPool, export_settings_from
+from mailcrate.jobs.process import WorkerProcess
 from mailcrate.mail.smtp import SMTPIntake, start_smtp
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.authorize import Authorizer
@@ -48,13 +48,8 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         services=build_services(),
         authorizer=Authorizer(policies=IamPolicySource()),
     )
-    pool = WorkerPool(
-        data_dir,
-        workers=settings.export_workers,
-        settings=lambda: export_settings_from(settings, runtime.self_endpoint),
-        max_attempts=settings.export_max_attempts,
-        wakeup=runtime.export_wakeup,
-    )
+    # Export workers run in a child process (`mailcrate worker`): their own GIL and heap.
+    pool = WorkerProcess(settings, lambda: runtime.self_endpoint, runtime.export_wakeup)
     startup, shutdown = [pool.start], [pool.stop]
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir)
