@@ -18,6 +18,7 @@ BENCHMARKS = {
     "report": "benchmarks.report",
     "restore": "benchmarks.restore",
     "s3": "benchmarks.s3_throughput",
+    "source-memory": "benchmarks.source_memory",
 }
 
 
