@@ -155,6 +155,17 @@ def test_part_sink_cuts_exact_parts() -> None:
     assert b"".join(parts) == b"abc" + b"defghijklmnopqrstuvwxyz" * 2 + b"12"
 
 
+def test_part_sink_doubles_the_part_size_to_stay_under_10000_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PartSink, "GROW_EVERY", 3)
+    parts: list[bytes] = []
+    sink = PartSink(4, parts.append)
+    data = bytes(range(256)) * 2
+    sink.write(data)
+    sink.close()
+    assert [len(p) for p in parts[:-1]] == [4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64, 128]
+    assert b"".join(parts) == data
+
+
 def test_uploader_bounds_memory_orders_parts_and_hashes() -> None:
     lock = threading.Lock()
     active = peak = 0

@@ -14,7 +14,7 @@ def test_defaults_and_mapping() -> None:
     assert settings.export_mailbox_interval_seconds == 86400
     own = export_settings_from(settings, "http://127.0.0.1:4566")
     assert own.endpoint_url == "http://127.0.0.1:4566" and not own.external
-    assert own.part_size == 16 * 1024 * 1024 and own.parts_in_flight == 3
+    assert own.part_size == 8 * 1024 * 1024 and own.parts_in_flight == 3
     external = export_settings_from(settings.with_values(aws_endpoint_url="aws"), "http://127.0.0.1:1")
     assert external.external and external.endpoint_url == "aws"
 

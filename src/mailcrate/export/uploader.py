@@ -153,7 +153,13 @@ class PartSink:
     Each part is one preallocated ``bytearray`` filled by slice assignment and handed over
     as is (no copy, no regrowth): large copies hold the GIL, and the producer shares it with
     the upload threads.
+
+    Small parts keep memory low, but S3 allows only 10,000 parts and the archive size is not
+    known up front: the part size doubles every :data:`GROW_EVERY` parts (8 MiB parts then
+    cover 8 MiB x 2,500 x (1 + 2 + 4 + 8) = 300 GiB).
     """
+
+    GROW_EVERY = 2500
 
     def __init__(
         self,
@@ -166,6 +172,7 @@ class PartSink:
         self._new_buffer = new_buffer
         self._buf = new_buffer(part_size)
         self._fill = 0
+        self._parts = 0
         self.total = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -181,6 +188,9 @@ class PartSink:
             if self._fill == self.part_size:
                 full, self._fill = self._buf, 0
                 self._submit(full)
+                self._parts += 1
+                if self._parts % self.GROW_EVERY == 0:
+                    self.part_size *= 2
                 self._buf = self._new_buffer(self.part_size)
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +90,8 @@ STORE_RATIO = 0.97
 _SLICE = 1024 * 1024
 #: Flush central-directory records to the sink in batches of about this size.
 _CD_BATCH = 256 * 1024
+#: Central-directory records kept in memory before they spill to a temporary file.
+_CD_SPOOL_IN_MEMORY = 1024 * 1024
 
 
 class ZipStreamError(Exception):
@@ -201,7 +204,10 @@ class ZipStreamWriter:
         self._level = compresslevel
         self._limit = zip64_limit
         self._written = 0
-        self._records: list[_Record] = []
+        # Central-directory records are built as each entry ends and spooled to a temporary
+        # file (in memory up to _CD_SPOOL_IN_MEMORY), so memory does not grow with the entry count.
+        self._central = tempfile.SpooledTemporaryFile(max_size=_CD_SPOOL_IN_MEMORY)  # noqa: SIM115 - closed by close()
+        self._count = 0
         self._names: set[str] = set()
         self._closed = False
         self._poison: BaseException | None = None
@@ -214,9 +220,9 @@ class ZipStreamWriter:
         return self._written
 
     @property
-    def entries(self) -> tuple[ZipEntry, ...]:
-        """Entries written so far, in archive order."""
-        return tuple(r.entry for r in self._records)
+    def entry_count(self) -> int:
+        """Entries written so far."""
+        return self._count
 
     def add(
         self,
@@ -245,7 +251,8 @@ class ZipStreamWriter:
             self._poison = exc
             raise
         self._names.add(name)
-        self._records.append(record)
+        self._central.write(self._central_record(record))
+        self._count += 1
         return record.entry
 
     def add_bytes(
@@ -272,6 +279,8 @@ class ZipStreamWriter:
         except BaseException as exc:
             self._poison = exc
             raise
+        finally:
+            self._central.close()
         self._closed = True
         return self._written
 
@@ -288,6 +297,7 @@ class ZipStreamWriter:
             self.close()
         elif self._poison is None and not self._closed:
             self._poison = exc  # never finish an archive whose producer failed
+            self._central.close()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -448,17 +458,11 @@ class ZipStreamWriter:
 
     def _write_central_directory(self) -> None:
         cd_offset = self._written
-        batch: list[bytes] = []
-        batched = 0
-        for record in self._records:
-            batch.append(self._central_record(record))
-            batched += len(batch[-1])
-            if batched >= _CD_BATCH:
-                self._emit(b"".join(batch))
-                batch, batched = [], 0
-        self._emit(b"".join(batch))
+        self._central.seek(0)
+        while batch := self._central.read(_CD_BATCH):
+            self._emit(batch)
         cd_size = self._written - cd_offset
-        count = len(self._records)
+        count = self._count
         count_big = count >= _U16_MAX
         size_big = cd_size > self._limit
         offset_big = cd_offset > self._limit
