@@ -20,6 +20,7 @@ import secrets
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -72,16 +73,32 @@ class BlobStore:
             with os.fdopen(fd, "wb", buffering=0) as out:
                 out.write(MAGIC + raw_id)
                 index = 0
-                pending = b""
+                # A full chunk is kept back (it may be the last). Pieces of exactly CHUNK bytes
+                # (what the S3 payload reader yields) are sealed as they are, without copies.
+                held: bytes | bytearray | None = None
+                pending = bytearray()
                 for piece in pieces:
-                    pending = pending + piece if pending else piece
-                    while len(pending) > CHUNK:  # keep a full chunk back: it may be the last
-                        chunk, pending = pending[:CHUNK], pending[CHUNK:]
-                        out.write(self._seal(aead, raw_id, index, chunk, False))
-                        size += len(chunk)
+                    if not piece:
+                        continue
+                    if held is not None:
+                        self._write_sealed(out, aead, raw_id, index, held, False)
+                        size += len(held)
                         index += 1
-                out.write(self._seal(aead, raw_id, index, pending, True))
-                size += len(pending)
+                        held = None
+                    if not pending and len(piece) == CHUNK:
+                        held = piece
+                        continue
+                    pending += piece
+                    while len(pending) > CHUNK:
+                        self._write_sealed(out, aead, raw_id, index, memoryview(pending)[:CHUNK], False)
+                        del pending[:CHUNK]
+                        size += CHUNK
+                        index += 1
+                    if len(pending) == CHUNK:
+                        held, pending = pending, bytearray()
+                last = held if held is not None else pending
+                self._write_sealed(out, aead, raw_id, index, last, True)
+                size += len(last)
                 os.fsync(out.fileno())
             final = self.path(file_id)
             final.parent.mkdir(mode=0o700, exist_ok=True)
@@ -93,9 +110,13 @@ class BlobStore:
         return size
 
     @staticmethod
-    def _seal(aead: AESGCM, raw_id: bytes, index: int, chunk: bytes, last: bool) -> bytes:
+    def _write_sealed(
+        out: Any, aead: AESGCM, raw_id: bytes, index: int, chunk: bytes | bytearray | memoryview, last: bool
+    ) -> None:
         nonce = os.urandom(NONCE)
-        return nonce + aead.encrypt(nonce, chunk, _aad(raw_id, index, last))
+        sealed = aead.encrypt(nonce, chunk, _aad(raw_id, index, last))
+        out.write(nonce)
+        out.write(sealed)  # two writes instead of a 1 MiB concatenation under the GIL
 
     def read(
         self, file_id: str, data_key: bytes, size: int, start: int = 0, end: int | None = None
