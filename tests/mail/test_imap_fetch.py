@@ -259,3 +259,17 @@ def test_close_with_prefetches_waiting_is_prompt_and_uidvalidity_still_checked(f
         v = int(sid.split(":")[0])
         with pytest.raises(SourceError, match="UIDVALIDITY"):
             next(src.items(f, after=f"{v + 1}:1"))
+
+
+def test_pipelined_reads_over_implicit_tls_and_starttls(dovecot) -> None:  # type: ignore[no-untyped-def]
+    msgs = [message(5000 + i, size=3000) for i in range(40)]
+    msgs[3] = big_message(600_000)  # pieces over TLS, too
+    dovecot.put_messages("bob", ("TlsRead",), [(m, "") for m in msgs])
+    ca = str(dovecot.ca_file)
+    for spec in (
+        ImapSpec(dovecot.imaps_url.replace("127.0.0.1", "localhost"), "bob", "bobpw", ca_file=ca),
+        ImapSpec(dovecot.url, "bob", "bobpw", starttls=True, ca_file=ca),
+    ):
+        with _Small(spec) as src:
+            folder = next(f for f in src.folders() if f.path == ("TlsRead",))
+            assert [sha(i.read_all()) for i in src.items(folder)] == [sha(m) for m in msgs]
