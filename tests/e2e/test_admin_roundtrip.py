@@ -229,7 +229,7 @@ def test_tampered_and_truncated_zips(exported: dict, tmp_path: Path) -> None:
 def test_start_wait_in_a_terminal(server: MailcrateServer, prepared: Prepared, tmp_path: Path) -> None:
     """Under tmux (a real pseudo-terminal) the rendered screen shows a progress bar."""
     if shutil.which("tmux") is None:
-        pytest.skip("tmux not installed")
+        pytest.fail("tmux is not installed (scripts/install-test-deps.sh installs it)")
     carol = new_mailbox(server, "carol")
     fill_maildir(carol.root, {"Inbox": 3000, "Archive": 2000}, size=20_000)
     script = tmp_path / "run.sh"
@@ -291,7 +291,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
     try:
         server = start_dovecot(tmp_path_factory.mktemp("dovecot"), tls=True)
     except DovecotUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
     yield server
     server.stop()
 

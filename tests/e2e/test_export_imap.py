@@ -24,7 +24,7 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
     try:
         server = start_dovecot(tmp_path_factory.mktemp("dovecot"))
     except DovecotUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
     yield server
     server.stop()
 

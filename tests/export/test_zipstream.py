@@ -48,7 +48,7 @@ def mail_text(n: int, seed: int = 1) -> bytes:
 
 def unzip_test(path: Path) -> None:
     if UNZIP is None:
-        pytest.skip("Info-ZIP unzip not installed (apt-get install -y unzip)")
+        pytest.fail("Info-ZIP unzip is not installed (scripts/install-test-deps.sh installs it)")
     env = {**os.environ, "LC_ALL": "C.UTF-8"}
     proc = subprocess.run([UNZIP, "-t", str(path)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from mailcrate.services.base import ServiceSpec
 from tests.s3.support import code_of
 from tests.support.mailcrate_server import ACCOUNT_ID, MailcrateServer
 
@@ -95,12 +94,6 @@ def test_put_under_prefix_with_sse_kms(setup: dict[str, Any], s3: Any) -> None:
     assert role.get_bucket_policy_status  # the policy also grants GetBucketPolicyStatus
 
 
-@pytest.mark.xfail(
-    "action_for" not in {f.name for f in __import__("dataclasses").fields(ServiceSpec)},
-    reason="server/dispatch.py pre-checks s3:<OperationName> (s3:CreateMultipartUpload is no IAM action); "
-    "needs ServiceSpec.action_for so S3 handlers authorize with s3:PutObject themselves",
-    strict=True,
-)
 def test_multipart_under_prefix(setup: dict[str, Any], s3: Any) -> None:
     role = setup["role"]
     key = f"{PREFIX}/multi.zip"
