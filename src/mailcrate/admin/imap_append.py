@@ -1,0 +1,187 @@
+"""Pipelined IMAP APPEND: MULTIAPPEND (RFC 3502) batches with LITERAL+ (RFC 7888) literals.
+
+With ``LITERAL+`` the client sends ``{n+}`` literals without waiting for a continuation, so a
+whole batch of messages of one folder goes out as one ``APPEND`` command (``MULTIAPPEND``: one
+round trip, and the server stores the batch atomically), and further batches are sent before the
+completion of the earlier ones is read (up to ``depth`` commands in flight per connection).
+
+This works on the socket of an already logged-in :class:`imaplib.IMAP4` (``IMAPClient._imap``)
+with tags of its own; every command sent is completed before the connection is handed back, and
+no mailbox may be selected meanwhile (untagged responses other than the completions are ignored).
+Nothing here logs or reports credentials: the errors carry the server's response text only.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from imapclient.imap_utf7 import encode as utf7_encode
+
+__all__ = ["AppendError", "Message", "PipelinedAppender", "supports_pipelined_append"]
+
+_tags = itertools.count(1)
+
+
+class AppendError(Exception):
+    """The server refused a batch (its response text), or the connection broke."""
+
+
+@dataclass
+class Message:
+    data: bytes
+    flags: Sequence[str] = ()
+    internal_date: datetime | None = None
+
+
+@dataclass
+class _Batch:
+    tag: bytes
+    folder: str
+    count: int
+    nbytes: int
+
+
+@dataclass
+class _Pending:
+    folder: str
+    messages: list[Message] = field(default_factory=list)
+    nbytes: int = 0
+
+
+def supports_pipelined_append(capabilities: Sequence[bytes | str]) -> bool:
+    caps = {(c.decode() if isinstance(c, bytes) else c).upper() for c in capabilities}
+    return "LITERAL+" in caps and "MULTIAPPEND" in caps
+
+
+def quote_mailbox(name: str) -> bytes:
+    """The mailbox name as an IMAP quoted string (modified UTF-7 for non-ASCII)."""
+    raw = utf7_encode(name)
+    if isinstance(raw, str):
+        raw = raw.encode("ascii")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _flag_list(flags: Sequence[str]) -> bytes:
+    return b"(" + b" ".join(f.encode("ascii", "replace") for f in flags) + b")"
+
+
+def _date(when: datetime | None) -> bytes:
+    if when is None:
+        return b""
+    return imaplib.Time2Internaldate(when).encode("ascii") + b" "
+
+
+class PipelinedAppender:
+    """Batches of messages per folder, sent as MULTIAPPEND commands, ``depth`` in flight.
+
+    :meth:`add` queues a message; a folder's batch goes out when it reaches ``batch_bytes`` or
+    ``batch_messages`` (or another folder's message arrives); :meth:`flush` sends the rest and
+    waits for every completion.  A refused batch raises :class:`AppendError`.
+    """
+
+    def __init__(
+        self,
+        imap: imaplib.IMAP4,
+        *,
+        batch_bytes: int = 8 << 20,
+        batch_messages: int = 1000,
+        depth: int = 4,
+    ) -> None:
+        self.imap = imap
+        self.batch_bytes = batch_bytes
+        self.batch_messages = batch_messages
+        self.depth = max(1, depth)
+        self.in_flight: deque[_Batch] = deque()
+        self.pending: _Pending | None = None
+        self.appended = 0
+
+    # -------------------------------------------------------------------------- queueing
+
+    def add(self, folder: str, message: Message) -> None:
+        p = self.pending
+        if p is not None and (
+            p.folder != folder
+            or p.nbytes + len(message.data) > self.batch_bytes
+            or len(p.messages) >= self.batch_messages
+        ):
+            self._send(p)
+            p = None
+        if p is None:
+            p = self.pending = _Pending(folder)
+        p.messages.append(message)
+        p.nbytes += len(message.data)
+
+    def flush(self) -> None:
+        if self.pending is not None and self.pending.messages:
+            self._send(self.pending)
+        self.pending = None
+        while self.in_flight:
+            self._complete()
+
+    # -------------------------------------------------------------------------- wire
+
+    def _send(self, p: _Pending) -> None:
+        self.pending = None
+        while len(self.in_flight) >= self.depth:
+            self._complete()
+        tag = b"MCA%d" % next(_tags)
+        parts: list[bytes] = [tag, b" APPEND ", quote_mailbox(p.folder)]
+        for m in p.messages:
+            parts += [
+                b" ",
+                _flag_list(m.flags),
+                b" ",
+                _date(m.internal_date),
+                b"{%d+}\r\n" % len(m.data),
+                m.data,
+            ]
+        parts.append(b"\r\n")
+        try:
+            self.imap.sock.sendall(b"".join(parts))
+        except OSError as exc:
+            raise AppendError(
+                f"connection lost while sending to {p.folder!r}: {exc.strerror or exc}"
+            ) from None
+        self.in_flight.append(_Batch(tag, p.folder, len(p.messages), p.nbytes))
+
+    def _line(self) -> bytes:
+        try:
+            line = self.imap.readline()
+        except (OSError, imaplib.IMAP4.abort) as exc:
+            raise AppendError(f"connection lost while appending: {exc}") from None
+        if not line:
+            raise AppendError("connection closed by the server while appending")
+        return line
+
+    def _complete(self) -> None:
+        batch = self.in_flight[0]
+        while True:
+            line = self._line()
+            if line.startswith(b"* BYE"):
+                raise AppendError(f"server closed the connection: {_text(line)}")
+            if line.startswith(b"+"):
+                # a continuation: the server did not take LITERAL+ after all
+                raise AppendError("server asked for a literal continuation (no LITERAL+)")
+            tag, _, rest = line.partition(b" ")
+            if tag == batch.tag:
+                break
+            # untagged (EXISTS, ...) or a tag of ours that is further back: ignore/unexpected
+            if tag.startswith(b"MCA") and any(b.tag == tag for b in self.in_flight):
+                raise AppendError(f"out-of-order completion {_text(line)}")
+        self.in_flight.popleft()
+        status = rest.split(b" ", 1)[0].upper()
+        if status != b"OK":
+            raise AppendError(
+                f"server refused {batch.count} message(s) ({batch.nbytes:,} bytes) "
+                f"for {batch.folder!r}: {_text(rest)}"
+            )
+        self.appended += batch.count
+
+
+def _text(line: bytes) -> str:
+    return line.rstrip(b"\r\n").decode("utf-8", "replace")[:300]
