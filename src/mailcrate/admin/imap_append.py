@@ -176,11 +176,24 @@ class PipelinedAppender:
         self.in_flight.popleft()
         status = rest.split(b" ", 1)[0].upper()
         if status != b"OK":
+            self._drain()  # the connection stays usable: no completion of ours left unread
             raise AppendError(
                 f"server refused {batch.count} message(s) ({batch.nbytes:,} bytes) "
                 f"for {batch.folder!r}: {_text(rest)}"
             )
         self.appended += batch.count
+
+    def _drain(self) -> None:
+        while self.in_flight:
+            batch = self.in_flight.popleft()
+            while True:
+                line = self._line()
+                if line.startswith(b"* BYE"):
+                    return
+                if line.split(b" ", 1)[0] == batch.tag:
+                    if line.split(b" ", 2)[1:2] == [b"OK"]:
+                        self.appended += batch.count
+                    break
 
 
 def _text(line: bytes) -> str:

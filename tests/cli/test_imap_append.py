@@ -1,0 +1,213 @@
+"""Pipelined MULTIAPPEND (``mailcrate.admin.imap_append``) and the IMAP restore on top of it,
+against a real Dovecot (which has LITERAL+ and MULTIAPPEND)."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+from mailcrate.admin import restore as restore_mod
+from mailcrate.admin.errors import AdminError
+from mailcrate.admin.imap_append import AppendError, Message, PipelinedAppender, supports_pipelined_append
+from mailcrate.admin.restore import restore_imap
+from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, manifest_lines
+from mailcrate.mail.base import ImapSpec
+from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+
+USERS = {f"u{i}": f"pw{i}" for i in range(8)}
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
+
+
+@pytest.fixture(scope="module")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    try:
+        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=USERS)
+    except DovecotUnavailable as exc:
+        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
+    yield server
+    server.stop()
+
+
+def _login(dv: DovecotServer, user: str) -> IMAPClient:
+    client = IMAPClient(dv.host, dv.port, ssl=False)
+    client.login(user, dv.users[user])
+    return client
+
+
+def _message(i: int, size: int = 300) -> bytes:
+    head = (
+        f"From: a{i}@example.com\r\nTo: b@example.com\r\nSubject: message {i}\r\n"
+        f"Message-ID: <m{i}@example.com>\r\nDate: Fri, 02 Jan 2026 03:04:05 +0000\r\n\r\n"
+    ).encode()
+    return head + (f"line {i} " * (size // 8)).encode() + b"\r\n"
+
+
+def _contents(dv: DovecotServer, user: str) -> Counter:
+    client = _login(dv, user)
+    found: Counter = Counter()
+    try:
+        for _flags, _delim, name in client.list_folders():
+            client.select_folder(name, readonly=True)
+            ids = client.search(["ALL"])
+            for data in client.fetch(ids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]).values():
+                flags = tuple(sorted(f.decode() for f in data[b"FLAGS"] if f.lower() != b"\\recent"))
+                when = int(data[b"INTERNALDATE"].timestamp())
+                found[(name, hashlib.sha256(data[b"BODY[]"]).hexdigest(), flags, when)] += 1
+            client.close_folder()
+    finally:
+        client.logout()
+    return found
+
+
+def test_capabilities() -> None:
+    assert supports_pipelined_append([b"IMAP4REV1", b"LITERAL+", b"MULTIAPPEND"])
+    assert supports_pipelined_append(["literal+", "multiappend"])
+    assert not supports_pipelined_append([b"IMAP4REV1", b"MULTIAPPEND"])  # no LITERAL+
+    assert not supports_pipelined_append([b"IMAP4REV1", b"LITERAL+"])
+
+
+def test_batches_keep_flags_dates_and_bytes(dovecot: DovecotServer) -> None:
+    """Small batches (many MULTIAPPEND commands, 3 in flight), alternating between folders,
+    one message bigger than the batch bound: every message arrives with its flags and date."""
+    client = _login(dovecot, "u0")
+    client.create_folder("Two")
+    client.create_folder("Dr\u00fcben")  # modified UTF-7 on the wire
+    app = PipelinedAppender(client._imap, batch_bytes=4096, batch_messages=7, depth=3)
+    want: Counter = Counter()
+    for i in range(90):
+        folder = ("INBOX", "Two", "Dr\u00fcben")[(i // 11) % 3]
+        data = _message(i, size=20_000 if i == 40 else 300)
+        flags = FLAGS[i % len(FLAGS)]
+        when = START + timedelta(hours=i)
+        app.add(folder, Message(data, [f for f in flags if f != "\\Recent"], when))
+        kept = tuple(sorted(f for f in flags if f != "\\Recent"))
+        want[(folder, hashlib.sha256(data).hexdigest(), kept, int(when.timestamp()))] += 1
+    app.flush()
+    assert app.appended == 90 and not app.in_flight
+    assert client.list_folders()  # the connection is in step again
+    client.logout()
+    assert _contents(dovecot, "u0") == want
+
+
+def test_refused_batch_is_an_error_and_the_connection_survives(dovecot: DovecotServer) -> None:
+    client = _login(dovecot, "u1")
+    app = PipelinedAppender(client._imap, batch_messages=2, depth=4)
+    for i in range(3):
+        app.add("INBOX", Message(_message(i)))
+    for i in range(3):
+        app.add("Missing", Message(_message(10 + i)))
+    with pytest.raises(AppendError) as err:
+        app.flush()
+    assert "'Missing'" in str(err.value) and "refused 2 message(s)" in str(err.value)
+    assert dovecot.users["u1"] not in str(err.value)
+    assert not app.in_flight and app.appended == 3  # the batch behind the refused one was read too
+    client.noop()
+    client.select_folder("INBOX", readonly=True)
+    assert len(client.search(["ALL"])) == 3
+    client.logout()
+
+
+Msg = tuple[tuple[str, ...], bytes, tuple[str, ...], datetime]
+
+
+def _export_zip(path: Path, messages: list[Msg]) -> Path:
+    items = []
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, (folder, data, flags, when) in enumerate(messages):
+            zip_path = "/".join(folder) + f"/{n:05d}.eml"
+            zf.writestr(zip_path, data)
+            items.append(
+                ManifestItem(
+                    zip_path=zip_path,
+                    kind="mail",
+                    folder=folder,
+                    source_id=str(n),
+                    size=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    internal_date=when,
+                    flags=flags,
+                )
+            )
+        zf.writestr(MANIFEST_NAME, b"".join(manifest_lines(ManifestHeader("j", "o", "e", START), items)))
+    return path
+
+
+def _messages(n: int) -> list[Msg]:
+    folders = [("Inbox",), ("Archive", "2024"), ("Archive",), ("S\u00e9v\u00e8re",)]
+    return [
+        (folders[(i // 37) % 4], _message(i), FLAGS[i % len(FLAGS)], START + timedelta(minutes=i))
+        for i in range(n)
+    ]
+
+
+def _spec(dv: DovecotServer, user: str) -> ImapSpec:
+    return ImapSpec(url=dv.url, user=user, password=dv.users[user])
+
+
+def test_restore_pipelined_equals_one_by_one_and_resumes(
+    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msgs = _messages(300)
+    full = _export_zip(tmp_path / "full.zip", msgs)
+    half = _export_zip(tmp_path / "half.zip", msgs[::2])
+
+    one_by_one = restore_imap(full, _spec(dovecot, "u2"), imap_pipelining=False)
+    assert (one_by_one.done, one_by_one.skipped) == (300, 0)
+
+    # an interrupted restore (half of it there), then the whole, pipelined in small batches
+    sent: list[int] = []
+    real_send = PipelinedAppender._send
+
+    def counting_send(self: PipelinedAppender, p: object) -> None:
+        sent.append(len(p.messages))  # type: ignore[attr-defined]
+        real_send(self, p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PipelinedAppender, "_send", counting_send)
+    first = restore_imap(half, _spec(dovecot, "u3"))
+    assert (first.done, first.skipped) == (150, 0)
+    second = restore_imap(full, _spec(dovecot, "u3"))
+    assert (second.done, second.skipped) == (150, 150)
+    assert sum(sent) == 300 and len(sent) < 300  # batches, not one command per message
+
+    expected = _contents(dovecot, "u2")
+    assert _contents(dovecot, "u3") == expected
+    assert sum(expected.values()) == 300
+    again = restore_imap(full, _spec(dovecot, "u3"))
+    assert (again.done, again.skipped) == (0, 300)
+    assert _contents(dovecot, "u3") == expected
+
+
+def test_restore_without_literal_plus_falls_back(
+    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without LITERAL+/MULTIAPPEND gets the one-by-one APPENDs."""
+    monkeypatch.setattr(restore_mod, "supports_pipelined_append", lambda caps: False)
+
+    def no_pipelining(*a: object, **k: object) -> None:
+        raise AssertionError("pipelined append used without LITERAL+")
+
+    monkeypatch.setattr(restore_mod, "PipelinedAppender", no_pipelining)
+    report = restore_imap(_export_zip(tmp_path / "x.zip", _messages(40)), _spec(dovecot, "u4"))
+    assert (report.done, report.skipped) == (40, 0)
+    assert sum(_contents(dovecot, "u4").values()) == 40
+
+
+def test_restore_refused_is_a_clear_error_without_the_password(
+    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch the server refuses (here: an invalid flag) stops the restore with the server's
+    reason and the folder, and no password."""
+    msgs = [(("Inbox",), _message(i), ("\\Bogus",) if i == 25 else (), START) for i in range(30)]
+    with pytest.raises(AdminError) as err:
+        restore_imap(_export_zip(tmp_path / "bad.zip", msgs), _spec(dovecot, "u5"))
+    text = str(err.value)
+    assert "IMAP server refused the restore" in text and "INBOX" in text
+    assert dovecot.users["u5"] not in text
