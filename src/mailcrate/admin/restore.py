@@ -18,10 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import imaplib
+import re
 import ssl
 from collections.abc import Callable
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -101,15 +100,25 @@ def _imap_connect(spec: ImapSpec) -> IMAPClient:
     return client
 
 
+_KEY_FIELDS = re.compile(rb"^(message-id|date):(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
 def _header_key(head: bytes) -> tuple[str, str]:
-    end = head.find(b"\n\n")
-    crlf = head.find(b"\r\n\r\n")
-    cut = min(x for x in (end, crlf, len(head)) if x >= 0)
-    head = head[: cut + 2]  # the header only: the parser reads all it is given
-    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    """(Message-ID, Date) of a message's header, whitespace-normalised; the first of each.
+
+    A regular expression on the header block only (what the email parser gave, at a fraction of
+    its cost): both the archive's messages and the server's HEADER.FIELDS go through it."""
+    cut = len(head)
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        at = head.find(sep, 0, cut)
+        if at >= 0:
+            cut = at
+    found: dict[bytes, bytes] = {}
+    for m in _KEY_FIELDS.finditer(head, 0, cut + 1):
+        found.setdefault(m.group(1).lower(), m.group(2))
     return (
-        " ".join(str(msg.get("Message-ID", "")).split()),
-        " ".join(str(msg.get("Date", "")).split()),
+        " ".join(found.get(b"message-id", b"").decode("latin-1").split()),
+        " ".join(found.get(b"date", b"").decode("latin-1").split()),
     )
 
 
@@ -242,14 +251,15 @@ def _append(
     existing = folders.existing(name)
     data = archive.read(item)  # IMAP APPEND sends a literal of known length
     key = _header_key(data[: 256 * 1024])
-    if existing.get(key, set()) & {len(data), _crlf_size(data)}:
+    sizes = {len(data), _crlf_size(data)}
+    if existing.get(key, set()) & sizes:
         return False
     flags = [f for f in item.flags if f.lower() != "\\recent"]
     if appender is not None:
         appender.add(name, Message(data, flags, item.internal_date))
     else:
         folders.client.append(name, data, flags=flags, msg_time=item.internal_date)
-    existing.setdefault(key, set()).update({len(data), _crlf_size(data)})
+    existing.setdefault(key, set()).update(sizes)
     return True
 
 
