@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import imaplib
 import itertools
+import queue
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from imapclient.imap_utf7 import encode as utf7_encode
 __all__ = ["AppendError", "Message", "PipelinedAppender", "supports_pipelined_append"]
 
 _tags = itertools.count(1)
+_FLUSH = "flush"
 
 
 class AppendError(Exception):
@@ -81,7 +84,11 @@ class PipelinedAppender:
 
     :meth:`add` queues a message; a folder's batch goes out when it reaches ``batch_bytes`` or
     ``batch_messages`` (or another folder's message arrives); :meth:`flush` sends the rest and
-    waits for every completion.  A refused batch raises :class:`AppendError`.
+    waits for every completion.  A refused batch raises :class:`AppendError` (from the next
+    :meth:`add` or :meth:`flush`).  With ``threaded``, a sender thread does the socket work, so
+    the caller reads and checks the next batch while the server takes this one; at most
+    ``queued`` finished batches wait for it (memory: about ``(queued + 2) * batch_bytes``).
+    Call :meth:`close` when done (it abandons whatever was not sent yet).
     """
 
     def __init__(
@@ -91,6 +98,8 @@ class PipelinedAppender:
         batch_bytes: int = 8 << 20,
         batch_messages: int = 1000,
         depth: int = 4,
+        threaded: bool = True,
+        queued: int = 2,
     ) -> None:
         self.imap = imap
         self.batch_bytes = batch_bytes
@@ -99,17 +108,26 @@ class PipelinedAppender:
         self.in_flight: deque[_Batch] = deque()
         self.pending: _Pending | None = None
         self.appended = 0
+        self.error: AppendError | None = None
+        self._closing = False
+        self._queue: queue.Queue[_Pending | str | None] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=max(1, queued))
+            self._thread = threading.Thread(target=self._run, name="imap-append", daemon=True)
+            self._thread.start()
 
     # -------------------------------------------------------------------------- queueing
 
     def add(self, folder: str, message: Message) -> None:
+        self._check()
         p = self.pending
         if p is not None and (
             p.folder != folder
             or p.nbytes + len(message.data) > self.batch_bytes
             or len(p.messages) >= self.batch_messages
         ):
-            self._send(p)
+            self._submit(p)
             p = None
         if p is None:
             p = self.pending = _Pending(folder)
@@ -118,15 +136,58 @@ class PipelinedAppender:
 
     def flush(self) -> None:
         if self.pending is not None and self.pending.messages:
-            self._send(self.pending)
+            self._submit(self.pending)
         self.pending = None
-        while self.in_flight:
-            self._complete()
+        if self._queue is None:
+            while self.in_flight:
+                self._complete()
+        else:
+            self._queue.put(_FLUSH)
+            self._queue.join()
+        self._check()
+
+    def close(self) -> None:
+        """Stop the sender thread; batches not sent yet are dropped (call :meth:`flush` first)."""
+        self._closing = True
+        if self._thread is not None and self._queue is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=60)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _submit(self, p: _Pending) -> None:
+        self.pending = None
+        if self._queue is None:
+            self._send(p)
+        else:
+            self._queue.put(p)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self.error is not None or self._closing:
+                    continue
+                if job == _FLUSH:
+                    while self.in_flight:
+                        self._complete()
+                elif isinstance(job, _Pending):
+                    self._send(job)
+            except AppendError as exc:
+                self.error = exc
+            except BaseException as exc:  # handed to the caller's thread
+                self.error = AppendError(f"append failed: {type(exc).__name__}: {exc}")
+            finally:
+                self._queue.task_done()
 
     # -------------------------------------------------------------------------- wire
 
     def _send(self, p: _Pending) -> None:
-        self.pending = None
         while len(self.in_flight) >= self.depth:
             self._complete()
         tag = b"MCA%d" % next(_tags)
