@@ -65,7 +65,7 @@ class WorkerProcess:
         self.settings = settings
         self.server_url = server_url
         self.wakeup = wakeup
-        self.command = command or [sys.executable, "-m", "mailcrate.cli.main", "worker"]
+        self.command = command or [sys.executable, "-m", "mailcrate.jobs"]  # lean: no click CLI
         self.popen: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
 import signal
 import socket
 import sys
@@ -81,7 +83,24 @@ class _SmtpIntake:
             self.handle.stop()
 
 
+#: glibc malloc arenas in the server (mallopt M_ARENA_MAX). Each request/S3-writer thread would
+#: otherwise get an arena of its own (up to 8 per core), and the freed 1 MiB body pieces of
+#: concurrent part uploads stay mapped in each; the worker child gets the same through its
+#: environment (:data:`mailcrate.jobs.process.MALLOC_ARENA_MAX`). Measured: BENCHMARKS.md.
+MALLOC_ARENA_MAX = 2
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's arenas before any thread starts (unless MALLOC_ARENA_MAX already did)."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
+
+
 def serve(settings: Settings) -> None:
+    limit_malloc_arenas()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,52 @@
+"""``python -m mailcrate.jobs``: the worker child that ``mailcrate serve`` starts.
+
+The same as ``mailcrate worker``, without the click CLI and the modules of the other commands
+(accounts, admin, quickstart): the child's settings arrive as MAILCRATE_* variables
+(:func:`mailcrate.jobs.process.worker_env`), so only two flags need parsing. This keeps the
+child's idle RSS down (it is summed with the server's in issue 8's memory targets).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from mailcrate.config import Settings, setting_fields
+
+
+def settings_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
+    values: dict[str, Any] = {}
+    for f in setting_fields():
+        raw = environ.get(f.metadata["env"])
+        if raw is None:
+            continue
+        values[f.name] = int(raw) if str(f.type).startswith("int") else raw
+    return Settings(**values)
+
+
+def main(argv: list[str]) -> int:
+    server_url: str | None = None
+    wakeups_on_stdin = False
+    args = iter(argv)
+    for arg in args:
+        if arg == "--wakeups-on-stdin":
+            wakeups_on_stdin = True
+        elif arg == "--server-url":
+            server_url = next(args, None)
+        elif arg.startswith("--server-url="):
+            server_url = arg.split("=", 1)[1]
+        else:
+            print(
+                f"usage: python -m mailcrate.jobs [--wakeups-on-stdin] [--server-url URL] ({arg}?)",
+                file=sys.stderr,
+            )
+            return 2
+    from mailcrate.jobs.process import run_worker
+
+    run_worker(settings_from_env(), server_url, wakeups_on_stdin=wakeups_on_stdin)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
