@@ -118,9 +118,9 @@ def test_refused_batch_is_an_error_and_the_connection_survives(dovecot: DovecotS
 Msg = tuple[tuple[str, ...], bytes, tuple[str, ...], datetime]
 
 
-def _export_zip(path: Path, messages: list[Msg]) -> Path:
+def _export_zip(path: Path, messages: list[Msg], compression: int = zipfile.ZIP_DEFLATED) -> Path:
     items = []
-    with zipfile.ZipFile(path, "w") as zf:
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
         for n, (folder, data, flags, when) in enumerate(messages):
             zip_path = "/".join(folder) + f"/{n:05d}.eml"
             zf.writestr(zip_path, data)
@@ -157,7 +157,7 @@ def test_restore_pipelined_equals_one_by_one_and_resumes(
 ) -> None:
     msgs = _messages(300)
     full = _export_zip(tmp_path / "full.zip", msgs)
-    half = _export_zip(tmp_path / "half.zip", msgs[::2])
+    half = _export_zip(tmp_path / "half.zip", msgs[::2], zipfile.ZIP_STORED)
 
     one_by_one = restore_imap(full, _spec(dovecot, "u2"), imap_pipelining=False)
     assert (one_by_one.done, one_by_one.skipped) == (300, 0)
@@ -211,3 +211,18 @@ def test_restore_refused_is_a_clear_error_without_the_password(
     text = str(err.value)
     assert "IMAP server refused the restore" in text and "INBOX" in text
     assert dovecot.users["u5"] not in text
+
+
+def test_restore_stops_at_a_damaged_entry(dovecot: DovecotServer, tmp_path: Path) -> None:
+    """The entries are read straight from the zip (ahead, in threads): a flipped byte in one is
+    an error naming it, not a wrong message on the server."""
+    path = _export_zip(tmp_path / "d.zip", _messages(20))
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(next(n for n in zf.namelist() if n.endswith("00007.eml")))
+    raw = bytearray(path.read_bytes())
+    at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
+    raw[at] ^= 0x55
+    path.write_bytes(bytes(raw))
+    with pytest.raises(AdminError) as err:
+        restore_imap(path, _spec(dovecot, "u6"))
+    assert "00007.eml" in str(err.value) and "damaged" in str(err.value)
