@@ -21,7 +21,7 @@ from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestIte
 from mailcrate.mail.base import ImapSpec
 from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
 
-USERS = {f"u{i}": f"pw{i}" for i in range(8)}
+USERS = {f"u{i}": f"pw{i}" for i in range(10)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
 
@@ -194,7 +194,7 @@ def test_restore_without_literal_plus_falls_back(
     def no_pipelining(*a: object, **k: object) -> None:
         raise AssertionError("pipelined append used without LITERAL+")
 
-    monkeypatch.setattr(restore_mod, "PipelinedAppender", no_pipelining)
+    monkeypatch.setattr(restore_mod, "AppenderPool", no_pipelining)
     report = restore_imap(_export_zip(tmp_path / "x.zip", _messages(40)), _spec(dovecot, "u4"))
     assert (report.done, report.skipped) == (40, 0)
     assert sum(_contents(dovecot, "u4").values()) == 40
@@ -224,5 +224,27 @@ def test_restore_stops_at_a_damaged_entry(dovecot: DovecotServer, tmp_path: Path
     raw[at] ^= 0x55
     path.write_bytes(bytes(raw))
     with pytest.raises(AdminError) as err:
-        restore_imap(path, _spec(dovecot, "u6"))
+        restore_imap(path, _spec(dovecot, "u8"))
     assert "00007.eml" in str(err.value) and "damaged" in str(err.value)
+
+
+def test_restore_over_three_connections(dovecot: DovecotServer, tmp_path: Path) -> None:
+    """Batches spread over 3 connections (small batches so that all of them take some): the
+    same messages, flags and dates as one connection; a re-run skips them all."""
+    path = _export_zip(tmp_path / "m.zip", _messages(200))
+    one = restore_imap(path, _spec(dovecot, "u6"))
+    real = restore_mod.AppenderPool
+
+    def small_batches(imaps, **kw):  # type: ignore[no-untyped-def]
+        assert len(imaps) == 3
+        return real(imaps, batch_bytes=4096, **kw)
+
+    restore_mod.AppenderPool = small_batches  # type: ignore[assignment,misc]
+    try:
+        three = restore_imap(path, _spec(dovecot, "u7"), imap_connections=3)
+    finally:
+        restore_mod.AppenderPool = real  # type: ignore[misc]
+    assert (one.done, three.done) == (200, 200)
+    assert _contents(dovecot, "u7") == _contents(dovecot, "u6")
+    again = restore_imap(path, _spec(dovecot, "u7"), imap_connections=3)
+    assert (again.done, again.skipped) == (0, 200)

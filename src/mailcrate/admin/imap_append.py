@@ -24,7 +24,7 @@ from datetime import datetime
 
 from imapclient.imap_utf7 import encode as utf7_encode
 
-__all__ = ["AppendError", "Message", "PipelinedAppender", "supports_pipelined_append"]
+__all__ = ["AppendError", "AppenderPool", "Message", "PipelinedAppender", "supports_pipelined_append"]
 
 _tags = itertools.count(1)
 _FLUSH = "flush"
@@ -259,3 +259,71 @@ class PipelinedAppender:
 
 def _text(line: bytes) -> str:
     return line.rstrip(b"\r\n").decode("utf-8", "replace")[:300]
+
+
+class AppenderPool:
+    """:class:`PipelinedAppender` over several connections: each full batch goes to the
+    connection with the fewest batches waiting (the server stores them in parallel; the order of
+    the messages within a folder is then the order of the batches' completions)."""
+
+    def __init__(
+        self,
+        imaps: Sequence[imaplib.IMAP4],
+        *,
+        batch_bytes: int = 8 << 20,
+        batch_messages: int = 1000,
+        depth: int = 4,
+    ) -> None:
+        self.appenders = [
+            PipelinedAppender(m, batch_bytes=batch_bytes, batch_messages=batch_messages, depth=depth)
+            for m in imaps
+        ]
+        self.batch_bytes = batch_bytes
+        self.batch_messages = batch_messages
+        self.pending: _Pending | None = None
+        self._turn = 0
+
+    @property
+    def appended(self) -> int:
+        return sum(a.appended for a in self.appenders)
+
+    def add(self, folder: str, message: Message) -> None:
+        p = self.pending
+        if p is not None and (
+            p.folder != folder
+            or p.nbytes + len(message.data) > self.batch_bytes
+            or len(p.messages) >= self.batch_messages
+        ):
+            self._submit(p)
+            p = None
+        if p is None:
+            p = self.pending = _Pending(folder)
+        p.messages.append(message)
+        p.nbytes += len(message.data)
+
+    def _submit(self, p: _Pending) -> None:
+        self.pending = None
+        for a in self.appenders:
+            a._check()
+        n = len(self.appenders)
+        order = [self.appenders[(self._turn + i) % n] for i in range(n)]
+        self._turn += 1
+        target = min(order, key=lambda a: a._queue.qsize() if a._queue is not None else 0)
+        target._submit(p)
+
+    def flush(self) -> None:
+        if self.pending is not None and self.pending.messages:
+            self._submit(self.pending)
+        self.pending = None
+        error: AppendError | None = None
+        for a in self.appenders:
+            try:
+                a.flush()
+            except AppendError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        for a in self.appenders:
+            a.close()
