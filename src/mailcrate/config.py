@@ -95,7 +95,7 @@ class Settings:
         "--export-parts-in-flight",
         "MAILCRATE_EXPORT_PARTS_IN_FLIGHT",
         3,
-        "Parts of one export uploading at once; memory per export is about part size x (this + 2).",
+        "Parts of one export uploading at once; memory per export is about part size x (this + 1).",
     )
     export_max_running_per_org: int = _setting(
         "--export-max-running-per-org",

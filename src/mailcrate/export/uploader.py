@@ -1,9 +1,9 @@
 """Multipart part uploads with several parts in flight, bounded memory and an in-order hash.
 
 The producer (zip writer) hands finished parts to :meth:`PartUploader.submit`, which blocks
-while ``in_flight`` parts are uploading and one more is queued, so memory stays at about
-part size x (in_flight + 2) (one more being the part the producer is filling) whatever the
-mailbox size. Uploads run on their own threads (HTTP, and in embedded mode the server's
+while ``in_flight`` parts are uploading (none is queued behind them: a queued part would only
+be one more part-sized buffer), so memory stays at about part size x (in_flight + 1) (one
+more being the part the producer is filling) whatever the mailbox size. Uploads run on their own threads (HTTP, and in embedded mode the server's
 encryption and disk writes), in parallel with the producer's reading and deflating.
 
 The SHA-384 of the whole object (the export log's ``sha384Hash``) is computed by the upload
@@ -44,7 +44,7 @@ class PartUploader:
         self._upload_part = upload_part
         self._on_uploaded = on_uploaded
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{name}-upload")
-        self._slots = threading.BoundedSemaphore(in_flight + 1)
+        self._slots = threading.BoundedSemaphore(in_flight)
         self._futures: list[Future[str]] = []
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -95,7 +95,7 @@ class PartUploader:
             etag = self._upload_part(number, data)
             with self._lock:
                 self.bytes_uploaded += len(data)
-                if len(self._free) < 4:
+                if len(self._free) < 2:
                     self._free.append(data)
             if self._on_uploaded is not None:
                 self._on_uploaded(len(data))

@@ -170,7 +170,7 @@ class Store:
 _DONE = object()
 
 
-def _pipelined(consume: Callable[[Iterator[bytes]], int], pieces: Iterable[bytes], depth: int = 4) -> int:
+def _pipelined(consume: Callable[[Iterator[bytes]], int], pieces: Iterable[bytes], depth: int = 2) -> int:
     """Run ``consume`` (encrypt + write) in its own thread while this one produces ``pieces``
     (receive + verify hashes): hashing, AES and the kernel's page-cache copy then overlap. A
     failure on either side stops both; the producer's exception wins (it names the bad input).
