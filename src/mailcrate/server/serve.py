@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -99,8 +100,22 @@ def limit_malloc_arenas() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
 
 
+def _start_trimmer() -> None:
+    """Return freed heap pages to the OS once a second (see :func:`trim_malloc`): the 1 MiB
+    body pieces of part uploads are otherwise kept, and the peak grows with the export."""
+    from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
+
+    def run() -> None:
+        while True:
+            time.sleep(TRIM_INTERVAL)
+            trim_malloc()
+
+    threading.Thread(target=run, name="malloc-trim", daemon=True).start()
+
+
 def serve(settings: Settings) -> None:
     limit_malloc_arenas()
+    _start_trimmer()
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
