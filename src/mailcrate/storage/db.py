@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -70,6 +68,10 @@ class Database:
         Services add their tables as independent migration branches off the base revision, so
         the target is ``heads``, not ``head``.
         """
+        # Imported here: export worker processes never migrate, and Alembic costs them ~11 MiB.
+        from alembic import command
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as conn:
