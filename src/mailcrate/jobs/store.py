@@ -362,43 +362,32 @@ def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
         return conn.execute(update(jobs).where(_mine(job_id, worker_id)).values(finishing=True)).rowcount == 1
 
 
-def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:
+def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: Any) -> bool:
+    """End a job this worker holds: final state, end time, lease and upload id cleared."""
     with db.begin() as conn:
         return (
             conn.execute(
                 update(jobs)
                 .where(_mine(job_id, worker_id))
                 .values(
-                    state=State.COMPLETED.value,
-                    estimated_progress=100,
+                    state=state.value,
                     end_time=utcnow(),
                     lease_owner=None,
                     lease_expires_at=None,
                     upload_id=None,
-                    **figures,
+                    **values,
                 )
             ).rowcount
             == 1
         )
+
+
+def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:
+    return _finish(db, job_id, worker_id, State.COMPLETED, estimated_progress=100, **figures)
 
 
 def fail(db: Database, job_id: str, worker_id: str, error_info: str) -> bool:
-    with db.begin() as conn:
-        return (
-            conn.execute(
-                update(jobs)
-                .where(_mine(job_id, worker_id))
-                .values(
-                    state=State.FAILED.value,
-                    error_info=clip_error(error_info),
-                    end_time=utcnow(),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    upload_id=None,
-                )
-            ).rowcount
-            == 1
-        )
+    return _finish(db, job_id, worker_id, State.FAILED, error_info=clip_error(error_info))
 
 
 def release(db: Database, job_id: str, worker_id: str) -> None:
