@@ -13,19 +13,12 @@ from tests.support.mailcrate_server import MailcrateServer
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
     """One server per test module (start-up is ~1 s); tests make their own organizations."""
-    data_dir = tmp_path_factory.mktemp("mailcrate") / "data"
-    srv = MailcrateServer(data_dir=data_dir)
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(tmp_path_factory.mktemp("mailcrate") / "data") as srv:
+        yield srv
 
 
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[MailcrateServer]:
     """A server of the test's own, for tests that restart or kill it."""
-    srv = MailcrateServer(data_dir=tmp_path / "data")
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(tmp_path / "data") as srv:
+        yield srv

@@ -37,11 +37,8 @@ PREFIX = "admin-exports"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    srv = MailcrateServer(data_dir=tmp_path_factory.mktemp("admin") / "data")
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(tmp_path_factory.mktemp("admin") / "data") as srv:
+        yield srv
 
 
 @dataclass

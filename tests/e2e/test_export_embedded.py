@@ -31,12 +31,10 @@ PREFIX = "S3-PREFIX"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    data_dir = tmp_path_factory.mktemp("mailcrate") / "data"
-    srv = MailcrateServer(data_dir=data_dir, extra_args=("--export-part-size-mib", "5"))
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(
+        tmp_path_factory.mktemp("mailcrate") / "data", "--export-part-size-mib", "5"
+    ) as srv:
+        yield srv
 
 
 def _setup(server: MailcrateServer, tmp: Path, *, new_trust: bool = False, bucket: str | None = None) -> dict:
@@ -334,9 +332,7 @@ def test_start_errors_without_role(server: MailcrateServer, tmp_path: Path) -> N
 def test_restart_mid_export_resumes_and_completes(tmp_path: Path) -> None:
     """SIGTERM during an export: the job is given back, the restarted server finishes it, and
     the interrupted attempt's multipart upload is aborted."""
-    srv = MailcrateServer(data_dir=tmp_path / "data", extra_args=("--export-part-size-mib", "5"))
-    srv.init()
-    srv.start()
+    srv = MailcrateServer.launch(tmp_path / "data", "--export-part-size-mib", "5")
     try:
         mb = new_mailbox(srv)
         fill_bulk(mb.root, 300 << 20)

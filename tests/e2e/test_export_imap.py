@@ -31,11 +31,8 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    srv = MailcrateServer(data_dir=tmp_path_factory.mktemp("mailcrate") / "data")
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(tmp_path_factory.mktemp("mailcrate") / "data") as srv:
+        yield srv
 
 
 def _bind(server: MailcrateServer, user_id: str, spec: SourceSpec) -> None:

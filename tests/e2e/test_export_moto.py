@@ -44,22 +44,17 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 
 
 def _serve(data_dir: Path, moto: MotoServer, *extra: str) -> MailcrateServer:
-    srv = MailcrateServer(
-        data_dir=data_dir,
-        extra_args=(
-            "--aws-endpoint-url",
-            moto.endpoint,
-            "--export-part-size-mib",
-            "8",
-            "--export-lease-seconds",
-            "5",
-            *extra,
-        ),
+    return MailcrateServer.launch(
+        data_dir,
+        "--aws-endpoint-url",
+        moto.endpoint,
+        "--export-part-size-mib",
+        "8",
+        "--export-lease-seconds",
+        "5",
+        *extra,
         env=moto_env(moto),
     )
-    srv.init()
-    srv.start()
-    return srv
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,8 @@ def _free_port() -> int:
 @pytest.fixture
 def smtp_server(tmp_path: Path):
     smtp_port = _free_port()
-    srv = MailcrateServer(data_dir=tmp_path / "data", extra_args=("--smtp-port", str(smtp_port)))
-    srv.init()
-    srv.start()
-    yield srv, smtp_port
-    srv.stop()
+    with MailcrateServer.running(tmp_path / "data", "--smtp-port", str(smtp_port)) as srv:
+        yield srv, smtp_port
 
 
 def test_smtp_delivery_to_a_registered_address(smtp_server) -> None:

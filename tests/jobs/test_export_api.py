@@ -21,12 +21,10 @@ ROLE = "arn:aws:iam::111122223333:role/WorkmailMailboxExportRole"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    data_dir = tmp_path_factory.mktemp("mailcrate") / "data"
-    srv = MailcrateServer(data_dir=data_dir, extra_args=("--export-workers", "0"))
-    srv.init()
-    srv.start()
-    yield srv
-    srv.stop()
+    with MailcrateServer.running(
+        tmp_path_factory.mktemp("mailcrate") / "data", "--export-workers", "0"
+    ) as srv:
+        yield srv
 
 
 def _args(mb: Mailbox, entity: str | None = None, **extra: str) -> dict[str, str]:

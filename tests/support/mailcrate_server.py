@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,25 @@ class MailcrateServer:
             self.process.stdout.close()
         self.process = None
         return code
+
+    @classmethod
+    def launch(cls, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> MailcrateServer:
+        """Initialise a fresh data directory with the test account and start serving it."""
+        server = cls(data_dir=data_dir, extra_args=extra_args, env=env or {})
+        server.init()
+        return server.start()
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None
+    ) -> Iterator[MailcrateServer]:
+        """``launch`` for the length of a ``with`` block (fixtures: ``with ... as srv: yield srv``)."""
+        server = cls.launch(data_dir, *extra_args, env=env)
+        try:
+            yield server
+        finally:
+            server.stop()
 
     def restart(self) -> MailcrateServer:
         port = self.port
