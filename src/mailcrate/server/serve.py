@@ -12,19 +12,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs.process import WorkerProcess
-from mailcrate.mail.smtp import SMTPIntake, start_smtp
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.authorize import Authorizer
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.iam.authz import IamPolicySource
 from mailcrate.services.registry import build_services
-from mailcrate.services.workmail.users import mailbox_for_address
+
+if TYPE_CHECKING:  # imported when --smtp-port asks for it: aiosmtpd costs an idle server ~1.5 MiB
+    from mailcrate.mail.smtp import SMTPIntake
 
 
 class _Server(uvicorn.Server):
@@ -70,6 +72,9 @@ class _SmtpIntake:
         self.handle: SMTPIntake | None = None
 
     def start(self) -> None:
+        from mailcrate.mail.smtp import start_smtp
+        from mailcrate.services.workmail.users import mailbox_for_address
+
         assert self.settings.smtp_port is not None
         self.handle = start_smtp(
             self.settings.host,
