@@ -11,6 +11,12 @@ restore is simply started again.
   Message-ID, Date header and size (RFC822.SIZE, which servers may count with CRLF line ends).
 * CalDAV: each calendar item's original iCalendar bytes are PUT with ``If-None-Match: *`` into the
   calendar of the same display name (created when missing); an existing resource is kept.
+
+The IMAP restore verifies the archive while it reads it, instead of a separate pass before:
+:func:`check_archive` does the checks that need no entry's bytes up front, the reader threads
+check every entry's CRC-32, size and SHA-256 (against the manifest) before it is appended, and
+the zip's SHA-384 (against the export log) is computed by one sequential read alongside. A
+damaged entry stops the restore naming it; nothing after it is appended.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import re
 import ssl
 import struct
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +40,7 @@ from urllib.parse import urljoin, urlsplit
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailcrate.admin.archive import ExportArchive, ItemReport
+from mailcrate.admin.archive import ExportArchive, ItemReport, require_verified
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.imap_append import (
     AppenderPool,
@@ -43,12 +50,13 @@ from mailcrate.admin.imap_append import (
 )
 from mailcrate.admin.unpack import unpack_maildir
 from mailcrate.export.manifest import ManifestItem
+from mailcrate.export.verify import Problem, ZipDigest, content_problem, log_hash_problem, verify_export
 from mailcrate.mail.base import CalDavSpec, ImapSpec
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
 from mailcrate.mail.imap import ssl_context
 from mailcrate.mail.store import calendar_item_uid
 
-__all__ = ["restore_embedded", "restore_imap", "restore_remote_calendars"]
+__all__ = ["check_archive", "restore_embedded", "restore_imap", "restore_remote_calendars"]
 
 Tick = Callable[[ManifestItem], None]
 _FETCH_BATCH = 500
@@ -62,6 +70,36 @@ try:  # isal inflates ~3x faster than zlib; both release the GIL, so readers run
 except ImportError:  # pragma: no cover - isal is a declared dependency
     from zlib import crc32 as _crc32
     from zlib import decompress as _inflate
+
+
+class _Damaged(Exception):
+    """An entry whose bytes do not match the zip directory or the manifest (a :class:`Problem`)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _damaged(zip_path: Path, problem: Problem, what: str) -> AdminError:
+    return AdminError(
+        f"{zip_path} is damaged: {problem} ({what})",
+        f"see every problem with: mailcrate export verify {zip_path}",
+    )
+
+
+def check_archive(zip_path: Path, log_path: Path | None = None) -> None:
+    """Before a restore that checks the entries' content itself: everything ``export verify``
+    checks that needs no pass over the entries' bytes (central directory, manifest present,
+    parseable and matching the zip's entries one to one, sizes, the log's totals). On a problem
+    the full verification runs, so that the error names every damaged entry it can find."""
+    quick = verify_export(zip_path, log_path, content=False)
+    if quick.ok:
+        return
+    require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
+    shown = "; ".join(str(p) for p in quick.problems[:3])  # only if the file changed meanwhile
+    raise AdminError(
+        f"{zip_path} is damaged: {shown}", f"see every problem with: mailcrate export verify {zip_path}"
+    )
 
 
 def restore_embedded(zip_path: Path, root: Path, *, tick: Tick | None = None) -> ItemReport:
@@ -214,6 +252,7 @@ def restore_imap(
     tick: Tick | None = None,
     imap_pipelining: bool = True,
     imap_connections: int = 1,
+    log_path: Path | None = None,
 ) -> ItemReport:
     """Every mail item APPENDed over IMAP (and calendar items to CalDAV when given).
 
@@ -221,8 +260,15 @@ def restore_imap(
     batches per folder (:mod:`mailcrate.admin.imap_append`), over ``imap_connections``
     connections (fewer when the server refuses more; default 1: on 2 cores more did not measure
     faster, and batches over several connections lose the messages' order within a folder);
-    otherwise one APPEND at a time."""
+    otherwise one APPEND at a time.
+
+    Every item's content is checked against the manifest (CRC-32, size, SHA-256) before it is
+    sent; with ``log_path`` the zip's SHA-384 is checked against the export log meanwhile (and
+    before the last batch goes out). A mismatch raises :class:`AdminError` naming the entry;
+    the items before a damaged entry are restored, nothing after it. The checks that need no
+    entry's bytes are :func:`check_archive`'s (the CLI runs it first)."""
     report = ItemReport(destination=imap.url)
+    digest = ZipDigest(Path(zip_path)) if log_path is not None else None
     client = _imap_connect(imap)
     calendars = _CalDav(caldav) if caldav is not None else None
     appender: AppenderPool | None = None
@@ -243,20 +289,35 @@ def restore_imap(
             reader = _ItemReader(archive)
             try:
                 for item, data in _read_ahead(archive.items(), reader, pool):
+                    if digest is not None and digest.done():
+                        _check_digest(digest, log_path, zip_path, report)
+                        digest = None
+                    try:
+                        body = reader.calendar(item) if data is None else data.result()
+                    except _Damaged as exc:
+                        if appender is not None:
+                            appender.flush()  # the items before it: checked, and in order
+                        raise _damaged(
+                            zip_path,
+                            exc.problem,
+                            f"the restore stopped there: {report.done} restored before it",
+                        ) from None
                     if data is None:  # a calendar item
                         if calendars is None:
                             reason = "calendar items (give --caldav to restore them)"
                             report.not_restored[reason] = report.not_restored.get(reason, 0) + 1
                         else:
-                            ics = ics_from_calendar_mime(archive.read(item))
+                            ics = ics_from_calendar_mime(body)
                             report.count(item, calendars.put(item.folder[0], ics))
                     else:
-                        report.count(item, _append(folders, item, data.result(), appender))
+                        report.count(item, _append(folders, item, body, appender))
                     if tick:
                         tick(item)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)  # no read left before the close
                 reader.close()
+            if digest is not None:  # before the last batch: a zip that is not the log's stops here
+                _check_digest(digest, log_path, zip_path, report)
             if appender is not None:
                 appender.flush()
         if folders.renamed:
@@ -279,9 +340,21 @@ def restore_imap(
     return report
 
 
+def _check_digest(digest: ZipDigest, log_path: Path | None, zip_path: Path, report: ItemReport) -> None:
+    """Raise when the zip's SHA-384 (being computed alongside) is not the export log's."""
+    assert log_path is not None
+    try:
+        problem = log_hash_problem(log_path, digest.result())
+    except OSError as exc:
+        problem = Problem(None, f"cannot read {zip_path}: {exc}")
+    if problem is not None:
+        raise _damaged(zip_path, problem, f"the restore stopped after {report.done} items")
+
+
 class _ItemReader:
-    """Mail items' bytes straight from the zip's local entries (``os.pread``: thread-safe), with
-    the CRC-32 and size checked; entries of other methods go through :class:`ExportArchive`."""
+    """Items' bytes straight from the zip's local entries (``os.pread``: thread-safe), with the
+    CRC-32, size and SHA-256 checked (:class:`_Damaged` otherwise); entries of other methods go
+    through :class:`ExportArchive`."""
 
     def __init__(self, archive: ExportArchive) -> None:
         self.archive = archive
@@ -291,31 +364,57 @@ class _ItemReader:
         os.close(self.fd)
 
     def read(self, item: ManifestItem) -> bytes:
+        data = self._read(item)
+        problem = content_problem(item, data)  # SHA-256: hashlib releases the GIL
+        if problem is not None:
+            raise _Damaged(problem)
+        return data
+
+    def calendar(self, item: ManifestItem) -> bytes:
+        """A calendar item, read in the caller's thread and checked the same way."""
+        try:
+            data = self.archive.read(item)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise _Damaged(_unreadable(item, exc)) from None
+        problem = content_problem(item, data)
+        if problem is not None:
+            raise _Damaged(problem)
+        return data
+
+    def _read(self, item: ManifestItem) -> bytes:
         info = self.archive._zip.getinfo(item.zip_path)
         if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            return self.archive.read(item)
+            try:
+                return self.archive.read(item)
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+                OSError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
+                raise _Damaged(_unreadable(item, exc)) from None
         head = os.pread(self.fd, 30, info.header_offset)
         if len(head) != 30 or head[:4] != b"PK\x03\x04":
-            raise AdminError(
-                f"{self.archive.path}: {item.zip_path} is damaged (no local header)", "verify it"
-            )
+            raise _Damaged(_unreadable(item, zipfile.BadZipFile("Bad magic number for file header")))
         name_len, extra_len = struct.unpack("<HH", head[26:30])
         raw = os.pread(self.fd, info.compress_size, info.header_offset + 30 + name_len + extra_len)
         if info.compress_type == zipfile.ZIP_DEFLATED:
             try:
                 data = _inflate(raw, -15, max(info.file_size, 1))
             except Exception as exc:  # zlib.error / isal error
-                raise AdminError(
-                    f"{self.archive.path}: {item.zip_path} is damaged ({exc})", "verify it"
-                ) from None
+                raise _Damaged(_unreadable(item, exc)) from None
         else:
             data = raw
         if len(data) != info.file_size or _crc32(data) != info.CRC:
-            raise AdminError(
-                f"{self.archive.path}: {item.zip_path} is damaged (size or CRC-32)",
-                f"see every problem with: mailcrate export verify {self.archive.path}",
-            )
+            raise _Damaged(_unreadable(item, zipfile.BadZipFile(f"Bad CRC-32 for file {item.zip_path!r}")))
         return data
+
+
+def _unreadable(item: ManifestItem, exc: BaseException) -> Problem:
+    """The wording ``export verify`` uses for an entry zipfile cannot read."""
+    return Problem(item.zip_path, f"unreadable content: {type(exc).__name__}: {exc}")
 
 
 def _read_ahead(

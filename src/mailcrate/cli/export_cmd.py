@@ -475,11 +475,18 @@ def restore_cmd(
 ) -> None:
     """Restore an export into a user's embedded mailbox, or over IMAP (and CalDAV).
 
-    The archive is verified first. Re-running skips what is already there, so an interrupted
-    restore is resumed by running it again."""
+    The archive is verified as in `export verify`: over IMAP while it is read (each entry's
+    SHA-256 before it is sent; a damaged entry stops the restore there), otherwise first.
+    Re-running skips what is already there, so an interrupted restore is resumed by running it
+    again."""
     from mailcrate.admin.archive import require_verified
     from mailcrate.admin.mailbox import find_user, open_data_dir
-    from mailcrate.admin.restore import restore_embedded, restore_imap, restore_remote_calendars
+    from mailcrate.admin.restore import (
+        check_archive,
+        restore_embedded,
+        restore_imap,
+        restore_remote_calendars,
+    )
 
     imap = imap_spec_from(values)
     caldav = caldav_spec_from(values)
@@ -494,7 +501,10 @@ def restore_cmd(
         raise click.UsageError("give --organization-id and --entity-id, or --imap URL (and/or --caldav URL)")
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
-    require_verified(zip_path, log_path)
+    if imap is not None:
+        check_archive(zip_path, log_path)  # the rest of the verification is in restore_imap's reads
+    else:
+        require_verified(zip_path, log_path)
     if embedded:
         if caldav is not None:
             raise click.UsageError("the embedded mailbox holds its own calendars; --caldav goes with --imap")
@@ -509,7 +519,7 @@ def restore_cmd(
             )
         report = restore_embedded(zip_path, user.root)
     elif imap is not None:
-        report = restore_imap(zip_path, imap, caldav=caldav)
+        report = restore_imap(zip_path, imap, caldav=caldav, log_path=log_path)
     else:
         assert caldav is not None
         report = restore_remote_calendars(zip_path, caldav)
