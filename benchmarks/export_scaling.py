@@ -3,8 +3,9 @@ and with concurrent jobs.
 
 Each case gets a fresh ``mailcrate serve`` (so one case's heap cannot inflate the next one's
 peak), a mailbox from :mod:`mailcrate.mail.samples`, and full export jobs timed start ->
-``COMPLETED``.  Peak RSS is of the serve process (which runs the export workers), sampled from
-outside with psutil every 20 ms; idle RSS is its RSS just before the first export.
+``COMPLETED``.  Peak RSS is of the serve process and its export worker child summed, sampled from
+outside with psutil every 20 ms (results also split it: serve / worker at the summed peak, each
+one's own peak, each at idle); idle RSS is the sum just before the first export.
 
 * messages: 1k / 10k / 100k messages of ~10 KiB (no attachment tail), time per message;
 * size: 100 MiB / 1 GiB / 5 GiB realistic mailboxes, throughput and peak RSS;
@@ -41,7 +42,8 @@ def _case(work: Path, label: str, repeat: int, fill, *extra: str) -> dict:  # ty
         fill(root)
         files, nbytes = tree_bytes(root)
         os.system(f"tar -cf - -C {root} . | cat > /dev/null")  # same page-cache state for every case
-        idle = server.idle_rss()
+        idle_parts = server.idle_parts()
+        idle = sum(idle_parts.values())
         runs = [server.export(user) for _ in range(repeat)]
     finally:
         server.stop()
@@ -57,14 +59,25 @@ def _case(work: Path, label: str, repeat: int, fill, *extra: str) -> dict:  # ty
         "ms_per_file": round(sec / files * 1000, 4),
         "peak_rss": max(r.peak_rss for r in runs),
         "idle_rss": idle,
+        # which process holds the memory: serve / worker at the summed peak, each one's own
+        # peak, and each at idle (bytes)
+        "peak_rss_at_peak": max(runs, key=lambda r: r.peak_rss).peak_parts,
+        "peak_rss_each": {k: max(r.peaks.get(k, 0) for r in runs) for k in idle_parts},
+        "idle_rss_each": idle_parts,
         "runs": [r.seconds for r in runs],
     }
     print(
         f"{label:<14} {files:>9,} {fmt_mib(nbytes):>10} {sec:>9.2f} {row['mb_s']:>8.1f} "
-        f"{row['ms_per_file']:>8.3f} {idle / MiB:>7.0f} MiB {row['peak_rss'] / MiB:>7.0f} MiB",
+        f"{row['ms_per_file']:>8.3f} {idle / MiB:>7.0f} MiB {row['peak_rss'] / MiB:>7.0f} MiB"
+        f"  (serve + worker: {_split(idle_parts)} MiB idle, {_split(row['peak_rss_at_peak'])} at peak)",
         flush=True,
     )
     return row
+
+
+def _split(parts: dict[str, int]) -> str:
+    """``serve + worker`` in MiB, e.g. ``83 + 60``."""
+    return " + ".join(f"{v / MiB:.0f}" for v in parts.values())
 
 
 def _big_item(root: Path, size: int) -> None:

@@ -1,8 +1,8 @@
 """Export-benchmark plumbing: a ``mailcrate serve`` set up the way the AWS export procedure
 asks (KMS key, bucket, role with the documented trust and permission policies), users whose
 embedded mailboxes are filled by :mod:`mailcrate.mail.samples`, full export jobs timed from
-``StartMailboxExportJob`` to ``COMPLETED``, peak RSS of the serve process sampled from outside
-(psutil), baseline commands timed the same way, optional py-spy profiles, and results files.
+``StartMailboxExportJob`` to ``COMPLETED``, peak RSS of serve and its worker
+process sampled from outside (psutil, summed and each), baseline commands timed the same way, optional py-spy profiles, and results files.
 """
 
 from __future__ import annotations
@@ -35,37 +35,55 @@ MB = 1_000_000  # throughput figures are in MB/s (10^6 bytes), as the targets ar
 
 
 class RssSampler:
-    """Peak RSS of one process (and optionally its children), sampled every ``interval`` s."""
+    """Peak RSS of one process (and optionally its children), sampled every ``interval`` s.
+
+    ``peak`` is the largest sum; with ``children``, ``parts`` splits that sum at its peak into
+    the process itself (``serve``) and its children (``worker``), and ``peaks`` holds each
+    side's own peak (which may fall at different times), so a result tells which process holds
+    the memory."""
 
     def __init__(self, pid: int, interval: float = 0.02, children: bool = False) -> None:
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.children = children
         self.peak = 0
+        self.parts: dict[str, int] = {}
+        self.peaks: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def rss(self) -> int:
-        total = self.proc.memory_info().rss
+    def sample(self) -> dict[str, int]:
+        """RSS now: ``serve`` (the process) and, with ``children``, ``worker`` (its children summed)."""
+        parts = {"serve": self.proc.memory_info().rss}
         if self.children:
+            parts["worker"] = 0
             for c in self.proc.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    total += c.memory_info().rss
-        return total
+                    parts["worker"] += c.memory_info().rss
+        return parts
+
+    def rss(self) -> int:
+        return sum(self.sample().values())
+
+    def _take(self) -> None:
+        parts = self.sample()
+        total = sum(parts.values())
+        if total > self.peak:
+            self.peak, self.parts = total, parts
+        for name, value in parts.items():
+            self.peaks[name] = max(self.peaks.get(name, 0), value)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, self.rss())
+                self._take()
             except psutil.Error:
                 return  # the process ended
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
-        try:
-            self.peak = self.rss()
-        except psutil.Error:
-            self.peak = 0
+        with contextlib.suppress(psutil.Error):
+            self._take()
         self._thread.start()
         return self
 
@@ -73,7 +91,7 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         with contextlib.suppress(psutil.Error):
-            self.peak = max(self.peak, self.rss())
+            self._take()
 
 
 class PySpy:
@@ -136,6 +154,9 @@ class ExportRun:
     state: str
     server_seconds: float
     describe: dict[str, Any] = field(repr=False, default_factory=dict)
+    #: serve / worker at the moment of the summed peak, and each one's own peak (bytes)
+    peak_parts: dict[str, int] = field(default_factory=dict)
+    peaks: dict[str, int] = field(default_factory=dict)
 
 
 class ExportServer:
@@ -270,7 +291,7 @@ class ExportServer:
         server = (d["EndTime"] - d["StartTime"]).total_seconds() if d.get("EndTime") else seconds
         if not keep:
             self.delete_export(d)
-        return ExportRun(job, seconds, rss.peak, d["State"], server, d)
+        return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks)
 
     def export_many(self, user_ids: list[str]) -> tuple[float, int]:
         """Start all at once; (seconds until the last is COMPLETED, peak RSS)."""
@@ -294,6 +315,10 @@ class ExportServer:
     def idle_rss(self) -> int:
         """RSS of serve plus its children (the export worker process), summed."""
         return RssSampler(self.pid, children=True).rss()
+
+    def idle_parts(self) -> dict[str, int]:
+        """RSS of serve and of its worker child(ren), each."""
+        return RssSampler(self.pid, children=True).sample()
 
     def stop(self) -> None:
         self.proc.stop()
