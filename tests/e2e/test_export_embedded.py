@@ -13,6 +13,7 @@ import pytest
 
 from tests.jobs.support import (
     Mailbox,
+    add_big_item,
     add_calendar,
     check_export,
     fill_bulk,
@@ -357,3 +358,41 @@ def test_restart_mid_export_resumes_and_completes(tmp_path: Path) -> None:
         check_export(zip_path, log_path, mb)
     finally:
         srv.stop()
+
+
+def test_parts_go_in_process_and_nothing_is_stored_in_the_clear(tmp_path: Path) -> None:
+    """The worker writes the parts straight into the embedded S3 (no S3 write reaches the
+    server's HTTP side), the user downloads and checks the export with the aws CLI as before,
+    and no mail bytes lie unencrypted in the data directory outside the mailbox store."""
+    with MailcrateServer.running(
+        tmp_path / "data", "--export-part-size-mib", "5", "--log-level", "info"
+    ) as srv:
+        mb = new_mailbox(srv)
+        fill_maildir(mb.root, {"Inbox": 60, "Sent Items": 10}, size=20_000)
+        add_big_item(mb.root, 12 << 20, random_data=True)  # stored, not deflated: raw in the zip
+        env = _setup(srv, tmp_path)
+        job_id = _start(srv, mb, env)
+        job = wait_job(srv.client("workmail"), mb.organization_id, job_id)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        zip_path = _download(srv, env["bucket"], job["S3Path"], tmp_path / "export.zip")
+        log_path = _download(srv, env["bucket"], f"{PREFIX}/{job_id}.json", tmp_path / "export.json")
+        manifest = check_export(zip_path, log_path, mb)
+        assert len(manifest.items) == 71
+
+        assert srv.log_path is not None
+        served = srv.log_path.read_text()
+        assert f"job {job_id} completed" in served
+        assert "s3.GetObject -> 200" in served  # request lines are logged: the download's are there
+        for operation in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "PutObject"):
+            assert f"s3.{operation} ->" not in served, operation
+
+        big = next(mb.root.rglob("1800000000.Mbig*")).read_bytes()
+        samples = [big[offset : offset + 64] for offset in (200_000, 5 << 20, 11 << 20)]
+        mailboxes = srv.data_dir / "mailboxes"
+        scanned = 0
+        for path in srv.data_dir.rglob("*"):
+            if path.is_file() and mailboxes not in path.parents:
+                data = path.read_bytes()
+                scanned += len(data)
+                assert not any(sample in data for sample in samples), path
+        assert scanned > 12 << 20  # the encrypted object is among the files scanned

@@ -1,17 +1,22 @@
-"""Where an export goes: S3 (and KMS through it) reached with boto3 as the job's role.
+"""Where an export goes: S3 (and KMS through it), always acting as the job's role.
 
-One code path for every destination. The exporter assumes the job's role, then talks to S3
-through boto3 with those temporary credentials:
+:meth:`Destination.open` picks one of two implementations of :class:`ExportDestination`:
 
 * embedded (default): the role is assumed in-process as the service principal
   ``export.workmail.amazonaws.com`` (:func:`mailcrate.services.sts.sessions.assume_role_as_service`,
   with ``sts:ExternalId`` = account id, ``aws:SourceAccount`` and ``aws:SourceArn`` = the
-  organization ARN, so both documented trust-policy forms work), and boto3 talks to this
-  server's own port;
+  organization ARN, so both documented trust-policy forms work), and the parts go straight into
+  the embedded S3 through its own handlers as that session
+  (:class:`mailcrate.export.embedded.EmbeddedDestination`: no HTTP, no boto3);
 * external (``--aws-endpoint-url URL``, or ``aws`` for real AWS endpoints): mailcrate's own
   identity from the standard AWS credential chain calls ``sts:AssumeRole`` with the same
-  ExternalId. Real AWS cannot let a self-hosted process act as a service principal, so there
-  the role's trust policy must trust mailcrate's IAM principal instead.
+  ExternalId, and boto3 talks to S3 (:class:`BotoDestination`). Real AWS cannot let a
+  self-hosted process act as a service principal, so there the role's trust policy must trust
+  mailcrate's IAM principal instead.
+
+Both share the checks (:class:`_Checks`) and :func:`classify`, which reads botocore's
+``ClientError`` and the embedded services' ``ServiceError`` alike, so an ErrorInfo does not
+depend on the path. boto3 is imported only when a :class:`BotoDestination` is opened.
 
 Errors come out as :class:`ExportError` (permanent: the administrator must fix something; the
 message says what) or :class:`TransientExportError` (retry later). Messages never hold secrets.
@@ -24,16 +29,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-import boto3
-import botocore.session
-from botocore.config import Config
-from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mailcrate.jobs.records import ExportJob
+from mailcrate.protocol.errors import ServiceError
 
 log = logging.getLogger("mailcrate.export")
 
@@ -44,7 +46,9 @@ SESSION_SECONDS = 3600
 __all__ = [
     "REAL_AWS",
     "SERVICE_PRINCIPAL",
+    "BotoDestination",
     "Destination",
+    "ExportDestination",
     "ExportError",
     "TransientExportError",
     "classify",
@@ -78,17 +82,41 @@ def _session_name(job: ExportJob) -> str:
     return re.sub(r"[^\w+=,.@-]", "", f"workmail-export-{job.job_id}")[:64]
 
 
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` or an embedded ``ServiceError`` ("" else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    if isinstance(exc, ServiceError):
+        return str(exc.code)
+    return ""
+
+
+def _answer(exc: BaseException) -> tuple[str, str, int, dict[str, str]] | None:
+    """(code, message, HTTP status, headers) of a service's error answer, whichever way it came:
+    over HTTP through botocore, or raised by the embedded S3/KMS handlers in-process."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        return (
+            str(error.get("Code", "")),
+            str(error.get("Message", "")).strip(),
+            int(meta.get("HTTPStatusCode") or 0),
+            meta.get("HTTPHeaders", {}) or {},
+        )
+    if isinstance(exc, ServiceError):
+        return str(exc.code), str(exc.message).strip(), int(exc.status), {}
+    return None
+
+
 def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
-    """Turn a boto3/botocore failure of ``action`` into an ExportError that says what to fix."""
+    """Turn a failure of ``action`` (botocore ``ClientError`` or embedded ``ServiceError``) into
+    an ExportError that says what to fix."""
     bucket, key_arn, role = job.s3_bucket_name, job.kms_key_arn, job.role_arn
     if isinstance(exc, ExportError):
         return exc
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")).strip()
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}
+    answer = _answer(exc)
+    if answer is not None:
+        code, message, status, headers = answer
         if code in _TRANSIENT_CODES or status >= 500:
             return TransientExportError(
                 f"S3 answered {code or status} to {action} of bucket {bucket}: {message}"
@@ -145,13 +173,29 @@ def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
     return ExportError(f"{action} failed: {type(exc).__name__}: {exc}")
 
 
-@dataclass
-class Destination:
-    """An S3 client acting as the job's role, plus the operations an export needs."""
+class ExportDestination(Protocol):
+    """What an export writes through: checks, one multipart upload, the log object.
 
-    job: ExportJob
-    s3: Any
-    kms: Any
+    Every method raises :class:`ExportError` (or :class:`TransientExportError`) with a message
+    saying what to fix; ``abort_upload`` and ``delete_object`` are best effort and never raise."""
+
+    def preflight(self, bucket_region: str | None = None) -> None: ...
+
+    def create_upload(self, key: str) -> str: ...
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str: ...
+
+    def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None: ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+    def put_object(self, key: str, body: bytes, content_type: str) -> None: ...
+
+    def delete_object(self, key: str) -> None: ...
+
+
+class Destination:
+    """Opens the destination of a job (the one place that chooses between the two)."""
 
     @classmethod
     def open(
@@ -163,12 +207,128 @@ class Destination:
         external: bool,
         max_connections: int = 10,
         loader: Any = None,
-    ) -> Destination:
-        """Assume the job's role and build clients. ``external``: use boto3 STS at
-        ``endpoint_url`` (None or :data:`REAL_AWS` = AWS's own endpoints) instead of the in-process
-        service-principal assume."""
+    ) -> ExportDestination:
+        """Assume the job's role and return where to write: the embedded S3 in-process unless
+        ``external`` (then boto3 at ``endpoint_url``; None or :data:`REAL_AWS` = AWS's own
+        endpoints)."""
+        if not external:
+            from mailcrate.export.embedded import EmbeddedDestination
+
+            return EmbeddedDestination.open(job, data_dir=data_dir, assume=_embedded_assumer(job, data_dir))
+        return BotoDestination.open(
+            job, endpoint_url=endpoint_url, max_connections=max_connections, loader=loader
+        )
+
+
+class _Checks:
+    """The checks before any byte is written, shared by both destinations. Subclasses supply
+    the three calls; failures are ``ClientError`` or ``ServiceError`` (see :func:`error_code`)."""
+
+    job: ExportJob
+
+    def _policy_status(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _location(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _describe_key(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def preflight(self, bucket_region: str | None = None) -> None:
+        """Checks before any byte is written: the bucket exists, is in the job's region and is
+        not public; the key (when the role may describe it) is an enabled symmetric key.
+
+        ``bucket_region``: the bucket's region when the caller knows it without the role (the
+        embedded S3 tells its own buckets' regions; real S3 answers a request signed for the
+        wrong region with a redirect naming the right one, which :func:`classify` reports)."""
+        bucket = self.job.s3_bucket_name
+        if bucket_region and bucket_region != self.job.region:
+            raise ExportError(
+                f"The bucket {bucket} is in {bucket_region}, not in {self.job.region}: the bucket, the "
+                "KMS key and the organization must be in one region."
+            )
+        try:
+            status = self._policy_status()
+            public = bool(status.get("PolicyStatus", {}).get("IsPublic"))
+        except Exception as exc:
+            if error_code(exc) != "NoSuchBucketPolicy":
+                raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
+            public = False
+        if public:
+            raise ExportError(
+                f"The bucket {bucket} is public (its bucket policy grants access to anyone). "
+                "WorkMail does not export mailboxes to public buckets: remove the public statements."
+            )
+        self._check_bucket_region()
+        self._check_key()
+
+    def _check_bucket_region(self) -> None:
+        """Best effort: the documented role policy grants no s3:GetBucketLocation, so AccessDenied
+        here proves nothing; a region mismatch otherwise shows on the first write."""
+        try:
+            answer = self._location()
+        except Exception as exc:
+            headers = (_answer(exc) or ("", "", 0, {}))[3]
+            if error_code(exc) == "NoSuchBucket" or headers.get("x-amz-bucket-region"):
+                raise classify(exc, self.job, "GetBucketLocation") from exc
+            return
+        region = answer.get("LocationConstraint") or "us-east-1"
+        if region == "EU":
+            region = "eu-west-1"
+        if region != self.job.region:
+            raise ExportError(
+                f"The bucket {self.job.s3_bucket_name} is in {region}, not in {self.job.region}: the "
+                "bucket, the KMS key and the organization must be in one region."
+            )
+
+    def _check_key(self) -> None:
+        """Best effort as well (the documented policy grants no kms:DescribeKey); S3 reports the
+        same problems as KMS.* errors on the first write, which :func:`classify` explains."""
+        try:
+            meta = self._describe_key()["KeyMetadata"]
+        except Exception as exc:
+            if error_code(exc) == "NotFoundException":
+                raise ExportError(
+                    f"The KMS key {self.job.kms_key_arn} does not exist in {self.job.region}. Correct KmsKeyArn."
+                ) from exc
+            return
+        if meta.get("KeyState") == "Disabled":
+            raise classify(_fake("KMS.DisabledException"), self.job, "DescribeKey")
+        if meta.get("KeyState") in ("PendingDeletion", "PendingImport", "Unavailable"):
+            raise classify(_fake("KMS.KMSInvalidStateException"), self.job, "DescribeKey")
+        spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec")
+        if (spec and spec != "SYMMETRIC_DEFAULT") or meta.get(
+            "KeyUsage", "ENCRYPT_DECRYPT"
+        ) != "ENCRYPT_DECRYPT":
+            raise classify(_fake("KMS.InvalidKeyUsageException"), self.job, "DescribeKey")
+
+
+@dataclass
+class BotoDestination(_Checks):
+    """An S3 client (boto3) acting as the job's role: external S3, or AWS itself."""
+
+    job: ExportJob
+    s3: Any
+    kms: Any
+
+    @classmethod
+    def open(
+        cls,
+        job: ExportJob,
+        *,
+        endpoint_url: str | None,
+        max_connections: int = 10,
+        loader: Any = None,
+    ) -> BotoDestination:
+        """Assume the job's role with boto3 STS at ``endpoint_url`` and build clients."""
+        import boto3  # only here: embedded exports never load boto3
+        import botocore.session
+        from botocore.config import Config
+        from botocore.credentials import RefreshableCredentials
+
         url = None if endpoint_url in (None, REAL_AWS) else endpoint_url
-        fetch = _external_assumer(job, url) if external else _embedded_assumer(job, data_dir)
+        fetch = _external_assumer(job, url)
         credentials = RefreshableCredentials.create_from_metadata(
             metadata=fetch(), refresh_using=fetch, method="assume-role"
         )
@@ -202,82 +362,14 @@ class Destination:
 
     # -- checks -------------------------------------------------------------------------------
 
-    def preflight(self, bucket_region: str | None = None) -> None:
-        """Checks before any byte is written: the bucket exists, is in the job's region and is
-        not public; the key (when the role may describe it) is an enabled symmetric key.
+    def _policy_status(self) -> dict[str, Any]:
+        return dict(self.s3.get_bucket_policy_status(Bucket=self.job.s3_bucket_name))
 
-        ``bucket_region``: the bucket's region when the caller knows it without the role (the
-        embedded S3 tells its own buckets' regions; real S3 answers a request signed for the
-        wrong region with a redirect naming the right one, which :func:`classify` reports)."""
-        bucket = self.job.s3_bucket_name
-        if bucket_region and bucket_region != self.job.region:
-            raise ExportError(
-                f"The bucket {bucket} is in {bucket_region}, not in {self.job.region}: the bucket, the "
-                "KMS key and the organization must be in one region."
-            )
-        try:
-            status = self.s3.get_bucket_policy_status(Bucket=bucket)
-            public = bool(status.get("PolicyStatus", {}).get("IsPublic"))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code != "NoSuchBucketPolicy":
-                raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
-            public = False
-        except Exception as exc:
-            raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
-        if public:
-            raise ExportError(
-                f"The bucket {bucket} is public (its bucket policy grants access to anyone). "
-                "WorkMail does not export mailboxes to public buckets: remove the public statements."
-            )
-        self._check_bucket_region()
-        self._check_key()
+    def _location(self) -> dict[str, Any]:
+        return dict(self.s3.get_bucket_location(Bucket=self.job.s3_bucket_name))
 
-    def _check_bucket_region(self) -> None:
-        """Best effort: the documented role policy grants no s3:GetBucketLocation, so AccessDenied
-        here proves nothing; a region mismatch otherwise shows on the first write."""
-        try:
-            answer = self.s3.get_bucket_location(Bucket=self.job.s3_bucket_name)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "NoSuchBucket" or exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
-                "x-amz-bucket-region"
-            ):
-                raise classify(exc, self.job, "GetBucketLocation") from exc
-            return
-        except Exception:
-            return
-        region = answer.get("LocationConstraint") or "us-east-1"
-        if region == "EU":
-            region = "eu-west-1"
-        if region != self.job.region:
-            raise ExportError(
-                f"The bucket {self.job.s3_bucket_name} is in {region}, not in {self.job.region}: the "
-                "bucket, the KMS key and the organization must be in one region."
-            )
-
-    def _check_key(self) -> None:
-        """Best effort as well (the documented policy grants no kms:DescribeKey); S3 reports the
-        same problems as KMS.* errors on the first write, which :func:`classify` explains."""
-        try:
-            meta = self.kms.describe_key(KeyId=self.job.kms_key_arn)["KeyMetadata"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NotFoundException":
-                raise ExportError(
-                    f"The KMS key {self.job.kms_key_arn} does not exist in {self.job.region}. Correct KmsKeyArn."
-                ) from exc
-            return
-        except Exception:
-            return
-        if meta.get("KeyState") == "Disabled":
-            raise classify(_fake("KMS.DisabledException"), self.job, "DescribeKey")
-        if meta.get("KeyState") in ("PendingDeletion", "PendingImport", "Unavailable"):
-            raise classify(_fake("KMS.KMSInvalidStateException"), self.job, "DescribeKey")
-        spec = meta.get("KeySpec") or meta.get("CustomerMasterKeySpec")
-        if (spec and spec != "SYMMETRIC_DEFAULT") or meta.get(
-            "KeyUsage", "ENCRYPT_DECRYPT"
-        ) != "ENCRYPT_DECRYPT":
-            raise classify(_fake("KMS.InvalidKeyUsageException"), self.job, "DescribeKey")
+    def _describe_key(self) -> dict[str, Any]:
+        return dict(self.kms.describe_key(KeyId=self.job.kms_key_arn))
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -396,6 +488,9 @@ def _embedded_assumer(job: ExportJob, data_dir: Any) -> Callable[[], dict[str, A
 
 
 def _external_assumer(job: ExportJob, url: str | None) -> Callable[[], dict[str, Any]]:
+    import boto3
+    from botocore.config import Config
+
     def fetch() -> dict[str, Any]:
         sts = boto3.Session(region_name=job.region).client(
             "sts", endpoint_url=url, config=Config(retries={"mode": "standard", "max_attempts": 5})

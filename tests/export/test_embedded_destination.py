@@ -1,0 +1,247 @@
+"""The in-process destination (the embedded S3 through its own handlers) against the HTTP one
+(boto3 to the same ``mailcrate serve``), as the same assumed-role session: what it stores is
+what a user downloads, and each refusal the role's policy causes gives the same ErrorInfo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailcrate.datadir import DataDir
+from mailcrate.export.destination import (
+    SERVICE_PRINCIPAL,
+    SESSION_SECONDS,
+    BotoDestination,
+    Destination,
+    ExportError,
+    _embedded_assumer,
+    _metadata,
+    _session_name,
+)
+from mailcrate.export.embedded import EmbeddedDestination
+from mailcrate.jobs.records import ExportJob, State
+from mailcrate.services.sts.sessions import assume_role_as_service
+from tests.jobs.support import permission_policy, trust_policy
+from tests.support.mailcrate_server import MailcrateServer
+
+PREFIX = "exports"
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
+    with MailcrateServer.running(
+        tmp_path_factory.mktemp("mailcrate") / "data", "--export-workers", "0"
+    ) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def data_dir(server: MailcrateServer) -> Iterator[DataDir]:
+    """The server's data directory, opened in this process as the export worker opens it."""
+    dd = DataDir.open(server.data_dir)
+    yield dd
+    dd.close()
+
+
+def _policy(bucket: str, key_arn: str, *, drop: str | None = None) -> str:
+    """The procedure's permission policy, optionally without one action."""
+    doc = json.loads(permission_policy(bucket, PREFIX, key_arn))
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != drop]
+    return json.dumps(doc)
+
+
+def _job(server: MailcrateServer, *, drop: str | None = None) -> ExportJob:
+    """A bucket, a key and a role as the procedure makes them; a job record naming them."""
+    bucket = "exp-" + uuid.uuid4().hex[:12]
+    server.client("s3").create_bucket(Bucket=bucket)
+    key_arn = server.client("kms").create_key()["KeyMetadata"]["Arn"]
+    iam = server.client("iam")
+    role = "ExportRole" + uuid.uuid4().hex[:8]
+    role_arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust_policy(server.account_id))[
+        "Role"
+    ]["Arn"]
+    iam.put_role_policy(
+        RoleName=role, PolicyName="export", PolicyDocument=_policy(bucket, key_arn, drop=drop)
+    )
+    job_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    return ExportJob(
+        job_id=job_id,
+        account_id=server.account_id,
+        region=server.region,
+        organization_id="m-" + "a" * 32,
+        entity_id="user",
+        description=None,
+        role_arn=role_arn,
+        kms_key_arn=key_arn,
+        s3_bucket_name=bucket,
+        s3_prefix=PREFIX,
+        s3_path=f"{PREFIX}/{job_id}.zip",
+        state=State.RUNNING,
+        estimated_progress=0,
+        error_info=None,
+        start_time=now,
+        end_time=None,
+        client_token=None,
+        request_digest="",
+        cancel_token=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        attempts=1,
+        finishing=False,
+        upload_id=None,
+        items_total=None,
+        items_done=None,
+        bytes_done=None,
+    )
+
+
+def _over_http(server: MailcrateServer, data_dir: DataDir, job: ExportJob) -> BotoDestination:
+    """The old path: boto3 to the server's port with the same role session's credentials."""
+    answer = assume_role_as_service(
+        data_dir,
+        service=SERVICE_PRINCIPAL,
+        role_arn=job.role_arn,
+        session_name=_session_name(job),
+        external_id=job.account_id,
+        source_account=job.account_id,
+        source_arn=job.organization_arn,
+        duration_seconds=SESSION_SECONDS,
+    )
+    creds = _metadata(answer["Credentials"])
+    keys = {"access_key_id": creds["access_key"], "secret_access_key": creds["secret_key"]}
+    return BotoDestination(
+        job=job,
+        s3=server.client("s3", session_token=creds["token"], **keys),
+        kms=server.client("kms", session_token=creds["token"], **keys),
+    )
+
+
+def _in_process(data_dir: DataDir, job: ExportJob) -> Any:
+    return Destination.open(job, data_dir=data_dir, endpoint_url=None, external=False)
+
+
+def _error(action: Any) -> str:
+    with pytest.raises(ExportError) as caught:
+        action()
+    return str(caught.value)
+
+
+def test_embedded_jobs_open_the_in_process_destination(server: MailcrateServer, data_dir: DataDir) -> None:
+    assert isinstance(_in_process(data_dir, _job(server)), EmbeddedDestination)
+
+
+def test_stored_object_downloads_over_http(server: MailcrateServer, data_dir: DataDir) -> None:
+    """Parts written in-process make an SSE-KMS object that GetObject returns byte for byte."""
+    job = _job(server)
+    dest = _in_process(data_dir, job)
+    dest.preflight(server.region)
+    first, last = bytearray(os.urandom(5 * MIB + 3)), bytearray(os.urandom(MIB // 2))
+    upload_id = dest.create_upload(job.s3_path)
+    etags = [dest.upload_part(job.s3_path, upload_id, n, b) for n, b in ((1, first), (2, last))]
+    dest.complete_upload(job.s3_path, upload_id, etags)
+    dest.put_object(f"{PREFIX}/{job.job_id}.json", b'{"a": "1"}', "application/json")
+    s3 = server.client("s3")
+    got = s3.get_object(Bucket=job.s3_bucket_name, Key=job.s3_path)
+    assert got["Body"].read() == bytes(first + last)
+    assert got["ServerSideEncryption"] == "aws:kms" and got["SSEKMSKeyId"] == job.kms_key_arn
+    assert got["ContentType"] == "application/zip"
+    assert got["ETag"].endswith('-2"')
+    log = s3.get_object(Bucket=job.s3_bucket_name, Key=f"{PREFIX}/{job.job_id}.json")
+    assert log["Body"].read() == b'{"a": "1"}' and log["ServerSideEncryption"] == "aws:kms"
+    assert s3.list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("drop", ["s3:PutObject", "kms:GenerateDataKey"])
+def test_create_refusals_match_the_http_path(server: MailcrateServer, data_dir: DataDir, drop: str) -> None:
+    job = _job(server, drop=drop)
+    embedded = _error(lambda: _in_process(data_dir, job).create_upload(job.s3_path))
+    http = _error(lambda: _over_http(server, data_dir, job).create_upload(job.s3_path))
+    assert embedded == http
+    if drop == "s3:PutObject":
+        assert embedded.startswith(f"Access denied for CreateMultipartUpload on bucket {job.s3_bucket_name}")
+    else:
+        assert embedded.startswith(f"S3 could not use the KMS key {job.kms_key_arn}")
+    assert drop in embedded
+
+
+def test_part_refusal_matches_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+    """Without kms:Decrypt the upload starts but no part can be written (S3 opens the data key)."""
+    job = _job(server, drop="kms:Decrypt")
+    errors = []
+    for dest in (_in_process(data_dir, job), _over_http(server, data_dir, job)):
+        upload_id = dest.create_upload(job.s3_path)
+        errors.append(
+            _error(lambda d=dest, u=upload_id: d.upload_part(job.s3_path, u, 1, bytearray(b"x" * 100)))
+        )
+        dest.abort_upload(job.s3_path, upload_id)
+    assert errors[0] == errors[1]
+    assert "kms:Decrypt" in errors[0] and errors[0].startswith("S3 could not use the KMS key")
+    assert server.client("s3").list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
+
+
+def test_abort_without_permission_is_refused_on_both_paths(
+    server: MailcrateServer, data_dir: DataDir
+) -> None:
+    """abort_upload is best effort on both paths; the role's policy still decides."""
+    job = _job(server, drop="s3:AbortMultipartUpload")
+    for dest in (_in_process(data_dir, job), _over_http(server, data_dir, job)):
+        dest.abort_upload(job.s3_path, dest.create_upload(job.s3_path))
+    uploads = server.client("s3").list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", [])
+    assert len(uploads) == 2
+
+
+def test_preflight_refusals_match_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+    job = _job(server, drop="s3:GetBucketPolicyStatus")
+    embedded = _error(lambda: _in_process(data_dir, job).preflight(server.region))
+    http = _error(lambda: _over_http(server, data_dir, job).preflight(server.region))
+    assert embedded == http and "GetBucketPolicyStatus" in embedded
+    # The bucket is gone: the same "does not exist" either way.
+    job = _job(server)
+    server.client("s3").delete_bucket(Bucket=job.s3_bucket_name)
+    embedded = _error(lambda: _in_process(data_dir, job).preflight())
+    http = _error(lambda: _over_http(server, data_dir, job).preflight())
+    assert embedded == http and "does not exist" in embedded
+
+
+def test_refused_trust_fails_on_open(server: MailcrateServer, data_dir: DataDir) -> None:
+    job = _job(server)
+    server.client("iam").update_assume_role_policy(
+        RoleName=job.role_arn.rsplit("/", 1)[1], PolicyDocument=trust_policy("999988887777")
+    )
+    message = _error(lambda: _in_process(data_dir, job))
+    assert "could not assume the role" in message
+    with pytest.raises(ExportError):
+        _embedded_assumer(job, data_dir)()
+
+
+def test_session_is_renewed_before_it_expires(server: MailcrateServer, data_dir: DataDir) -> None:
+    """A long export outlives the 1-hour session: the destination assumes the role again."""
+    job = _job(server)
+    dest = _in_process(data_dir, job)
+    first = dest.principal()
+    assert dest.principal() is first  # still valid: no new session per call
+    dest._principal = dataclasses.replace(first, expires_at=datetime.now(UTC))
+    renewed = dest.principal()
+    assert renewed.access_key_id != first.access_key_id and renewed.arn == first.arn
+    dest.create_upload(job.s3_path)
+
+
+def test_worker_side_import_does_not_load_boto3(tmp_path: Path) -> None:
+    """The export worker imports the job runner; boto3 comes only with an external destination."""
+    import subprocess
+    import sys
+
+    code = "import sys, mailcrate.export.job, mailcrate.export.embedded; print('boto3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
