@@ -245,3 +245,29 @@ def test_verify_damaged_manifest_and_not_a_zip(tmp_path: Path) -> None:
         w.add_bytes(MANIFEST_NAME, b'{"format":"nope"}\n', date_time=START)
         w.close()
     assert [p.entry for p in verify_export(zip_path).problems] == [MANIFEST_NAME]
+
+
+def test_verify_without_content_checks_everything_but_the_bytes(tmp_path: Path) -> None:
+    """``content=False`` (what a restore runs up front; it hashes the entries as it reads them):
+    a flipped byte inside an entry and a log of another zip go unnoticed, everything else not."""
+    zip_path, log_path, entries = build_export(tmp_path, sample())
+    target = "mail/INBOX/000002.eml"
+    data = bytearray(zip_path.read_bytes())
+    data[entries[target].offset + 30 + len(target.encode()) + 40 + entries[target].compressed_size // 2] ^= (
+        0x40
+    )
+    zip_path.write_bytes(data)
+    quick = verify_export(zip_path, log_path, content=False)
+    assert quick.ok, problems_for(quick)
+    assert (quick.items_checked, quick.sha384_hex) == (6, "")
+    assert target in {p.entry for p in verify_export(zip_path, log_path).problems}
+
+    missing = "mail/INBOX/000001.eml"
+    zip_path, log_path, _ = build_export(tmp_path, sample(), skip_in_zip=[missing], extra_entries=["x.txt"])
+    log = json.loads(log_path.read_text())
+    log_path.write_text(json.dumps({**log, "sha384Hash": "0" * 96, "totalMessages": "99"}))
+    assert problems_for(verify_export(zip_path, log_path, content=False)) == [
+        (missing, "listed in the manifest but missing from the zip"),
+        ("x.txt", "in the zip but not listed in the manifest"),
+        (None, "export log export.json: totalMessages 99, manifest lists 6"),
+    ]

@@ -347,8 +347,14 @@ def _check_digest(digest: ZipDigest, log_path: Path | None, zip_path: Path, repo
         problem = log_hash_problem(log_path, digest.result())
     except OSError as exc:
         problem = Problem(None, f"cannot read {zip_path}: {exc}")
-    if problem is not None:
-        raise _damaged(zip_path, problem, f"the restore stopped after {report.done} items")
+    if problem is None:
+        return
+    stopped = f"the restore stopped after {report.done} restored"
+    try:  # which entries differ, if any: worth a full pass once the restore has stopped anyway
+        require_verified(zip_path, log_path)
+    except AdminError as exc:
+        raise AdminError(f"{exc.message} ({stopped})", exc.hint) from None
+    raise _damaged(zip_path, problem, stopped)
 
 
 class _ItemReader:
