@@ -9,7 +9,12 @@ The rest of the export code imports deflate and CRC only from here, so the choic
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib as _stdlib_zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 try:  # pragma: no cover - which branch runs depends on the install
@@ -27,7 +32,21 @@ Z_SYNC_FLUSH: int = _impl.Z_SYNC_FLUSH
 #: ``flush`` mode that ends the stream.
 Z_FINISH: int = _impl.Z_FINISH
 
-__all__ = ["BACKEND", "DEFAULT_LEVEL", "Z_FINISH", "Z_SYNC_FLUSH", "Compressor", "compressobj", "crc32"]
+__all__ = [
+    "BACKEND",
+    "BLOCK_SIZE",
+    "DEFAULT_LEVEL",
+    "FINAL_BLOCK",
+    "Z_FINISH",
+    "Z_SYNC_FLUSH",
+    "BlockDeflater",
+    "Compressor",
+    "compressobj",
+    "crc32",
+    "deflate_block",
+    "lane",
+    "pool",
+]
 
 
 class Compressor(Protocol):
@@ -53,3 +72,124 @@ def compressobj(level: int = DEFAULT_LEVEL) -> Compressor:
 def crc32(data: bytes | bytearray | memoryview, value: int = 0) -> int:
     """CRC-32 (the ZIP/zlib polynomial) of ``data``, continuing from ``value``."""
     return _impl.crc32(data, value)
+
+
+# -- block-parallel deflate (pigz-style) -------------------------------------------------------
+
+#: Input bytes deflated as one job of the parallel path.
+BLOCK_SIZE = 1024 * 1024
+#: Deflate's window: each block is primed with the previous block's last 32 KiB.
+WINDOW = 32 * 1024
+#: An empty *final* block with fixed Huffman codes (BFINAL=1, BTYPE=01, end-of-block): it ends a
+#: stream whose blocks were all closed with a sync flush, which leaves it byte-aligned.
+FINAL_BLOCK = b"\x03\x00"
+
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def workers() -> int:
+    """Deflate threads: one per core, 2-4 (isal and zlib release the GIL while deflating)."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def _executor(name: str, threads: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(threads, thread_name_prefix=name)
+        return _pools[name]
+
+
+def pool() -> ThreadPoolExecutor:
+    """The process-wide deflate pool, created on first use (idle threads cost nothing)."""
+    return _executor("deflate", workers())
+
+
+def lane() -> ThreadPoolExecutor:
+    """One thread that runs jobs in submission order: the CRC-32 and SHA-256 of a stream's
+    blocks (hashlib and isal release the GIL), next to the deflate pool."""
+    return _executor("digest", 1)
+
+
+def deflate_block(data: bytes | memoryview, history: bytes, level: int = DEFAULT_LEVEL) -> bytes:
+    """Deflate ``data`` as a run of non-final blocks that ends byte-aligned (sync flush), with
+    ``history`` (the up-to-32 KiB that precede it in the stream) as the window. Concatenating
+    such outputs for consecutive pieces and then :data:`FINAL_BLOCK` gives one valid stream."""
+    if BACKEND == "isal":
+        level = max(0, min(level, 3))
+    if history:
+        comp = _impl.compressobj(level, _impl.DEFLATED, -15, zdict=history)
+    else:
+        comp = _impl.compressobj(level, _impl.DEFLATED, -15)
+    return comp.compress(data) + comp.flush(Z_SYNC_FLUSH)
+
+
+Block = bytes | memoryview
+
+
+class BlockDeflater:
+    """Deflates the rest of one stream as independent ~1 MiB blocks on :func:`pool`.
+
+    Why: deflate is the producer's largest cost and one stream uses one core. Each block is
+    primed with the 32 KiB before it (so the ratio stays that of one stream) and ends with a
+    sync flush; outputs come back in order. ``history`` is the stream's last 32 KiB so far
+    (the caller may have deflated a first part itself and sync-flushed it). ``observe`` (the
+    entry's CRC-32/SHA-256) sees every block in order on :func:`lane`, off the caller's thread.
+    Memory is bounded: at most ``depth`` blocks (input views and outputs) are in flight.
+    """
+
+    def __init__(
+        self,
+        level: int = DEFAULT_LEVEL,
+        history: bytes = b"",
+        observe: Callable[[Block], object] = lambda block: None,
+        *,
+        depth: int = 0,
+    ) -> None:
+        self._level = level
+        self._history = bytes(history[-WINDOW:])
+        self._observe = observe
+        self._pieces: list[Block] = []
+        self._buffered = 0
+        self._inflight: deque[tuple[Future[bytes], Future[object]]] = deque()
+        self._depth = depth or 2 * workers()
+
+    def feed(self, data: Block) -> list[bytes]:
+        """Take ``data`` (kept by reference until deflated); return the outputs now ready."""
+        self._pieces.append(data)
+        self._buffered += len(data)
+        if self._buffered >= BLOCK_SIZE:
+            self._submit()
+        ready: list[bytes] = []
+        inflight = self._inflight
+        while inflight and (len(inflight) > self._depth or inflight[0][0].done()):
+            ready.append(_result(*inflight.popleft()))
+        return ready
+
+    def finish(self) -> list[bytes]:
+        """The remaining outputs, the last ending the stream; every block has been observed."""
+        ready = [_result(*pair) for pair in self._inflight]
+        self._inflight.clear()
+        if self._buffered:  # the tail: done here, the pool has nothing left to overlap it with
+            block = self._take()
+            self._observe(block)
+            ready.append(deflate_block(block, self._history, self._level))
+        ready.append(FINAL_BLOCK)
+        return ready
+
+    def _take(self) -> Block:
+        pieces = self._pieces
+        block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._pieces, self._buffered = [], 0
+        return block
+
+    def _submit(self) -> None:
+        block = self._take()
+        history, self._history = self._history, bytes(block[-WINDOW:])
+        deflated = pool().submit(deflate_block, block, history, self._level)
+        self._inflight.append((deflated, lane().submit(self._observe, block)))
+
+
+def _result(deflated: Future[bytes], observed: Future[object]) -> bytes:
+    observed.result()  # re-raises what observing failed with
+    return deflated.result()

@@ -24,7 +24,7 @@ from typing import Any
 from mailcrate.export import deflate
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem
 from mailcrate.export.names import item_path
-from mailcrate.export.zipstream import ZipStreamWriter
+from mailcrate.export.zipstream import PreparedEntry, ZipStreamWriter, prepare
 from mailcrate.mail.base import Folder, Item, MailboxSource, SourceError, TransientSourceError
 
 __all__ = ["ArchiveFigures", "Progress", "StopExport", "write_archive"]
@@ -113,25 +113,40 @@ _END = object()
 _DONE = object()
 
 _Entry = tuple[int, Item, "list[bytes] | object | None"]  # folder index, item, chunks|_STREAM|None
+_Ready = tuple[int, Item, "PreparedEntry | object | None"]  # the same with whole items prepared
+
+
+def _prepare_batch(batch: list[_Entry], level: int) -> list[_Ready]:
+    """Deflate, CRC and hash the whole items of a batch (a job on the deflate pool)."""
+    return [
+        (index, item, prepare(b"".join(chunks), level=level) if isinstance(chunks, list) else chunks)
+        for index, item, chunks in batch
+    ]
 
 
 class _ReadAhead:
     """Reads the mailbox in a thread of its own, ahead of the producer, so that file (or
     network) reads overlap deflate and hashing, which release the GIL. Small items are read
-    whole and handed over in batches (one thread handoff per ~1 MiB, not per item); large
-    items stream chunk by chunk. At most about ``_READ_AHEAD_BYTES`` are buffered.
+    whole and handed over in batches (one thread handoff per ~1 MiB, not per item), each
+    batch already on its way through the deflate pool (:func:`_prepare_batch`), so both cores
+    deflate and hash them while the producer only writes; large items stream chunk by chunk.
+    At most about ``_READ_AHEAD_BYTES`` are buffered.
 
     Only this thread touches the source until :meth:`close` has joined it. A source error is
     handed over in order and raised where the producer reaches it, as without read-ahead.
     """
 
-    def __init__(self, source: MailboxSource, folders: list[Folder]) -> None:
+    def __init__(self, source: MailboxSource, folders: list[Folder], level: int) -> None:
         self._source = source
+        self._level = level
         self._folders = folders
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, _READ_AHEAD_BYTES // _BATCH_BYTES))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="export-read-ahead", daemon=True)
         self._thread.start()
+
+    def _put_batch(self, batch: list[_Entry]) -> None:
+        self._put(deflate.pool().submit(_prepare_batch, batch, self._level))
 
     def _put(self, value: Any) -> None:
         while not self._stop.is_set():
@@ -166,11 +181,11 @@ class _ReadAhead:
                         batch.append((index, item, chunks))
                         size += whole
                         if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-                            self._put(batch)
+                            self._put_batch(batch)
                             batch, size = [], 0
                         continue
                     batch.append((index, item, _STREAM))
-                    self._put(batch)
+                    self._put_batch(batch)
                     batch, size = [], 0
                     for chunk in chunks:
                         self._put(chunk)
@@ -178,7 +193,7 @@ class _ReadAhead:
                         self._put(chunk)
                     self._put(_END)
             if batch:
-                self._put(batch)
+                self._put_batch(batch)
                 batch = []
             self._put(_DONE)
         except StopExport:
@@ -186,7 +201,7 @@ class _ReadAhead:
         except BaseException as exc:
             try:
                 if batch:
-                    self._put(batch)
+                    self._put_batch(batch)
                 self._put(exc)
             except StopExport:
                 return
@@ -197,12 +212,12 @@ class _ReadAhead:
             raise value
         return value
 
-    def entries(self) -> Iterator[_Entry]:
+    def entries(self) -> Iterator[_Ready]:
         while True:
             value = self._get()
             if value is _DONE:
                 return
-            yield from value
+            yield from value.result()
 
     def stream(self) -> Iterator[bytes]:
         """The chunks of the current streamed item."""
@@ -245,7 +260,7 @@ def write_archive(
     exported = total_bytes = skipped = 0
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as manifest:
         manifest.write(header.to_json_line())
-        reader = _ReadAhead(source, folders)
+        reader = _ReadAhead(source, folders, compresslevel)
         current, seq = -1, 0
         try:
             for index, item, chunks in reader.entries():
@@ -260,13 +275,17 @@ def write_archive(
                     continue
                 seq += 1
                 name = item_path(item.kind, folder.path, seq)
-                stream = reader.stream() if chunks is _STREAM else iter(chunks)  # type: ignore[call-overload]
-                entry = writer.add(
-                    name,
-                    _counted(next(stream, b""), stream, progress, should_stop),
-                    date_time=item.internal_date,
-                    size_hint=item.size,
-                )
+                if isinstance(chunks, PreparedEntry):
+                    entry = writer.add_prepared(name, chunks, date_time=item.internal_date)
+                    progress.add_bytes(entry.size)
+                else:
+                    stream = reader.stream()
+                    entry = writer.add(
+                        name,
+                        _counted(next(stream, b""), stream, progress, should_stop),
+                        date_time=item.internal_date,
+                        size_hint=item.size,
+                    )
                 manifest.write(
                     ManifestItem(
                         zip_path=name,

@@ -32,6 +32,7 @@ overflows) *poisons* the writer: every later call raises :class:`ZipStreamPoison
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -44,11 +45,13 @@ from mailcrate.export import deflate
 __all__ = [
     "METHOD_DEFLATED",
     "METHOD_STORED",
+    "PreparedEntry",
     "ZipEntry",
     "ZipNameError",
     "ZipStreamError",
     "ZipStreamPoisoned",
     "ZipStreamWriter",
+    "prepare",
 ]
 
 METHOD_STORED = 0
@@ -266,6 +269,22 @@ class ZipStreamWriter:
         """Write an entry whose content is already in memory."""
         return self.add(name, (data,), date_time=date_time, compress=compress, size_hint=len(data))
 
+    def add_prepared(self, name: str, prepared: PreparedEntry, *, date_time: datetime | None) -> ZipEntry:
+        """Write an entry computed ahead by :func:`prepare` (e.g. on a worker thread)."""
+        self._check_usable()
+        name_bytes = _check_name(name)
+        if name in self._names:
+            raise ZipNameError(f"duplicate entry name: {name!r}")
+        try:
+            record = self._write_prepared(name, name_bytes, prepared, date_time)
+        except BaseException as exc:
+            self._poison = exc
+            raise
+        self._names.add(name)
+        self._central.write(self._central_record(record))
+        self._count += 1
+        return record.entry
+
     def close(self) -> int:
         """Write the central directory and end records; return the archive size in bytes.
 
@@ -347,22 +366,17 @@ class ZipStreamWriter:
             probed += len(chunk)
             if probed >= PROBE_SIZE:
                 return self._add_large(name, name_bytes, probe, iterator, date_time, compress, size_hint)
-        return self._add_small(name, name_bytes, b"".join(probe), date_time, compress)
+        prepared = prepare(b"".join(probe), compress=compress, level=self._level)
+        return self._write_prepared(name, name_bytes, prepared, date_time)
 
-    def _add_small(
-        self, name: str, name_bytes: bytes, data: bytes, date_time: datetime | None, compress: bool | None
+    def _write_prepared(
+        self, name: str, name_bytes: bytes, prepared: PreparedEntry, date_time: datetime | None
     ) -> _Record:
-        """Whole entry in memory (< 64 KiB): the best method and exact sizes are known."""
+        """Whole entry in memory: the method and exact sizes are known, so a stored entry
+        needs no data descriptor."""
         offset = self._written
         dos_time, dos_date, mtime = _dos_and_mtime(date_time)
-        size = len(data)
-        crc = deflate.crc32(data)
-        method, payload = METHOD_STORED, data
-        if compress is not False:
-            comp = deflate.compressobj(self._level)
-            deflated = comp.compress(data) + comp.flush(deflate.Z_FINISH)
-            if compress or len(deflated) <= size * STORE_RATIO:
-                method, payload = METHOD_DEFLATED, deflated
+        method, payload, crc, size = prepared.method, prepared.payload, prepared.crc32, prepared.size
         csize = len(payload)
         zip64 = size > self._limit or csize > self._limit
         if method == METHOD_STORED:  # sizes in the header, no descriptor: any reader copes
@@ -373,8 +387,10 @@ class ZipStreamWriter:
             meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
             header = self._local_header(meta, name_bytes, mtime, zip64)
             trailer = _descriptor(crc, size, csize, zip64)
-        self._emit(header + payload + trailer)
-        entry = ZipEntry(name, size, csize, crc, hashlib.sha256(data).hexdigest(), offset, method)
+        self._emit(header)
+        self._emit(payload)
+        self._emit(trailer)
+        entry = ZipEntry(name, size, csize, crc, prepared.sha256_hex, offset, method)
         return _Record(entry, name_bytes, meta, mtime, zip64)
 
     def _add_large(
@@ -387,46 +403,47 @@ class ZipStreamWriter:
         compress: bool | None,
         size_hint: int | None,
     ) -> _Record:
-        """Entry larger than the probe: streamed, sizes and CRC in a trailing data descriptor."""
+        """Entry larger than the probe: streamed, sizes and CRC in a trailing data descriptor.
+
+        The first PROBE_SIZE bytes are deflated here to decide the method; everything after
+        them goes to :class:`~mailcrate.export.deflate.BlockDeflater` (deflate on the pool,
+        CRC-32/SHA-256 on the digest lane), so this thread only hands blocks on and writes.
+        """
         offset = self._written
         dos_time, dos_date, mtime = _dos_and_mtime(date_time)
         zip64 = size_hint is None or size_hint + size_hint // 20 + 1024 > self._limit
-        crc = size = csize = 0
-        sha = hashlib.sha256()
-        comp = deflate.compressobj(self._level) if compress is not False else None
-        pending: list[bytes] = []
-        for chunk in probe:
-            for piece in _slices(chunk):
-                crc = deflate.crc32(piece, crc)
-                sha.update(piece)
-                size += len(piece)
-                if comp is not None:
-                    pending.append(comp.compress(piece))
-        if comp is not None and compress is None:
-            pending.append(comp.flush(deflate.Z_SYNC_FLUSH))
-            if sum(map(len, pending)) > size * STORE_RATIO:
-                comp = None  # does not compress: store it (the probe bytes are still at hand)
-        method = METHOD_DEFLATED if comp is not None else METHOD_STORED
+        head, tail = _split(probe, PROBE_SIZE)
+        digest = _Digest()
+        digest.update(head)
+        size, csize = len(head), 0
+        method, first = METHOD_STORED, head
+        blocks: deflate.BlockDeflater | None = None
+        if compress is not False:
+            comp = deflate.compressobj(self._level)
+            deflated = comp.compress(head) + comp.flush(deflate.Z_SYNC_FLUSH)
+            if compress or len(deflated) <= size * STORE_RATIO:
+                method, first = METHOD_DEFLATED, deflated
+                blocks = deflate.BlockDeflater(self._level, head[-deflate.WINDOW :], digest.update)
         meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
         self._emit(self._local_header(meta, name_bytes, mtime, zip64))
-        stored = (piece for chunk in probe for piece in _slices(chunk))
-        for out in pending if comp is not None else stored:
-            if out:
-                self._emit(bytes(out))
-                csize += len(out)
-        del pending, probe
-        for chunk in rest:
+        self._emit(first)
+        csize += len(first)
+        del probe, head, first
+        for chunk in itertools.chain(tail, rest):
             _check_chunk(name, chunk)
+            immutable = _immutable(chunk)  # views of it may be deflated later, elsewhere
             for piece in _slices(chunk):
-                crc = deflate.crc32(piece, crc)
-                sha.update(piece)
                 size += len(piece)
-                out = comp.compress(piece) if comp is not None else bytes(piece)
-                if out:
-                    self._emit(out)
-                    csize += len(out)
-        if comp is not None:
-            out = comp.flush(deflate.Z_FINISH)
+                if blocks is not None:
+                    outs = blocks.feed(piece if immutable else bytes(piece))
+                else:
+                    digest.update(piece)
+                    outs = [bytes(piece)]
+                for out in outs:
+                    if out:
+                        self._emit(out)
+                        csize += len(out)
+        for out in blocks.finish() if blocks is not None else ():
             self._emit(out)
             csize += len(out)
         if not zip64 and (size > self._limit or csize > self._limit):
@@ -434,8 +451,8 @@ class ZipStreamWriter:
                 f"entry {name!r} grew to {size} bytes, beyond the non-zip64 limit its size_hint "
                 f"({size_hint}) promised; pass size_hint=None for items of unknown size"
             )
-        self._emit(_descriptor(crc, size, csize, zip64))
-        entry = ZipEntry(name, size, csize, crc, sha.hexdigest(), offset, method)
+        self._emit(_descriptor(digest.crc, size, csize, zip64))
+        entry = ZipEntry(name, size, csize, digest.crc, digest.sha.hexdigest(), offset, method)
         return _Record(entry, name_bytes, meta, mtime, zip64)
 
     def _central_record(self, record: _Record) -> bytes:
@@ -476,11 +493,78 @@ class ZipStreamWriter:
         self._emit(_EOCD.pack(_SIG_EOCD, 0, 0, count16, count16, *ends, 0))
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """An in-memory entry whose method, payload, CRC-32 and SHA-256 were computed ahead (by
+    :func:`prepare`, possibly on another thread), so writing it only copies bytes."""
+
+    size: int
+    payload: bytes
+    method: int
+    crc32: int
+    sha256_hex: str
+
+
+def prepare(
+    data: bytes, *, compress: bool | None = None, level: int = deflate.DEFAULT_LEVEL
+) -> PreparedEntry:
+    """Deflate, CRC and hash a whole entry. ``compress=None`` stores it when deflate does not
+    shrink it below ``STORE_RATIO``. Thread-safe (the heavy parts release the GIL)."""
+    size = len(data)
+    crc = deflate.crc32(data)
+    method, payload = METHOD_STORED, data
+    if compress is not False:
+        comp = deflate.compressobj(level)
+        deflated = comp.compress(data) + comp.flush(deflate.Z_FINISH)
+        if compress or len(deflated) <= size * STORE_RATIO:
+            method, payload = METHOD_DEFLATED, deflated
+    return PreparedEntry(size, payload, method, crc, hashlib.sha256(data).hexdigest())
+
+
+class _Digest:
+    """CRC-32 and SHA-256 of an entry, fed in order (on the caller's thread or the digest lane)."""
+
+    __slots__ = ("crc", "sha")
+
+    def __init__(self) -> None:
+        self.crc = 0
+        self.sha = hashlib.sha256()
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.crc = deflate.crc32(data, self.crc)
+        self.sha.update(data)
+
+
 def _descriptor(crc: int, size: int, csize: int, zip64: bool) -> bytes:
     """Data descriptor (with its optional signature, which every reader expects in practice)."""
     if zip64:
         return _DESCRIPTOR64.pack(_SIG_DESCRIPTOR, crc, csize, size)
     return _DESCRIPTOR32.pack(_SIG_DESCRIPTOR, crc, csize, size)
+
+
+def _split(chunks: list[bytes], n: int) -> tuple[bytes, list[bytes]]:
+    """The first ``n`` bytes of ``chunks`` (copied) and the chunks after them: the rest of a
+    ``bytes`` chunk as a view (no copy), the rest of a mutable one copied."""
+    head: list[bytes | memoryview] = []
+    tail: list[bytes] = []
+    need = n
+    for chunk in chunks:
+        if need <= 0:
+            tail.append(chunk)
+            continue
+        view = memoryview(chunk).cast("B")
+        head.append(view[:need])
+        if len(view) > need:
+            rest = view[need:]
+            tail.append(rest if _immutable(chunk) else bytes(rest))  # type: ignore[arg-type]
+        need -= len(view)
+    return b"".join(head), tail
+
+
+def _immutable(chunk: bytes | bytearray | memoryview) -> bool:
+    """Whether ``chunk`` can be kept by reference: ``bytes`` or a view of ``bytes`` (a caller
+    may refill a ``bytearray`` as soon as the next chunk is asked for)."""
+    return isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and isinstance(chunk.obj, bytes))
 
 
 def _check_chunk(name: str, chunk: object) -> None:
