@@ -23,8 +23,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-import botocore.loaders
-
 from mailcrate.export.job import MIB, ExportSettings, JobControl, run_job
 from mailcrate.jobs import store
 
@@ -37,13 +35,21 @@ def export_settings_from(settings: Any, endpoint_url: str | None) -> ExportSetti
     """The exporter's settings from ``serve``'s settings table; ``endpoint_url`` is this
     server's own URL, used unless ``--aws-endpoint-url`` points elsewhere."""
     external_url = getattr(settings, "aws_endpoint_url", None)
+    loader = None
+    if external_url:
+        # Only boto3 (the external destination) reads botocore's models; one loader shared by the
+        # jobs keeps them parsed once. The embedded destination needs none, so an idle worker
+        # does not import botocore's loader for it.
+        import botocore.loaders
+
+        loader = botocore.loaders.create_loader()
     return ExportSettings(
         part_size=settings.export_part_size_mib * MIB,
         parts_in_flight=settings.export_parts_in_flight,
         lease=timedelta(seconds=settings.export_lease_seconds),
         endpoint_url=external_url or endpoint_url,
         external=bool(external_url),
-        loader=botocore.loaders.create_loader(),
+        loader=loader,
     )
 
 
