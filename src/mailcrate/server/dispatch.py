@@ -31,6 +31,17 @@ log = logging.getLogger("mailcrate.server")
 _FALLBACK_PROTOCOL = JsonProtocol()
 HEALTH_BODY = b'{"status":"ok"}'
 
+#: JSON-protocol calls (by ``X-Amz-Target``) that only read a bounded number of rows by index and
+#: touch no file, network or lock: the ASGI app may run them on its event loop instead of a
+#: worker thread (SQLite only; see :class:`mailcrate.server.app.MailcrateApp`). Anything that
+#: writes, scans, or can wait belongs in a thread, so this list is explicit, not a name pattern.
+INLINE_TARGETS = frozenset(
+    {
+        "WorkMailService.DescribeMailboxExportJob",
+        "WorkMailService.ListMailboxExportJobs",
+    }
+)
+
 
 def route(runtime: Runtime, request: HttpRequest, info: SignatureInfo | None) -> ServiceSpec | None:
     """Pick the service as AWS clients address it: target prefix, signing scope, Query action."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from mailcrate.jobs import store
 from mailcrate.jobs.limits import Limits
+from mailcrate.jobs.records import State
 from mailcrate.services.base import Call, Handler
 from mailcrate.services.workmail import organizations, users
 from mailcrate.services.workmail.errors import EntityNotFound, InvalidParameter, LimitExceeded
@@ -87,10 +88,30 @@ def describe_mailbox_export_job(call: Call) -> dict[str, Any]:
     with call.runtime.data_dir.db.read() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
-            job = store.get(conn, org.organization_id, p["JobId"])
+            row = store.describe_row(conn, org.organization_id, p["JobId"])
         except store.JobNotFound:
             raise EntityNotFound(p["JobId"]) from None
-    return job.describe()
+    # Unpacked in the order of store.DESCRIBE_COLUMNS. Timestamps stay datetimes (naive ones are
+    # UTC): the protocol renders them.
+    (entity, description, role, key, bucket, prefix, path, progress, state, error, start, end) = row
+    out: dict[str, Any] = {
+        "EntityId": entity,
+        "RoleArn": role,
+        "KmsKeyArn": key,
+        "S3BucketName": bucket,
+        "S3Prefix": prefix,
+        "S3Path": path,
+        "EstimatedProgress": progress,
+        "State": state,
+        "StartTime": start,
+    }
+    if description is not None:
+        out["Description"] = description
+    if end is not None:
+        out["EndTime"] = end
+    if state == State.FAILED:
+        out["ErrorInfo"] = error or "The export failed."
+    return out
 
 
 def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
@@ -98,7 +119,7 @@ def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
     with call.runtime.data_dir.db.read() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
-            items, token = store.page(
+            rows, token = store.page(
                 conn,
                 org.organization_id,
                 limits_for(call),
@@ -107,7 +128,23 @@ def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
             )
         except ValueError:
             raise InvalidParameter("The NextToken is not valid.") from None
-    out: dict[str, Any] = {"Jobs": [job.summary() for job in items]}
+    jobs = []
+    # Unpacked in the order of store.SUMMARY_COLUMNS; the protocol drops the None members.
+    for job_id, entity, description, bucket, path, progress, state, start, end in rows:
+        jobs.append(
+            {
+                "JobId": job_id,
+                "EntityId": entity,
+                "Description": description,
+                "S3BucketName": bucket,
+                "S3Path": path,
+                "EstimatedProgress": progress,
+                "State": state,
+                "StartTime": start,
+                "EndTime": end,
+            }
+        )
+    out: dict[str, Any] = {"Jobs": jobs}
     if token:
         out["NextToken"] = token
     return out
