@@ -27,9 +27,10 @@ an MD5 of the data. The zip's SHA-384 for the export log is still computed by th
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -40,8 +41,6 @@ from mailcrate.export.destination import ExportError, _Checks, classify, error_c
 from mailcrate.jobs.records import ExportJob
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import Headers, HttpRequest
-from mailcrate.protocol.jsonproto import JsonProtocol
-from mailcrate.protocol.restxml import RestXmlProtocol
 from mailcrate.server.authorize import Authorizer
 from mailcrate.services.base import Call
 from mailcrate.services.iam.authz import IamPolicySource
@@ -49,6 +48,7 @@ from mailcrate.services.kms import handlers as kms_handlers
 from mailcrate.services.s3 import bucket_ops, multipart, objects
 from mailcrate.services.s3.payload import BufferPayload
 from mailcrate.services.s3.store import Store
+from mailcrate.services.sts import sessions as _sessions  # noqa: F401 - the assumer's, imported ahead
 
 __all__ = ["EmbeddedDestination", "HandlerRuntime"]
 
@@ -56,6 +56,27 @@ __all__ = ["EmbeddedDestination", "HandlerRuntime"]
 REFRESH_BEFORE = timedelta(minutes=5)
 
 Assume = Callable[[], dict[str, Any]]  # -> {"access_key", "secret_key", "token", "expiry_time"}
+
+
+class _Protocols(Mapping[str, Any]):
+    """``runtime.services`` as :class:`Authorizer` reads it: only ``[service].protocol``'s
+    access-denied code and status, and only when it refuses. The wire protocol classes are
+    imported then, not with the worker (they are of no use to a call that succeeds)."""
+
+    _CLASSES = {
+        "s3": ("mailcrate.protocol.restxml", "RestXmlProtocol"),
+        "kms": ("mailcrate.protocol.jsonproto", "JsonProtocol"),
+    }
+
+    def __getitem__(self, service: str) -> Any:
+        module, name = self._CLASSES[service]
+        return SimpleNamespace(protocol=getattr(importlib.import_module(module), name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._CLASSES)
+
+    def __len__(self) -> int:
+        return len(self._CLASSES)
 
 
 @dataclass
@@ -68,12 +89,7 @@ class HandlerRuntime:
     data_dir: Any
     settings: Any = None
     authorizer: Authorizer = field(default_factory=lambda: Authorizer(policies=IamPolicySource()))
-    services: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "s3": SimpleNamespace(protocol=RestXmlProtocol),
-            "kms": SimpleNamespace(protocol=JsonProtocol),
-        }
-    )
+    services: Mapping[str, Any] = field(default_factory=_Protocols)
 
 
 class EmbeddedDestination(_Checks):
