@@ -280,6 +280,29 @@ def test_failure_modes(server: MailcrateServer, tmp_path: Path) -> None:
     no_leftovers(server.client("s3", region="eu-west-1"), other, PREFIX)
 
 
+@pytest.mark.parametrize("drop", ["s3:PutObject", "kms:GenerateDataKey", "kms:Decrypt"])
+def test_role_missing_a_permission_fails_the_job(server: MailcrateServer, tmp_path: Path, drop: str) -> None:
+    """The worker writes in-process as the role: a permission the procedure's policy grants and
+    the role lacks fails the job with an ErrorInfo naming it, and leaves nothing behind."""
+    mb = new_mailbox(server)
+    fill_maildir(mb.root, {"Inbox": 20}, size=5000)
+    env = _setup(server, tmp_path)
+    doc = json.loads(permission_policy(env["bucket"], PREFIX, env["key_arn"]))
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != drop]
+    server.client("iam").put_role_policy(
+        RoleName=env["role_arn"].rsplit("/", 1)[1], PolicyName="MailboxExport", PolicyDocument=json.dumps(doc)
+    )
+    info = _failed(server, mb, _start(server, mb, env))
+    if drop == "s3:PutObject":
+        assert info.startswith(f"Access denied for CreateMultipartUpload on bucket {env['bucket']} as role")
+    else:
+        assert info.startswith(f"S3 could not use the KMS key {env['key_arn']} for the export (AccessDenied")
+        assert "needs kms:GenerateDataKey and kms:Decrypt" in info
+    assert drop in info
+    no_leftovers(server.client("s3"), env["bucket"], PREFIX)
+
+
 def test_start_errors_without_role(server: MailcrateServer, tmp_path: Path) -> None:
     """Checks that need no role answer Start itself with the model's errors."""
     mb = new_mailbox(server)
