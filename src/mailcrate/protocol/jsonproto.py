@@ -178,6 +178,13 @@ def _decode_timestamp(value: Any, path: str) -> datetime:
 Encoder = Callable[[Any], Any]
 
 
+def _pending(value: Any) -> Any:
+    raise AssertionError("an encoder ran before its shape was compiled")
+
+
+_PENDING: Encoder = _pending
+
+
 def compile_encoder(shape: Shape, memo: dict[str, Encoder | None] | None = None) -> Encoder | None:
     """Build, once per shape, the function that renders a value as the model's JSON.
 
@@ -188,9 +195,13 @@ def compile_encoder(shape: Shape, memo: dict[str, Encoder | None] | None = None)
     """
     memo = {} if memo is None else memo
     key = f"{shape.type_name}:{shape.name}"
-    if key in memo:  # recursive shapes: resolve lazily through the memo
+    if key in memo:
+        done = memo[key]
+        if done is not _PENDING:  # a shape used twice (StartTime and EndTime are both Timestamp)
+            return done
+        # A recursive shape, still being compiled: resolve lazily through the memo.
         return lambda value: (memo[key] or _identity)(value)
-    memo[key] = None
+    memo[key] = _PENDING
     kind = shape.type_name
     encoder: Encoder | None = None
     if kind == "structure":
@@ -222,7 +233,15 @@ def _identity(value: Any) -> Any:
     return value
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _encode_timestamp(value: Any) -> Any:
+    """Epoch seconds, to the millisecond. A naive datetime is UTC (SQLite hands them back so);
+    subtracting the naive epoch gives the same float as ``replace(tzinfo=UTC).timestamp()``
+    at a third of the cost, which counts with two timestamps per job in a List page."""
+    if value.__class__ is datetime and value.tzinfo is None:
+        return round((value - _EPOCH).total_seconds(), 3)
     if isinstance(value, datetime):
         stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
         return round(stamp.timestamp(), 3)
