@@ -37,6 +37,7 @@ HEALTH_BODY = b'{"status":"ok"}'
 #: writes, scans, or can wait belongs in a thread, so this list is explicit, not a name pattern.
 INLINE_TARGETS = frozenset(
     {
+        "WorkMailService.DescribeOrganization",
         "WorkMailService.DescribeMailboxExportJob",
         "WorkMailService.ListMailboxExportJobs",
     }
