@@ -4,6 +4,8 @@ against a real Dovecot (which has LITERAL+ and MULTIAPPEND)."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +17,13 @@ from imapclient import IMAPClient
 
 from mailcrate.admin import restore as restore_mod
 from mailcrate.admin.errors import AdminError
-from mailcrate.admin.imap_append import AppendError, Message, PipelinedAppender, supports_pipelined_append
+from mailcrate.admin.imap_append import (
+    AppendError,
+    Message,
+    PipelinedAppender,
+    _send_parts,
+    supports_pipelined_append,
+)
 from mailcrate.admin.restore import restore_imap
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, manifest_lines
 from mailcrate.mail.base import ImapSpec
@@ -248,3 +256,25 @@ def test_restore_over_three_connections(dovecot: DovecotServer, tmp_path: Path) 
     assert _contents(dovecot, "u7") == _contents(dovecot, "u6")
     again = restore_imap(path, _spec(dovecot, "u7"), imap_connections=3)
     assert (again.done, again.skipped) == (0, 200)
+
+
+def test_send_parts_gathers_in_order_through_partial_sends() -> None:
+    """The batch's pieces go out with sendmsg (no join): more pieces than one call takes, empty
+    ones, and a small socket buffer (partial sends mid-piece) still arrive byte for byte."""
+    parts = [b"", b"A1 APPEND x"] + [bytes([i % 251]) * (i * 37 % 5000) for i in range(1500)] + [b"\r\n"]
+    want = b"".join(parts)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    got = bytearray()
+
+    def receive() -> None:
+        while len(got) < len(want):
+            got.extend(right.recv(3000))
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    _send_parts(left, parts)
+    reader.join(timeout=30)
+    left.close()
+    right.close()
+    assert bytes(got) == want

@@ -16,6 +16,8 @@ from __future__ import annotations
 import imaplib
 import itertools
 import queue
+import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -28,6 +30,7 @@ __all__ = ["AppendError", "AppenderPool", "Message", "PipelinedAppender", "suppo
 
 _tags = itertools.count(1)
 _FLUSH = "flush"
+_IOV_MAX = 512  # buffers per sendmsg (Linux allows 1024)
 
 
 class AppendError(Exception):
@@ -191,19 +194,12 @@ class PipelinedAppender:
         while len(self.in_flight) >= self.depth:
             self._complete()
         tag = b"MCA%d" % next(_tags)
-        parts: list[bytes] = [tag, b" APPEND ", quote_mailbox(p.folder)]
+        parts: list[bytes] = [tag + b" APPEND " + quote_mailbox(p.folder)]
         for m in p.messages:
-            parts += [
-                b" ",
-                _flag_list(m.flags),
-                b" ",
-                _date(m.internal_date),
-                b"{%d+}\r\n" % len(m.data),
-                m.data,
-            ]
+            parts += [b" %s %s{%d+}\r\n" % (_flag_list(m.flags), _date(m.internal_date), len(m.data)), m.data]
         parts.append(b"\r\n")
         try:
-            self.imap.sock.sendall(b"".join(parts))
+            _send_parts(self.imap.sock, parts)
         except OSError as exc:
             raise AppendError(
                 f"connection lost while sending to {p.folder!r}: {exc.strerror or exc}"
@@ -255,6 +251,28 @@ class PipelinedAppender:
                     if line.split(b" ", 2)[1:2] == [b"OK"]:
                         self.appended += batch.count
                     break
+
+
+def _send_parts(sock: socket.socket, parts: list[bytes]) -> None:
+    """Send the pieces in order without joining them (``sendmsg``: the kernel gathers them,
+    where a join copied every batch once more: ~0.25 s of CPU per GiB); TLS sockets have no
+    ``sendmsg``, they get the join."""
+    if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        sock.sendall(b"".join(parts))
+        return
+    views = [memoryview(p) for p in parts]
+    i = 0
+    while i < len(views):
+        sent = sock.sendmsg(views[i : i + _IOV_MAX])
+        while sent and i < len(views):  # drop what went out; a partial send resumes mid-piece
+            n = views[i].nbytes
+            if sent < n:
+                views[i] = views[i][sent:]
+                break
+            sent -= n
+            i += 1
+        while i < len(views) and not views[i].nbytes:
+            i += 1
 
 
 def _text(line: bytes) -> str:
