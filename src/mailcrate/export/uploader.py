@@ -6,8 +6,10 @@ be one more part-sized buffer), so memory stays at about part size x (in_flight 
 more being the part the producer is filling) whatever the mailbox size. Uploads run on their own threads (HTTP, and in embedded mode the server's
 encryption and disk writes), in parallel with the producer's reading and deflating.
 
-The SHA-384 of the whole object (the export log's ``sha384Hash``) is computed by the upload
-threads in part order before each part is sent, keeping it off the producer.
+The SHA-384 of the whole object (the export log's ``sha384Hash``) is computed in part order by
+a helper thread of each upload, while that part is being sent (both release the GIL), keeping it
+off the producer and out of the part's latency: the last part of a small export, uploaded only
+once the archive ends, no longer waits for its hash (~6 ms per 5 MB) before its upload starts.
 
 Any failed part (after botocore's own retries) stops the upload: later submits raise the
 error, and the caller aborts the multipart upload. :meth:`PartUploader.cancel` stops it too.
@@ -43,6 +45,7 @@ class PartUploader:
             raise ValueError("in_flight must be at least 1")
         self._upload_part = upload_part
         self._on_uploaded = on_uploaded
+        self._name = name
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{name}-upload")
         self._slots = threading.BoundedSemaphore(in_flight)
         self._futures: list[Future[str]] = []
@@ -80,19 +83,31 @@ class PartUploader:
             self._slots.release()
             raise
 
+    def _hash_in_order(self, number: int, data: bytearray) -> None:
+        """Add part ``number`` to the object's hash once parts 1..number-1 are in."""
+        with self._hash_turn:
+            while self._hashed != number - 1:
+                if self._stopped.is_set():
+                    return  # the upload is over: its hash is of no use
+                self._hash_turn.wait(0.2)
+            self._hash.update(data)
+            self._hashed = number
+            self._hash_turn.notify_all()
+
     def _run(self, number: int, data: bytearray) -> str:
+        hasher: threading.Thread | None = None
         try:
-            with self._hash_turn:
-                while self._hashed != number - 1:
-                    if self._stopped.is_set():
-                        raise UploadStopped("upload cancelled")
-                    self._hash_turn.wait(0.2)
-                self._hash.update(data)
-                self._hashed = number
-                self._hash_turn.notify_all()
             if self._stopped.is_set() or self._error is not None:
                 raise UploadStopped("upload cancelled")
+            hasher = threading.Thread(
+                target=self._hash_in_order, args=(number, data), name=f"{self._name}-hash", daemon=True
+            )
+            hasher.start()
             etag = self._upload_part(number, data)
+            hasher.join()
+            hasher = None
+            if self._hashed < number:  # stopped before this part's turn came
+                raise UploadStopped("upload cancelled")
             with self._lock:
                 self.bytes_uploaded += len(data)
                 if len(self._free) < 2:
@@ -105,6 +120,8 @@ class PartUploader:
                 if self._error is None and not isinstance(exc, UploadStopped):
                     self._error = exc
             self._stopped.set()
+            if hasher is not None:
+                hasher.join()  # it still reads the buffer
             raise
         finally:
             self._slots.release()
