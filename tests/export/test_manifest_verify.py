@@ -24,7 +24,7 @@ from mailcrate.export.manifest import (
     manifest_lines,
 )
 from mailcrate.export.names import item_path
-from mailcrate.export.verify import verify_export
+from mailcrate.export.verify import ZipDigest, log_hash_problem, verify_export
 from mailcrate.export.zipstream import ZipEntry, ZipStreamWriter
 
 START = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -271,3 +271,15 @@ def test_verify_without_content_checks_everything_but_the_bytes(tmp_path: Path) 
         ("x.txt", "in the zip but not listed in the manifest"),
         (None, "export log export.json: totalMessages 99, manifest lists 6"),
     ]
+
+
+def test_zip_digest_in_a_thread_is_the_files_sha384(tmp_path: Path) -> None:
+    zip_path, log_path, _ = build_export(tmp_path, sample(n_large=3))
+    digest = ZipDigest(zip_path)
+    assert digest.result() == hashlib.sha384(zip_path.read_bytes()).hexdigest()
+    assert log_hash_problem(log_path, digest.result()) is None
+    wrong = log_hash_problem(log_path, "0" * 96)
+    assert wrong is not None and wrong.entry is None and "does not match the zip" in wrong.message
+    missing = ZipDigest(tmp_path / "gone.zip")
+    with pytest.raises(OSError):
+        missing.result()

@@ -270,9 +270,9 @@ def restore_imap(
     the items before a damaged entry are restored, nothing after it. The checks that need no
     entry's bytes are :func:`check_archive`'s (the CLI runs it first)."""
     report = ItemReport(destination=imap.url)
-    digest = ZipDigest(Path(zip_path)) if log_path is not None else None
     client = _imap_connect(imap)
     calendars = _CalDav(caldav) if caldav is not None else None
+    digest = ZipDigest(Path(zip_path)) if log_path is not None else None
     appender: AppenderPool | None = None
     extra: list[IMAPClient] = []
     try:
@@ -332,6 +332,8 @@ def restore_imap(
             "check the account's quota and rights (a re-run skips what is already there)",
         ) from None
     finally:
+        if digest is not None:
+            digest.close()  # a failure before it was checked: no need to finish reading
         if appender is not None:
             appender.close()
         for c in (*extra, client):

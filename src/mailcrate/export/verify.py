@@ -98,20 +98,29 @@ def _file_sha384(path: Path) -> tuple[str, int]:
 
 class ZipDigest:
     """The zip's SHA-384, computed by one sequential read in a thread of its own (hashlib
-    releases the GIL), so that it overlaps with whatever the caller does meanwhile."""
+    releases the GIL), so that it overlaps with whatever the caller does meanwhile;
+    :meth:`close` stops it early (the caller failed for another reason)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.hexdigest = ""
         self.error: OSError | None = None
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="zip-sha384", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        digest = hashlib.sha384()
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
         try:
-            self.hexdigest = _file_sha384(self.path)[0]
+            with self.path.open("rb", buffering=0) as fh:
+                while (n := fh.readinto(buf)) and not self._stop.is_set():
+                    digest.update(view[:n])
         except OSError as exc:
             self.error = exc
+            return
+        self.hexdigest = digest.hexdigest()
 
     def done(self) -> bool:
         return not self._thread.is_alive()
@@ -121,7 +130,13 @@ class ZipDigest:
         self._thread.join()
         if self.error is not None:
             raise self.error
+        if self._stop.is_set():
+            raise RuntimeError("ZipDigest closed before the end")
         return self.hexdigest
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def log_hash_problem(log_path: Path, sha384_hex: str) -> Problem | None:
