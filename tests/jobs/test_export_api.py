@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from mailcrate.services.pagination import encode_token
 from tests.jobs.support import Mailbox, new_mailbox
 from tests.support.mailcrate_server import MailcrateServer
 
@@ -173,10 +174,19 @@ def test_list_pages_newest_first(server: MailcrateServer) -> None:
         if not token:
             break
     assert seen == list(reversed(started))
-    assert (
-        _code(wm.list_mailbox_export_jobs, OrganizationId=org, NextToken="garbage")
-        == "InvalidParameterException"
-    )
+    # Garbage, another organization's token, and a well-formed token with keys of the wrong
+    # type (the checksum is no secret) are all a clean InvalidParameter, never a server error.
+    other_org = new_mailbox(server).organization_id
+    for bad in (
+        "garbage",
+        encode_token(f"export-jobs:{other_org}", ["2026-01-01T00:00:00", started[0]]),
+        encode_token(f"export-jobs:{org}", [20260101, 7]),
+        encode_token(f"export-jobs:{org}", ["yesterday", started[0]]),
+    ):
+        assert (
+            _code(wm.list_mailbox_export_jobs, OrganizationId=org, NextToken=bad)
+            == "InvalidParameterException"
+        ), bad
     # Through the CLI as well.
     page = server.aws("workmail", "list-mailbox-export-jobs", "--organization-id", org, "--max-results", "2")
     assert [j["JobId"] for j in page["Jobs"]] == list(reversed(started))[:2] and page["NextToken"]
