@@ -155,11 +155,20 @@ class BlockDeflater:
         self._depth = depth or 2 * workers()
 
     def feed(self, data: Block) -> list[bytes]:
-        """Take ``data`` (kept by reference until deflated); return the outputs now ready."""
-        self._pieces.append(data)
-        self._buffered += len(data)
-        if self._buffered >= BLOCK_SIZE:
+        """Take ``data`` (kept by reference until deflated); return the outputs now ready.
+
+        Blocks are cut at multiples of BLOCK_SIZE whatever the sizes fed, so the same bytes
+        give the same stream however the source chunked them."""
+        view = memoryview(data).cast("B")
+        while self._buffered + len(view) >= BLOCK_SIZE:
+            need = BLOCK_SIZE - self._buffered
+            self._pieces.append(view[:need])
+            self._buffered = BLOCK_SIZE
             self._submit()
+            view = view[need:]
+        if view:
+            self._pieces.append(view)
+            self._buffered += len(view)
         ready: list[bytes] = []
         inflight = self._inflight
         while inflight and (len(inflight) > self._depth or inflight[0][0].done()):

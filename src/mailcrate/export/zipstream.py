@@ -362,7 +362,7 @@ class ZipStreamWriter:
         probed = 0
         for chunk in iterator:
             _check_chunk(name, chunk)
-            probe.append(chunk)
+            probe.append(chunk if _immutable(chunk) else bytes(chunk))  # kept past the next chunk
             probed += len(chunk)
             if probed >= PROBE_SIZE:
                 return self._add_large(name, name_bytes, probe, iterator, date_time, compress, size_hint)
@@ -543,8 +543,8 @@ def _descriptor(crc: int, size: int, csize: int, zip64: bool) -> bytes:
 
 
 def _split(chunks: list[bytes], n: int) -> tuple[bytes, list[bytes]]:
-    """The first ``n`` bytes of ``chunks`` (copied) and the chunks after them: the rest of a
-    ``bytes`` chunk as a view (no copy), the rest of a mutable one copied."""
+    """The first ``n`` bytes of immutable ``chunks`` (copied) and the chunks after them (the
+    rest of a split chunk as a view, no copy)."""
     head: list[bytes | memoryview] = []
     tail: list[bytes] = []
     need = n
@@ -556,7 +556,7 @@ def _split(chunks: list[bytes], n: int) -> tuple[bytes, list[bytes]]:
         head.append(view[:need])
         if len(view) > need:
             rest = view[need:]
-            tail.append(rest if _immutable(chunk) else bytes(rest))  # type: ignore[arg-type]
+            tail.append(rest)  # type: ignore[arg-type]
         need -= len(view)
     return b"".join(head), tail
 
