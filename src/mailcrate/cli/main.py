@@ -117,7 +117,11 @@ def serve(**values: Any) -> None:
 
 @cli.command()
 @settings_options()
-@click.option("--server-url", help="URL of the mailcrate server whose embedded S3/KMS exports go to.")
+@click.option(
+    "--server-url",
+    help="A mailcrate server on another machine (sharing the database): exports go to its embedded "
+    "S3 over HTTP. Without it they go into this data directory's embedded S3 in-process.",
+)
 @click.option("--wakeups-on-stdin", is_flag=True, hidden=True, help="Started by serve: stop at end of stdin.")
 def worker(server_url: str | None, wakeups_on_stdin: bool, **values: Any) -> None:
     """Run export workers only (serve starts one; more may run against a shared database)."""

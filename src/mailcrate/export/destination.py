@@ -1,6 +1,6 @@
 """Where an export goes: S3 (and KMS through it), always acting as the job's role.
 
-:meth:`Destination.open` picks one of two implementations of :class:`ExportDestination`:
+:meth:`Destination.open` picks one of the two implementations of :class:`ExportDestination`:
 
 * embedded (default): the role is assumed in-process as the service principal
   ``export.workmail.amazonaws.com`` (:func:`mailcrate.services.sts.sessions.assume_role_as_service`,
@@ -12,7 +12,11 @@
   identity from the standard AWS credential chain calls ``sts:AssumeRole`` with the same
   ExternalId, and boto3 talks to S3 (:class:`BotoDestination`). Real AWS cannot let a
   self-hosted process act as a service principal, so there the role's trust policy must trust
-  mailcrate's IAM principal instead.
+  mailcrate's IAM principal instead;
+* a remote mailcrate server (``mailcrate worker --server-url URL`` on another machine, sharing
+  only the database): the role is assumed in-process as for embedded, and boto3 writes to that
+  server's embedded S3 over HTTP (:class:`BotoDestination`), since the server's disk, where
+  its objects live, is not this machine's.
 
 Both share the checks (:class:`_Checks`) and :func:`classify`, which reads botocore's
 ``ClientError`` and the embedded services' ``ServiceError`` alike, so an ErrorInfo does not
@@ -205,19 +209,42 @@ class Destination:
         data_dir: Any,
         endpoint_url: str | None,
         external: bool,
+        remote_server: bool = False,
         max_connections: int = 10,
         loader: Any = None,
     ) -> ExportDestination:
-        """Assume the job's role and return where to write: the embedded S3 in-process unless
-        ``external`` (then boto3 at ``endpoint_url``; None or :data:`REAL_AWS` = AWS's own
-        endpoints)."""
-        if not external:
-            from mailcrate.export.embedded import EmbeddedDestination
+        """Assume the job's role and return where to write:
 
-            return EmbeddedDestination.open(job, data_dir=data_dir, assume=_embedded_assumer(job, data_dir))
-        return BotoDestination.open(
-            job, endpoint_url=endpoint_url, max_connections=max_connections, loader=loader
-        )
+        * ``external``: boto3 STS and S3 at ``endpoint_url`` (None or :data:`REAL_AWS` = AWS's own
+          endpoints);
+        * ``remote_server``: the embedded S3 of the mailcrate server at ``endpoint_url``, over
+          HTTP with boto3 (a ``mailcrate worker --server-url`` on another machine shares the
+          database, so it assumes the role in-process, but not the server's disk);
+        * otherwise the embedded S3 of this data directory, in-process."""
+        if external:
+            return BotoDestination.open(
+                job,
+                endpoint_url=endpoint_url,
+                assume=_external_assumer(job, _url(endpoint_url)),
+                max_connections=max_connections,
+                loader=loader,
+            )
+        if remote_server:
+            return BotoDestination.open(
+                job,
+                endpoint_url=endpoint_url,
+                assume=_embedded_assumer(job, data_dir),
+                max_connections=max_connections,
+                loader=loader,
+            )
+        from mailcrate.export.embedded import EmbeddedDestination
+
+        return EmbeddedDestination.open(job, data_dir=data_dir, assume=_embedded_assumer(job, data_dir))
+
+
+def _url(endpoint_url: str | None) -> str | None:
+    """The endpoint boto3 gets: None (AWS's own endpoints) for None or :data:`REAL_AWS`."""
+    return None if endpoint_url in (None, REAL_AWS) else endpoint_url
 
 
 class _Checks:
@@ -318,17 +345,18 @@ class BotoDestination(_Checks):
         job: ExportJob,
         *,
         endpoint_url: str | None,
+        assume: Callable[[], dict[str, Any]],
         max_connections: int = 10,
         loader: Any = None,
     ) -> BotoDestination:
-        """Assume the job's role with boto3 STS at ``endpoint_url`` and build clients."""
-        import boto3  # only here: embedded exports never load boto3
+        """Assume the job's role with ``assume`` and build S3/KMS clients at ``endpoint_url``."""
+        import boto3  # only here: in-process exports never load boto3
         import botocore.session
         from botocore.config import Config
         from botocore.credentials import RefreshableCredentials
 
-        url = None if endpoint_url in (None, REAL_AWS) else endpoint_url
-        fetch = _external_assumer(job, url)
+        url = _url(endpoint_url)
+        fetch = assume
         credentials = RefreshableCredentials.create_from_metadata(
             metadata=fetch(), refresh_using=fetch, method="assume-role"
         )

@@ -53,8 +53,9 @@ class ExportSettings:
     part_size: int = 8 * MIB
     parts_in_flight: int = 3
     lease: timedelta = timedelta(seconds=60)
-    endpoint_url: str | None = None  # this server's own URL, an external endpoint, or "aws"
+    endpoint_url: str | None = None  # an external endpoint, "aws", or a remote mailcrate server
     external: bool = False
+    remote_server: bool = False  # endpoint_url is another mailcrate server (see Destination.open)
     compresslevel: int = 1
     zip64_limit: int | None = None
     transient_retries: int = 3
@@ -219,6 +220,7 @@ def _attempt(
         data_dir=data_dir,
         endpoint_url=settings.endpoint_url,
         external=settings.external,
+        remote_server=settings.remote_server,
         max_connections=settings.parts_in_flight + 4,
         loader=settings.loader,
     )

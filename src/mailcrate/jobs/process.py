@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("mailcrate.jobs")
@@ -78,13 +77,11 @@ class WorkerProcess:
     def __init__(
         self,
         settings: Any,
-        server_url: Callable[[], str | None],
         wakeup: threading.Event,
         *,
         command: list[str] | None = None,
     ) -> None:
         self.settings = settings
-        self.server_url = server_url
         self.wakeup = wakeup
         self.command = command or [sys.executable, "-m", "mailcrate.jobs"]  # lean: no click CLI
         self.popen: subprocess.Popen[bytes] | None = None
@@ -105,10 +102,9 @@ class WorkerProcess:
         self._thread.start()
 
     def _spawn(self) -> None:
+        # No --server-url: the child shares this data directory, so it writes exports into the
+        # embedded S3 in-process (see mailcrate.export.destination).
         args = [*self.command, "--wakeups-on-stdin"]
-        url = self.server_url()
-        if url:
-            args += ["--server-url", url]
         with self._lock:
             self.popen = subprocess.Popen(
                 args,

@@ -31,15 +31,17 @@ log = logging.getLogger("mailcrate.jobs")
 __all__ = ["WorkerPool", "export_settings_from"]
 
 
-def export_settings_from(settings: Any, endpoint_url: str | None) -> ExportSettings:
-    """The exporter's settings from ``serve``'s settings table; ``endpoint_url`` is this
-    server's own URL, used unless ``--aws-endpoint-url`` points elsewhere."""
+def export_settings_from(settings: Any, server_url: str | None) -> ExportSettings:
+    """The exporter's settings from ``serve``'s settings table. ``server_url`` (``mailcrate
+    worker --server-url``) names a mailcrate server on another machine whose embedded S3 the
+    exports go to over HTTP; without it they go in-process into this data directory's embedded
+    S3, unless ``--aws-endpoint-url`` points elsewhere."""
     external_url = getattr(settings, "aws_endpoint_url", None)
     loader = None
-    if external_url:
-        # Only boto3 (the external destination) reads botocore's models; one loader shared by the
-        # jobs keeps them parsed once. The embedded destination needs none, so an idle worker
-        # does not import botocore's loader for it.
+    if external_url or server_url:
+        # Only boto3 (external S3, or a remote server's) reads botocore's models; one loader
+        # shared by the jobs keeps them parsed once. The in-process destination needs none, so
+        # an idle worker does not import botocore's loader for it.
         import botocore.loaders
 
         loader = botocore.loaders.create_loader()
@@ -47,8 +49,9 @@ def export_settings_from(settings: Any, endpoint_url: str | None) -> ExportSetti
         part_size=settings.export_part_size_mib * MIB,
         parts_in_flight=settings.export_parts_in_flight,
         lease=timedelta(seconds=settings.export_lease_seconds),
-        endpoint_url=external_url or endpoint_url,
+        endpoint_url=external_url or server_url,
         external=bool(external_url),
+        remote_server=bool(server_url) and not external_url,
         loader=loader,
     )
 

@@ -54,7 +54,7 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         authorizer=Authorizer(policies=IamPolicySource()),
     )
     # Export workers run in a child process (`mailcrate worker`): their own GIL and heap.
-    pool = WorkerProcess(settings, lambda: runtime.self_endpoint, runtime.export_wakeup)
+    pool = WorkerProcess(settings, runtime.export_wakeup)
     startup, shutdown = [pool.start], [pool.stop]
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir)
