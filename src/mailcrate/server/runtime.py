@@ -26,9 +26,7 @@ class Runtime:
     settings: Settings
     services: Mapping[str, ServiceSpec]
     authorizer: Authorizer = field(default_factory=Authorizer)
-    # This server's own URL once its socket is bound (the export workers reach the embedded
-    # S3/KMS through it), and the event StartMailboxExportJob sets to wake an idle worker.
-    self_endpoint: str | None = None
+    # The event StartMailboxExportJob sets to wake an idle worker.
     export_wakeup: threading.Event = field(default_factory=threading.Event)
     _keys: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

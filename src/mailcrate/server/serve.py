@@ -135,8 +135,6 @@ def serve(settings: Settings) -> None:
     sock.listen(1024)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
-    local_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, shown_host)
-    app.runtime.self_endpoint = f"http://{local_host}:{port}"
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,
