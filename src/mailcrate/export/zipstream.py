@@ -16,6 +16,11 @@ Format decisions (see DESIGN.md "Zip layout"):
   header and no data descriptor (stored + descriptor cannot be read by streaming unzippers
   such as Java's ``ZipInputStream``); larger stored entries use a descriptor, which the
   central directory makes unambiguous for ``zipfile`` and Info-ZIP.
+* Deflate past the probe runs in 1 MiB blocks on a thread pool, each primed with the 32 KiB
+  before it and sync-flushed, ended by an empty final block: one valid stream, cut at fixed
+  offsets so the bytes do not depend on how the source chunked them
+  (:class:`~mailcrate.export.deflate.BlockDeflater`). :func:`prepare` does a whole in-memory
+  entry's work (method, deflate, CRC, SHA-256) anywhere, for :meth:`ZipStreamWriter.add_prepared`.
 * zip64: the central directory gets zip64 fields for exactly the values above
   ``zip64_limit``; a local header gets a zip64 extra (and its descriptor 8-byte sizes) when the
   entry's final size is known to need it or, for entries larger than the probe, when
@@ -329,8 +334,9 @@ class ZipStreamWriter:
             raise ZipStreamError("archive already closed")
 
     def _emit(self, data: bytes) -> None:
-        self._write(data)
-        self._written += len(data)
+        if data:  # a sink never sees an empty write
+            self._write(data)
+            self._written += len(data)
 
     @staticmethod
     def _local_header(meta: _Meta, name: bytes, mtime: int | None, zip64: bool, *sizes: int) -> bytes:
