@@ -266,7 +266,9 @@ def test_start_wait_in_a_terminal(server: MailcrateServer, prepared: Prepared, t
 def test_cancel_then_wait_exits_non_zero(server: MailcrateServer, prepared: Prepared) -> None:
     dave = new_mailbox(server, "dave")
     fill_maildir(dave.root, {"Inbox": 10})
-    add_big_item(dave.root, 400 * 1024 * 1024, random_data=True)
+    # The in-process export stores ~250 MB/s; on a loaded machine the cancel CLI needs a second or
+    # two to start, so the job must take longer than that (400 MiB finished first under load).
+    add_big_item(dave.root, 1536 * 1024 * 1024, random_data=True)
     started = run(*prepared.start_args(dave), "--output", "json", env=prepared.env)
     job_id = json.loads(started.stdout)["JobId"]
     cancelled = run("export", "cancel", job_id, "--organization-id", dave.organization_id, env=prepared.env)
