@@ -56,6 +56,23 @@ def export_settings_from(settings: Any, server_url: str | None) -> ExportSetting
     )
 
 
+def _compile_statements(db: Any, lease: timedelta) -> None:
+    """Run each statement a job's attempt writes once, on no job (they match no row), so that
+    SQLAlchemy compiles and caches them now: compiling them took ~0.3-1 ms each, ~4 ms of the
+    first job's time (a 1k-message export takes ~0.15 s)."""
+    nobody = f"warm-up-{uuid.uuid4().hex}"
+    try:
+        store.get_by_id_db(db, nobody)
+        store.set_upload(db, nobody, nobody, None)
+        store.heartbeat(
+            db, nobody, nobody, lease, estimated_progress=0, items_total=0, items_done=0, bytes_done=0
+        )
+        store.mark_finishing(db, nobody, nobody)
+        store.complete(db, nobody, nobody, items_total=0, items_done=0, bytes_done=0)
+    except Exception:
+        log.warning("compiling the job statements ahead failed", exc_info=True)
+
+
 class WorkerPool:
     def __init__(
         self,
@@ -83,6 +100,7 @@ class WorkerPool:
             return
         self._settings = self._settings_factory()
         self._stopping.clear()
+        _compile_statements(self.data_dir.db, self._settings.lease)
         for n in range(self.workers):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self.pool_id}/{n}",), name=f"export-worker-{n}", daemon=True
