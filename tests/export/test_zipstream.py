@@ -5,6 +5,7 @@ Info-ZIP ``unzip -t``, and walked header by header to check local headers and da
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from mailcrate.export import zipstream
 from mailcrate.export.zipstream import (
     METHOD_DEFLATED,
     METHOD_STORED,
@@ -369,6 +371,39 @@ def test_duplicate_and_unsafe_names_raise_but_keep_the_writer_usable(tmp_path: P
     path = tmp_path / "names.zip"
     path.write_bytes(buf)
     check_archive(path, {"mail/INBOX/000001.eml": b"one", "mail/INBOX/000002.eml": b"two"}, e)
+
+
+def test_duplicate_names_are_caught_among_many_and_past_the_in_memory_spool(tmp_path: Path) -> None:
+    """20,000 entries (the name table grows, the central directory spills to disk): every
+    name is written once, and a repeat of an early, middle or late name is still refused."""
+    buf = bytearray()
+    w = ZipStreamWriter(buf.extend)
+    names = [f"mail/Folder {i % 7}/{i:06d}.eml" for i in range(20_000)]
+    for name in names:
+        w.add_bytes(name, name.encode(), date_time=WHEN)
+    for name in (names[0], names[9_999], names[-1]):
+        with pytest.raises(ZipNameError, match="duplicate"):
+            w.add_bytes(name, b"again", date_time=WHEN)
+    w.add_bytes("manifest.jsonl", b"{}\n", date_time=WHEN)
+    w.close()
+    with zipfile.ZipFile(io.BytesIO(bytes(buf))) as z:
+        assert z.namelist() == [*names, "manifest.jsonl"]
+        assert z.read(names[12_345]) == names[12_345].encode()
+
+
+def test_names_whose_keys_collide_are_still_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compact name table keeps 64-bit keys: a key seen before must be confirmed against
+    the names actually written, so a collision never rejects a new name (forced here)."""
+    monkeypatch.setattr(zipstream._NameSet, "key", staticmethod(lambda name: 1))
+    buf = bytearray()
+    w = ZipStreamWriter(buf.extend)
+    w.add_bytes("a.eml", b"a", date_time=None)
+    w.add_bytes("b.eml", b"b", date_time=WHEN)  # same key, another name: written
+    with pytest.raises(ZipNameError, match="duplicate"):
+        w.add_bytes("b.eml", b"b again", date_time=WHEN)
+    w.close()
+    with zipfile.ZipFile(io.BytesIO(bytes(buf))) as z:
+        assert [(i.filename, z.read(i)) for i in z.infolist()] == [("a.eml", b"a"), ("b.eml", b"b")]
 
 
 def test_use_after_close() -> None:

@@ -151,8 +151,11 @@ class BlockDeflater:
         self._observe = observe
         self._pieces: list[Block] = []
         self._buffered = 0
-        self._inflight: deque[tuple[Future[list[bytes]], Future[object]]] = deque()
+        self._inflight: deque[_InFlight] = deque()
         self._depth = depth or 2 * workers()
+        # Buffers for blocks joined from several pieces, reused once their block is done: a
+        # fresh 1 MiB allocation per block fragments glibc's heap over a long stream.
+        self._spare: list[bytearray] = []
 
     def feed(self, data: Block) -> list[bytes]:
         """Take ``data`` (kept by reference until deflated); return the outputs now ready.
@@ -172,31 +175,47 @@ class BlockDeflater:
         ready: list[bytes] = []
         inflight = self._inflight
         while inflight and (len(inflight) > self._depth or inflight[0][0].done()):
-            ready += _result(*inflight.popleft())
+            ready += self._result(inflight.popleft())
         return ready
 
     def finish(self) -> list[bytes]:
         """The remaining outputs, the last ending the stream; every block has been observed."""
         if self._buffered:  # the tail, alongside the blocks still in flight
             self._submit()
-        ready = [out for pair in self._inflight for out in _result(*pair)]
-        self._inflight.clear()
+        ready: list[bytes] = []
+        while self._inflight:
+            ready += self._result(self._inflight.popleft())
+        self._spare.clear()
         ready.append(FINAL_BLOCK)
         return ready
 
-    def _take(self) -> Block:
-        pieces = self._pieces
-        block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    def _take(self) -> tuple[Block, bytearray | None]:
+        """The buffered pieces as one block, and the spare buffer it was joined into (if any)."""
+        pieces, size = self._pieces, self._buffered
         self._pieces, self._buffered = [], 0
-        return block
+        if len(pieces) == 1:
+            return pieces[0], None
+        buffer = self._spare.pop() if self._spare else bytearray(BLOCK_SIZE)
+        at = 0
+        for piece in pieces:
+            buffer[at : at + len(piece)] = piece  # same length: the buffer is never resized
+            at += len(piece)
+        return memoryview(buffer)[:size], buffer
 
     def _submit(self) -> None:
-        block = self._take()
+        block, buffer = self._take()
         history, self._history = self._history, (self._history + bytes(block[-WINDOW:]))[-WINDOW:]
         deflated = pool().submit(deflate_block, block, history, self._level)
-        self._inflight.append((deflated, lane().submit(self._observe, block)))
+        self._inflight.append((deflated, lane().submit(self._observe, block), buffer))
+
+    def _result(self, inflight: _InFlight) -> list[bytes]:
+        deflated, observed, buffer = inflight
+        try:
+            observed.result()  # re-raises what observing failed with
+            return deflated.result()
+        finally:
+            if buffer is not None and deflated.done() and observed.done():
+                self._spare.append(buffer)  # both jobs are done with it
 
 
-def _result(deflated: Future[list[bytes]], observed: Future[object]) -> list[bytes]:
-    observed.result()  # re-raises what observing failed with
-    return deflated.result()
+_InFlight = tuple["Future[list[bytes]]", "Future[object]", "bytearray | None"]

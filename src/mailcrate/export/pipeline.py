@@ -29,7 +29,10 @@ from mailcrate.mail.base import Folder, Item, MailboxSource, SourceError, Transi
 
 __all__ = ["ArchiveFigures", "Progress", "StopExport", "write_archive"]
 
-_SPOOL_IN_MEMORY = 4 * 1024 * 1024
+#: Manifest bytes kept in memory before the spool goes to disk. Small on purpose: a growing
+#: in-memory spool reallocates (and at rollover copies) a block of this size, which a long export
+#: then keeps as fragmented heap; a 100 MiB export never reaches it, a 5 GiB one always did.
+_SPOOL_IN_MEMORY = 256 * 1024
 _COPY_CHUNK = 1024 * 1024
 
 
@@ -104,7 +107,9 @@ def _open_item(item: Item) -> tuple[bytes, Iterator[bytes]] | None:
     return first, chunks
 
 
-_READ_AHEAD_BYTES = 4 * 1024 * 1024  # bytes read ahead of the producer (about; 2x at most)
+#: Bytes read ahead of the producer: a byte budget (an entry count would let 1 MiB stream
+#: chunks and ~1 MiB batches weigh the same as tiny ones). One entry may overshoot it.
+_READ_AHEAD_BYTES = 4 * 1024 * 1024
 _BATCH_BYTES = 1024 * 1024  # small items travel in batches of about this size
 _BATCH_ITEMS = 512
 _WHOLE_ITEM = 1024 * 1024  # items up to this size are read whole; larger ones stream
@@ -140,22 +145,34 @@ class _ReadAhead:
         self._source = source
         self._level = level
         self._folders = folders
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(2, _READ_AHEAD_BYTES // _BATCH_BYTES))
+        self._queue: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
+        self._budget = threading.Condition()
+        self._buffered = 0  # bytes put and not yet consumed by the producer
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="export-read-ahead", daemon=True)
         self._thread.start()
 
-    def _put_batch(self, batch: list[_Entry]) -> None:
-        self._put(deflate.pool().submit(_prepare_batch, batch, self._level))
+    def _put_batch(self, batch: list[_Entry], size: int) -> None:
+        self._put(deflate.pool().submit(_prepare_batch, batch, self._level), size)
 
-    def _put(self, value: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise StopExport()
+    def _put(self, value: Any, size: int = 0) -> None:
+        """Queue ``value`` once the bytes buffered leave room for ``size`` more (or none are
+        buffered: an entry larger than the budget still goes through, alone)."""
+        with self._budget:
+            while self._buffered and self._buffered + size > _READ_AHEAD_BYTES:
+                if self._stop.is_set():
+                    raise StopExport()
+                self._budget.wait(0.1)
+            if self._stop.is_set():
+                raise StopExport()
+            self._buffered += size
+        self._queue.put((value, size))
+
+    def _release(self, size: int) -> None:
+        if size:
+            with self._budget:
+                self._buffered -= size
+                self._budget.notify()
 
     def _run(self) -> None:
         batch: list[_Entry] = []
@@ -181,19 +198,19 @@ class _ReadAhead:
                         batch.append((index, item, chunks))
                         size += whole
                         if size >= _BATCH_BYTES or len(batch) >= _BATCH_ITEMS:
-                            self._put_batch(batch)
+                            self._put_batch(batch, size)
                             batch, size = [], 0
                         continue
                     batch.append((index, item, _STREAM))
-                    self._put_batch(batch)
+                    self._put_batch(batch, size)
                     batch, size = [], 0
                     for chunk in chunks:
-                        self._put(chunk)
+                        self._put(chunk, len(chunk))
                     for chunk in rest:
-                        self._put(chunk)
+                        self._put(chunk, len(chunk))
                     self._put(_END)
             if batch:
-                self._put_batch(batch)
+                self._put_batch(batch, size)
                 batch = []
             self._put(_DONE)
         except StopExport:
@@ -201,34 +218,39 @@ class _ReadAhead:
         except BaseException as exc:
             try:
                 if batch:
-                    self._put_batch(batch)
+                    self._put_batch(batch, size)
                 self._put(exc)
             except StopExport:
                 return
 
-    def _get(self) -> Any:
-        value = self._queue.get()
+    def _get(self) -> tuple[Any, int]:
+        value, size = self._queue.get()
         if isinstance(value, BaseException):
             raise value
-        return value
+        return value, size
 
     def entries(self) -> Iterator[_Ready]:
         while True:
-            value = self._get()
+            value, size = self._get()
             if value is _DONE:
                 return
-            yield from value.result()
+            ready = value.result()
+            self._release(size)  # the raw bytes are gone; the prepared ones are written next
+            yield from ready
 
     def stream(self) -> Iterator[bytes]:
         """The chunks of the current streamed item."""
         while True:
-            value = self._get()
+            value, size = self._get()
+            self._release(size)
             if value is _END:
                 return
             yield value
 
     def close(self) -> None:
         self._stop.set()
+        with self._budget:
+            self._budget.notify_all()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.1)
