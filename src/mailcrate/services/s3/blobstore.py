@@ -64,8 +64,8 @@ class BlobStore:
         The file appears under its final name only after all data is written and fsynced; if
         ``pieces`` raises (bad checksum, client gone) the temporary file is removed.
         """
-        aead = AESGCM(data_key)
-        raw_id = bytes.fromhex(file_id)
+        seal = _Sealer(AESGCM(data_key), bytes.fromhex(file_id))
+        raw_id = seal.raw_id
         tmp_path = self.tmp / f"{file_id}.{secrets.token_hex(4)}"
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         size = 0
@@ -81,7 +81,7 @@ class BlobStore:
                     if not piece:
                         continue
                     if held is not None:
-                        self._write_sealed(out, aead, raw_id, index, held, False)
+                        seal.write(out, index, held, False)
                         size += len(held)
                         index += 1
                         held = None
@@ -90,14 +90,14 @@ class BlobStore:
                         continue
                     pending += piece
                     while len(pending) > CHUNK:
-                        self._write_sealed(out, aead, raw_id, index, memoryview(pending)[:CHUNK], False)
+                        seal.write(out, index, memoryview(pending)[:CHUNK], False)
                         del pending[:CHUNK]
                         size += CHUNK
                         index += 1
                     if len(pending) == CHUNK:
                         held, pending = pending, bytearray()
                 last = held if held is not None else pending
-                self._write_sealed(out, aead, raw_id, index, last, True)
+                seal.write(out, index, last, True)
                 size += len(last)
                 os.fsync(out.fileno())
             final = self.path(file_id)
@@ -108,15 +108,6 @@ class BlobStore:
             tmp_path.unlink(missing_ok=True)
             raise
         return size
-
-    @staticmethod
-    def _write_sealed(
-        out: Any, aead: AESGCM, raw_id: bytes, index: int, chunk: bytes | bytearray | memoryview, last: bool
-    ) -> None:
-        nonce = os.urandom(NONCE)
-        sealed = aead.encrypt(nonce, chunk, _aad(raw_id, index, last))
-        out.write(nonce)
-        out.write(sealed)  # two writes instead of a 1 MiB concatenation under the GIL
 
     def read(
         self, file_id: str, data_key: bytes, size: int, start: int = 0, end: int | None = None
@@ -167,6 +158,25 @@ class BlobStore:
                     entry.unlink()
             except OSError:
                 pass
+
+
+class _Sealer:
+    """Seals chunks into one reused buffer (``nonce | ciphertext | tag``) and writes each with
+    one ``write``: no 1 MiB ``bytes`` allocated (and page-faulted in) per chunk, one syscall."""
+
+    def __init__(self, aead: AESGCM, raw_id: bytes) -> None:
+        self.aead = aead
+        self.raw_id = raw_id
+        self._buf = bytearray(STORED_CHUNK)
+        self._view = memoryview(self._buf)
+
+    def write(self, out: Any, index: int, chunk: bytes | bytearray | memoryview, last: bool) -> None:
+        length = NONCE + len(chunk) + TAG
+        nonce = os.urandom(NONCE)
+        self._buf[:NONCE] = nonce
+        self.aead.encrypt_into(nonce, chunk, _aad(self.raw_id, index, last), self._view[NONCE:length])
+        if out.write(self._view[:length]) != length:  # a regular file takes it all or raises
+            raise OSError(f"short write to an object file (chunk {index})")
 
 
 def _fsync_dir(directory: Path) -> None:

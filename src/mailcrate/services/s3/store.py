@@ -63,13 +63,24 @@ class Store:
         self.blobs = BlobStore(data_dir.s3_root)
 
     # -- files ----------------------------------------------------------------------------
-    def write_file(self, data_key: bytes, pieces: Iterable[bytes]) -> tuple[str, int]:
-        """Encrypt ``pieces`` into a new file, registered for removal until committed."""
+    def write_file(
+        self, data_key: bytes, pieces: Iterable[bytes], *, pipelined: bool = True
+    ) -> tuple[str, int]:
+        """Encrypt ``pieces`` into a new file, registered for removal until committed.
+
+        ``pipelined`` runs the encryption in a writer thread while this one produces the pieces
+        (worth it when producing them is work: receiving and verifying a request body). For a
+        body already in memory (an in-process caller's buffer) it is not: there the handoff per
+        chunk and the extra thread only cost CPU and GIL switches, so the file is written here.
+        """
         file_id = new_file_id()
         with self.data_dir.db.begin() as conn:
             conn.execute(insert(s3_garbage).values(file_id=file_id, remove_after=utcnow() + PENDING_GRACE))
         try:
-            size = _pipelined(lambda source: self.blobs.write(file_id, data_key, source), pieces)
+            if pipelined:
+                size = _pipelined(lambda source: self.blobs.write(file_id, data_key, source), pieces)
+            else:
+                size = self.blobs.write(file_id, data_key, pieces)
         except BaseException:
             self.free([file_id])
             raise
