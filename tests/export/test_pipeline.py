@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import subprocess
 import threading
 import time
@@ -262,3 +263,48 @@ def test_prepared_and_streamed_items_around_the_thresholds(tmp_path: Path) -> No
         for m in manifest.items:
             content = zf.read(m.zip_path)
             assert len(content) == m.size and hashlib.sha256(content).hexdigest() == m.sha256
+
+
+class _CountingSource(SourceBase):
+    """Random (incompressible: stored, so bytes out ~= bytes in) items: ``small`` of 200 KiB
+    read whole and batched, then one streamed item of ``big`` bytes; counts the bytes read."""
+
+    def __init__(self, small: int, big: int) -> None:
+        self.sizes = [200 * 1024] * small + [big]
+        self.folder = Folder(("Inbox",), "mail", len(self.sizes))
+        self.read = 0
+        self._block = random.Random(7).randbytes(1024 * 1024)
+
+    def folders(self) -> list[Folder]:
+        return [self.folder]
+
+    def items(self, folder: Folder, *, after: str | None = None):  # type: ignore[no-untyped-def]
+        for n, size in enumerate(self.sizes):
+
+            def reader(size: int = size, n: int = n):  # type: ignore[no-untyped-def]
+                for start in range(0, size, len(self._block)):
+                    chunk = bytes([n % 251]) + self._block[1 : min(len(self._block), size - start)]
+                    self.read += len(chunk)
+                    yield chunk
+
+            yield Item(self.folder, f"{n:04d}", size, None, (), "mail", reader)
+
+
+def test_read_ahead_is_bounded_by_bytes_whatever_the_mailbox_size() -> None:
+    """Against a slow sink, the bytes read from the source but not yet written stay within
+    the read-ahead budget (4 MiB) plus an entry or two in hand, for batched small items as
+    for a streamed large one: memory does not grow with the mailbox (issue 8, peak RSS)."""
+    source = _CountingSource(small=200, big=48 * 1024 * 1024)
+    written = 0
+    ahead = 0
+
+    def write(data: bytes) -> None:
+        nonlocal written, ahead
+        written += len(data)
+        ahead = max(ahead, source.read - written)
+        time.sleep(0.0005)
+
+    figures = write_archive(source, write, header=HEADER)
+    assert figures.total_messages == 201
+    assert written > source.read == sum(source.sizes)  # stored: the archive holds every byte
+    assert ahead <= 9 * 1024 * 1024, ahead
