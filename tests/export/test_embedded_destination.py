@@ -17,18 +17,13 @@ import pytest
 
 from mailcrate.datadir import DataDir
 from mailcrate.export.destination import (
-    SERVICE_PRINCIPAL,
-    SESSION_SECONDS,
     BotoDestination,
     Destination,
     ExportError,
     _embedded_assumer,
-    _metadata,
-    _session_name,
 )
 from mailcrate.export.embedded import EmbeddedDestination
 from mailcrate.jobs.records import ExportJob, State
-from mailcrate.services.sts.sessions import assume_role_as_service
 from tests.jobs.support import permission_policy, trust_policy
 from tests.support.mailcrate_server import MailcrateServer
 
@@ -108,17 +103,7 @@ def _job(server: MailcrateServer, *, drop: str | None = None) -> ExportJob:
 
 def _over_http(server: MailcrateServer, data_dir: DataDir, job: ExportJob) -> BotoDestination:
     """The old path: boto3 to the server's port with the same role session's credentials."""
-    answer = assume_role_as_service(
-        data_dir,
-        service=SERVICE_PRINCIPAL,
-        role_arn=job.role_arn,
-        session_name=_session_name(job),
-        external_id=job.account_id,
-        source_account=job.account_id,
-        source_arn=job.organization_arn,
-        duration_seconds=SESSION_SECONDS,
-    )
-    creds = _metadata(answer["Credentials"])
+    creds = _embedded_assumer(job, data_dir)()  # the role session the worker would get
     keys = {"access_key_id": creds["access_key"], "secret_access_key": creds["secret_key"]}
     return BotoDestination(
         job=job,

@@ -252,18 +252,9 @@ class ZipStreamWriter:
         of unknown size can safely exceed 4 GiB; a small hint saves 20 bytes but the writer
         raises (poisoned) if the entry then outgrows the limit.
         """
-        self._check_usable()
-        name_bytes = _check_name(name)
-        key = self._check_unique(name, name_bytes)
-        try:
-            record = self._add(name, name_bytes, chunks, date_time, compress, size_hint)
-        except BaseException as exc:
-            self._poison = exc
-            raise
-        self._names.add(key)
-        self._central.write(self._central_record(record))
-        self._count += 1
-        return record.entry
+        return self._entry(
+            name, lambda name_bytes: self._add(name, name_bytes, chunks, date_time, compress, size_hint)
+        )
 
     def add_bytes(
         self,
@@ -278,11 +269,19 @@ class ZipStreamWriter:
 
     def add_prepared(self, name: str, prepared: PreparedEntry, *, date_time: datetime | None) -> ZipEntry:
         """Write an entry computed ahead by :func:`prepare` (e.g. on a worker thread)."""
+        return self._entry(
+            name, lambda name_bytes: self._write_prepared(name, name_bytes, prepared, date_time)
+        )
+
+    def _entry(self, name: str, write: Callable[[bytes], _Record]) -> ZipEntry:
+        """The bookkeeping around writing one entry, whichever way its data comes: the name is
+        checked and unique, a failed write poisons the writer (the stream is no longer a valid
+        zip), a written one gets its central directory record."""
         self._check_usable()
         name_bytes = _check_name(name)
         key = self._check_unique(name, name_bytes)
         try:
-            record = self._write_prepared(name, name_bytes, prepared, date_time)
+            record = write(name_bytes)
         except BaseException as exc:
             self._poison = exc
             raise
