@@ -50,6 +50,17 @@ def _log_for(data: bytes, figures) -> bytes:  # type: ignore[no-untyped-def]
     ).to_json()
 
 
+def _written_and_checked(tmp_path: Path, data: bytes, figures) -> Path:  # type: ignore[no-untyped-def]
+    """The archive and its log on disk, as a download leaves them; verify and ``unzip -t`` pass."""
+    zip_path = tmp_path / "e.zip"
+    zip_path.write_bytes(data)
+    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
+    report = verify_export(zip_path, tmp_path / "e.json")
+    assert report.ok, report.problems
+    assert subprocess.run(["unzip", "-tqq", str(zip_path)]).returncode == 0
+    return zip_path
+
+
 def test_embedded_mailbox_round_trip(tmp_path: Path) -> None:
     root = tmp_path / "mbox"
     create_mailbox(root)
@@ -60,11 +71,7 @@ def test_embedded_mailbox_round_trip(tmp_path: Path) -> None:
         data, figures = _archive(source, progress=progress)
     assert figures.total_messages == 43 and figures.total_non_exportable_items == 0
     assert progress.items_done == progress.items_total == 43 and progress.percent() == 99
-    (tmp_path / "e.zip").write_bytes(data)
-    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
-    report = verify_export(tmp_path / "e.zip", tmp_path / "e.json")
-    assert report.ok, report.problems
-    assert subprocess.run(["unzip", "-tqq", str(tmp_path / "e.zip")]).returncode == 0
+    _written_and_checked(tmp_path, data, figures)
     with zipfile.ZipFile(tmp_path / "e.zip") as zf:
         names = zf.namelist()
         assert names[-1] == MANIFEST_NAME
@@ -87,10 +94,7 @@ def test_zip64_by_lowered_limit(tmp_path: Path) -> None:
     add_big_item(root, 3 * 1024 * 1024, random_data=True)
     with EmbeddedStore(root) as source:
         data, figures = _archive(source, zip64_limit=1_000_000)
-    (tmp_path / "e.zip").write_bytes(data)
-    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
-    assert verify_export(tmp_path / "e.zip", tmp_path / "e.json").ok
-    assert subprocess.run(["unzip", "-tqq", str(tmp_path / "e.zip")]).returncode == 0
+    _written_and_checked(tmp_path, data, figures)
     assert b"PK\x06\x06" in data[-200:]  # zip64 end of central directory
 
 
@@ -250,11 +254,7 @@ def test_prepared_and_streamed_items_around_the_thresholds(tmp_path: Path) -> No
     with EmbeddedStore(root) as source:
         data, figures = _archive(source)
     assert figures.total_messages == 4 * 26
-    (tmp_path / "e.zip").write_bytes(data)
-    (tmp_path / "e.json").write_bytes(_log_for(data, figures))
-    report = verify_export(tmp_path / "e.zip", tmp_path / "e.json")
-    assert report.ok, report.problems
-    assert subprocess.run(["unzip", "-tqq", str(tmp_path / "e.zip")]).returncode == 0
+    _written_and_checked(tmp_path, data, figures)
     with zipfile.ZipFile(tmp_path / "e.zip") as zf:
         assert zf.testzip() is None
         manifest = Manifest.parse(zf.read(MANIFEST_NAME))

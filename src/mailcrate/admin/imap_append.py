@@ -82,7 +82,34 @@ def _date(when: datetime | None) -> bytes:
     return imaplib.Time2Internaldate(when).encode("ascii") + b" "
 
 
-class PipelinedAppender:
+class _Batcher:
+    """Gathers one folder's messages into a batch until the next one would pass ``batch_bytes``
+    or ``batch_messages`` (or belongs to another folder), then hands the batch to ``_submit``.
+    Shared by one connection's appender and the pool that spreads batches over several."""
+
+    batch_bytes: int
+    batch_messages: int
+    pending: _Pending | None
+
+    def add(self, folder: str, message: Message) -> None:
+        p = self.pending
+        if p is not None and (
+            p.folder != folder
+            or p.nbytes + len(message.data) > self.batch_bytes
+            or len(p.messages) >= self.batch_messages
+        ):
+            self._submit(p)
+            p = None
+        if p is None:
+            p = self.pending = _Pending(folder)
+        p.messages.append(message)
+        p.nbytes += len(message.data)
+
+    def _submit(self, p: _Pending) -> None:
+        raise NotImplementedError
+
+
+class PipelinedAppender(_Batcher):
     """Batches of messages per folder, sent as MULTIAPPEND commands, ``depth`` in flight.
 
     :meth:`add` queues a message; a folder's batch goes out when it reaches ``batch_bytes`` or
@@ -124,18 +151,7 @@ class PipelinedAppender:
 
     def add(self, folder: str, message: Message) -> None:
         self._check()
-        p = self.pending
-        if p is not None and (
-            p.folder != folder
-            or p.nbytes + len(message.data) > self.batch_bytes
-            or len(p.messages) >= self.batch_messages
-        ):
-            self._submit(p)
-            p = None
-        if p is None:
-            p = self.pending = _Pending(folder)
-        p.messages.append(message)
-        p.nbytes += len(message.data)
+        super().add(folder, message)
 
     def flush(self) -> None:
         if self.pending is not None and self.pending.messages:
@@ -279,7 +295,7 @@ def _text(line: bytes) -> str:
     return line.rstrip(b"\r\n").decode("utf-8", "replace")[:300]
 
 
-class AppenderPool:
+class AppenderPool(_Batcher):
     """:class:`PipelinedAppender` over several connections: each full batch goes to the
     connection with the fewest batches waiting (the server stores them in parallel; the order of
     the messages within a folder is then the order of the batches' completions)."""
@@ -304,20 +320,6 @@ class AppenderPool:
     @property
     def appended(self) -> int:
         return sum(a.appended for a in self.appenders)
-
-    def add(self, folder: str, message: Message) -> None:
-        p = self.pending
-        if p is not None and (
-            p.folder != folder
-            or p.nbytes + len(message.data) > self.batch_bytes
-            or len(p.messages) >= self.batch_messages
-        ):
-            self._submit(p)
-            p = None
-        if p is None:
-            p = self.pending = _Pending(folder)
-        p.messages.append(message)
-        p.nbytes += len(message.data)
 
     def _submit(self, p: _Pending) -> None:
         self.pending = None
