@@ -41,6 +41,13 @@ MALLOC_ARENA_MAX = "2"
 #: and 1 MiB buffers stay on the reused heap: +11 %, throughput unchanged (1 MiB: every chunk
 #: an mmap, -25-35 % throughput). Measured with ``benchmarks export-scaling --only size,big``.
 MALLOC_MMAP_THRESHOLD = str(2 * 1024 * 1024)
+#: The heap-top trim threshold that goes with it. Setting the mmap threshold turns glibc's
+#: dynamic tuning off, which leaves the trim threshold at 128 KiB (dynamic tuning keeps it at
+#: twice the mmap threshold): every freed 1 MiB read buffer at the top of the heap was then
+#: handed back with ``brk`` and faulted in again on the next item. Archiving 1,000 small
+#: messages took 0.133 s with that, 0.118 s with glibc's defaults, 0.106 s with both set
+#: (medians of 5 interleaved rounds). :func:`trim_malloc` still returns free pages every second.
+MALLOC_TRIM_THRESHOLD = str(4 * 1024 * 1024)
 
 
 def trim_malloc() -> None:
@@ -76,6 +83,7 @@ def worker_env(settings: Any) -> dict[str, str]:
             env[f.metadata["env"]] = str(value)
     env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)
     env.setdefault("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", MALLOC_TRIM_THRESHOLD)
     return env
 
 
