@@ -23,6 +23,7 @@ from mailcrate.export.destination import (
     _embedded_assumer,
 )
 from mailcrate.export.embedded import EmbeddedDestination
+from mailcrate.export.uploader import new_part_buffer
 from mailcrate.jobs.records import ExportJob, State
 from tests.jobs.support import permission_policy, trust_policy
 from tests.support.mailcrate_server import MailcrateServer
@@ -145,6 +146,31 @@ def test_stored_object_downloads_over_http(server: MailcrateServer, data_dir: Da
     log = s3.get_object(Bucket=job.s3_bucket_name, Key=f"{PREFIX}/{job.job_id}.json")
     assert log["Body"].read() == b'{"a": "1"}' and log["ServerSideEncryption"] == "aws:kms"
     assert s3.list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("path", ["in-process", "http"])
+def test_mapped_part_buffers_and_a_view_of_the_last_part_are_stored_as_is(
+    server: MailcrateServer, data_dir: DataDir, path: str
+) -> None:
+    """What PartSink hands over (an anonymous mapping per full part, a view of the filled
+    bytes of the last) is stored byte for byte on both paths, and a reused mapping whose file
+    position is not at 0 still sends from its first byte."""
+    job = _job(server)
+    dest = _in_process(data_dir, job) if path == "in-process" else _over_http(server, data_dir, job)
+    first = new_part_buffer(5 * MIB)
+    first[:] = os.urandom(5 * MIB)
+    first.seek(123)
+    last_buffer = new_part_buffer(5 * MIB)
+    tail = os.urandom(MIB + 7)
+    last_buffer[: len(tail)] = tail
+    upload_id = dest.create_upload(job.s3_path)
+    etags = [
+        dest.upload_part(job.s3_path, upload_id, 1, first),
+        dest.upload_part(job.s3_path, upload_id, 2, memoryview(last_buffer)[: len(tail)]),
+    ]
+    dest.complete_upload(job.s3_path, upload_id, etags)
+    got = server.client("s3").get_object(Bucket=job.s3_bucket_name, Key=job.s3_path)["Body"].read()
+    assert got == first[:] + tail
 
 
 @pytest.mark.parametrize("drop", ["s3:PutObject", "kms:GenerateDataKey"])

@@ -187,7 +187,7 @@ class ExportDestination(Protocol):
 
     def create_upload(self, key: str) -> str: ...
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str: ...
+    def upload_part(self, key: str, upload_id: str, number: int, data: Any) -> str: ...
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None: ...
 
@@ -331,6 +331,41 @@ class _Checks:
             raise classify(_fake("KMS.InvalidKeyUsageException"), self.job, "DescribeKey")
 
 
+class PartBody:
+    """A part buffer that is not ``bytes`` (a mapping, a view of the last part) as the file
+    object botocore takes for a body: it reads it through ``read``/``seek``/``tell`` (payload
+    hash, retries, sending), here slices of one view, so nothing is copied. Its own position,
+    unlike a reused mapping's, always starts at 0."""
+
+    def __init__(self, data: Any) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._view.nbytes
+
+    def read(self, size: int = -1) -> bytes | memoryview:
+        end = self._view.nbytes if size is None or size < 0 else min(self._pos + size, self._view.nbytes)
+        if end <= self._pos:
+            return b""
+        piece, self._pos = self._view[self._pos : end], end
+        return piece
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._view.nbytes)[whence]
+        self._pos = max(0, min(base + offset, self._view.nbytes))
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+
 @dataclass
 class BotoDestination(_Checks):
     """An S3 client (boto3) acting as the job's role: external S3, or AWS itself."""
@@ -415,7 +450,7 @@ class BotoDestination(_Checks):
         )
         return str(answer["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: Any) -> str:
         answer = self._call(
             "UploadPart",
             self.s3.upload_part,
@@ -423,7 +458,7 @@ class BotoDestination(_Checks):
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            Body=data,
+            Body=data if isinstance(data, (bytes, bytearray)) else PartBody(data),
         )
         return str(answer["ETag"])
 
