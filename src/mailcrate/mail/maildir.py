@@ -50,11 +50,19 @@ def _entries(folder_dir: Path) -> list[tuple[str, str, str]]:
 
 
 class _OpenMessage:
-    """One message's open descriptor; reads with pread so repeated ``chunks()`` calls start over."""
+    """One message's open descriptor; reads with pread so repeated ``chunks()`` calls start over.
 
-    def __init__(self, fd: int, folder_dir: Path, unique: str, sub: str, name: str) -> None:
+    ``size`` is the size ``fstat`` gave when the message was listed. The first read asks for one
+    byte more than that: a message of that size (nearly all of them: Maildir files do not change)
+    comes in one ``pread`` of its own size, whose short count already says end of file. Reading
+    ``CHUNK_SIZE`` until an empty read cost a 1 MiB allocation and a second syscall (and GIL
+    hand-over) per message, which the reader thread of an export of small messages paid 1,000s
+    of times."""
+
+    def __init__(self, fd: int, folder_dir: Path, unique: str, sub: str, name: str, size: int) -> None:
         self.fd: int | None = fd
         self.location = (folder_dir, unique, sub, name)
+        self.size = size
 
     def read(self) -> Iterator[bytes]:
         fd = self.fd
@@ -65,9 +73,15 @@ class _OpenMessage:
             fd = opened[0]
         try:
             offset = 0
-            while chunk := os.pread(fd, CHUNK_SIZE, offset):
+            while True:
+                want = CHUNK_SIZE if offset >= self.size else min(CHUNK_SIZE, self.size - offset + 1)
+                chunk = os.pread(fd, want, offset)
+                if not chunk:
+                    return
                 offset += len(chunk)
                 yield chunk
+                if len(chunk) < want:  # a short read of a regular file: its end
+                    return
         finally:
             if fd != self.fd:
                 os.close(fd)
@@ -134,7 +148,7 @@ class MaildirSource(SourceBase):
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
                 continue
-            handle = _OpenMessage(fd, folder_dir, unique, sub, name)
+            handle = _OpenMessage(fd, folder_dir, unique, sub, name, st.st_size)
             try:
                 yield Item(
                     folder=folder,
