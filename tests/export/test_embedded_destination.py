@@ -5,8 +5,10 @@ what a user downloads, and each refusal the role's policy causes gives the same 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from mailcrate.export.destination import (
     _embedded_assumer,
 )
 from mailcrate.export.embedded import EmbeddedDestination
-from mailcrate.export.uploader import new_part_buffer
+from mailcrate.export.uploader import PartUploader, UploadStopped, new_part_buffer
 from mailcrate.jobs.records import ExportJob, State
 from tests.jobs.support import permission_policy, trust_policy
 from tests.support.mailcrate_server import MailcrateServer
@@ -198,6 +200,101 @@ def test_part_refusal_matches_the_http_path(server: MailcrateServer, data_dir: D
         dest.abort_upload(job.s3_path, upload_id)
     assert errors[0] == errors[1]
     assert "kms:Decrypt" in errors[0] and errors[0].startswith("S3 could not use the KMS key")
+    assert server.client("s3").list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
+
+
+def _streaming(dest: EmbeddedDestination, key: str, upload_id: str, in_flight: int = 2) -> PartUploader:
+    """The uploader as the export job builds it for the embedded S3: parts streamed as filled."""
+    return PartUploader(
+        lambda n, data: dest.upload_part(key, upload_id, n, data),
+        in_flight=in_flight,
+        stream_part=lambda n, frames: dest.stream_part(key, upload_id, n, frames),
+    )
+
+
+def _tmp_files(data_dir: DataDir) -> set[str]:
+    return {p.name for p in (data_dir.s3_root / "tmp").iterdir()}
+
+
+@pytest.mark.parametrize("total", [0, 3 * MIB - 5, 2 * (5 * MIB + 3), 12 * MIB + 12345])
+def test_streamed_parts_store_what_was_written(
+    server: MailcrateServer, data_dir: DataDir, total: int
+) -> None:
+    """Parts sealed chunk by chunk while the sink fills them: the object is the bytes written
+    (odd write sizes, parts not a multiple of the chunk, a last part ending on a part boundary,
+    an empty archive), the in-order SHA-384 is the object's, and no temporary file remains."""
+    job = _job(server)
+    dest = _in_process(data_dir, job)
+    before = _tmp_files(data_dir)
+    upload_id = dest.create_upload(job.s3_path)
+    uploader = _streaming(dest, job.s3_path, upload_id)
+    sink = uploader.sink(5 * MIB + 3)
+    data = os.urandom(total)
+    for start in range(0, total, 100_003):
+        sink.write(data[start : start + 100_003])
+    sink.close()
+    etags = uploader.finish()
+    assert len(etags) == max(1, -(-total // (5 * MIB + 3)))
+    dest.complete_upload(job.s3_path, upload_id, etags)
+    got = server.client("s3").get_object(Bucket=job.s3_bucket_name, Key=job.s3_path)["Body"].read()
+    assert got == data
+    assert uploader.sha384_hex() == hashlib.sha384(data).hexdigest()
+    assert _tmp_files(data_dir) == before
+
+
+def test_cancel_mid_part_leaves_no_file_and_no_part(server: MailcrateServer, data_dir: DataDir) -> None:
+    """Cancelled while a part is half written (its first chunks already sealed into a temporary
+    file): the file is removed, no part is recorded, and after the abort nothing is left under
+    the prefix."""
+    job = _job(server)
+    dest = _in_process(data_dir, job)
+    before = _tmp_files(data_dir)
+    upload_id = dest.create_upload(job.s3_path)
+    uploader = _streaming(dest, job.s3_path, upload_id)
+    sink = uploader.sink(8 * MIB)
+    sink.write(os.urandom(3 * MIB + 1))
+    deadline = time.monotonic() + 10
+    while not _tmp_files(data_dir) - before:  # the part is being written as it is filled
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    uploader.cancel()
+    with pytest.raises(UploadStopped):
+        sink.close()
+    assert _tmp_files(data_dir) == before
+    s3 = server.client("s3")
+    parts = s3.list_parts(Bucket=job.s3_bucket_name, Key=job.s3_path, UploadId=upload_id)
+    assert parts.get("Parts", []) == []
+    dest.abort_upload(job.s3_path, upload_id)
+    assert s3.list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=job.s3_bucket_name, Prefix=PREFIX).get("KeyCount") == 0
+
+
+def test_streamed_part_refusal_matches_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+    """Without kms:Decrypt a streamed part is refused when it starts, with the ErrorInfo of the
+    HTTP path's UploadPart; the producer gets it while filling, and no file is left."""
+    job = _job(server, drop="kms:Decrypt")
+    http = _over_http(server, data_dir, job)
+    upload_id = http.create_upload(job.s3_path)
+    expected = _error(lambda: http.upload_part(job.s3_path, upload_id, 1, bytearray(b"x" * 100)))
+    http.abort_upload(job.s3_path, upload_id)
+
+    dest = _in_process(data_dir, job)
+    before = _tmp_files(data_dir)
+    upload_id = dest.create_upload(job.s3_path)
+    uploader = _streaming(dest, job.s3_path, upload_id)
+    sink = uploader.sink(8 * MIB)
+
+    def produce() -> None:
+        for _ in range(64):
+            sink.write(os.urandom(MIB))
+            time.sleep(0.01)
+        sink.close()
+        uploader.finish()
+
+    assert _error(produce) == expected
+    uploader.cancel()
+    dest.abort_upload(job.s3_path, upload_id)
+    assert _tmp_files(data_dir) == before
     assert server.client("s3").list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", []) == []
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 import subprocess
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from mailcrate.export.verify import verify_export
 from mailcrate.mail.base import Folder, Item, SourceBase, SourceError, TransientSourceError
 from mailcrate.mail.store import EmbeddedStore, create_mailbox
 from tests.jobs.support import add_big_item, add_calendar, fill_maildir
+
+MIB = 1024 * 1024
 
 HEADER = ManifestHeader(
     job_id="job-1", organization_id="m-" + "0" * 32, entity_id="S-1", start_time=datetime.now(UTC)
@@ -308,3 +312,34 @@ def test_read_ahead_is_bounded_by_bytes_whatever_the_mailbox_size() -> None:
     assert figures.total_messages == 201
     assert written > source.read == sum(source.sizes)  # stored: the archive holds every byte
     assert ahead <= 9 * 1024 * 1024, ahead
+
+
+def test_streamed_parts_are_handed_over_chunk_by_chunk_while_filled() -> None:
+    """A streaming uploader gets each 1 MiB chunk once the producer has written past it (before
+    the part is complete), the last one flagged; parts, their bytes and the hash are in order."""
+    received: dict[int, list[tuple[bytes, bool]]] = {}
+    seen_before_close = threading.Event()
+
+    def stream_part(number: int, frames: Iterator[tuple[memoryview, bool]]) -> str:
+        chunks = received.setdefault(number, [])
+        for chunk, last in frames:
+            chunks.append((bytes(chunk), last))
+            if number == 1 and not last:
+                seen_before_close.set()
+        return f'"{number}"'
+
+    uploader = PartUploader(lambda n, d: "", in_flight=2, stream_part=stream_part)
+    sink = uploader.sink(3 * MIB + 5)
+    data = os.urandom(7 * MIB)
+    sink.write(data[: MIB + 1])
+    assert seen_before_close.wait(5)  # chunk 1 of part 1 went while the part was being filled
+    for start in range(MIB + 1, len(data), 65_537):
+        sink.write(data[start : start + 65_537])
+    sink.close()
+    assert uploader.finish() == ['"1"', '"2"', '"3"']
+    for chunks in received.values():
+        assert [last for _, last in chunks] == [False] * (len(chunks) - 1) + [True]
+        assert all(len(c) == MIB for c, _ in chunks[:-1])
+    assert [sum(len(c) for c, _ in received[n]) for n in (1, 2, 3)] == [3 * MIB + 5, 3 * MIB + 5, MIB - 10]
+    assert b"".join(c for n in (1, 2, 3) for c, _ in received[n]) == data
+    assert uploader.sha384_hex() == hashlib.sha384(data).hexdigest()

@@ -21,7 +21,8 @@ before DescribeKey (KMS handlers rely on it), and a fresh session before the old
 ``ClientError`` of the HTTP path.
 
 Part bodies are :class:`~mailcrate.services.s3.payload.BufferPayload` over the part buffer (no
-copy, no hash), with an opaque ETag: the object is SSE-KMS, whose ETags AWS documents as not
+copy, no hash), or for a part still being filled :class:`~mailcrate.services.s3.payload.StreamPayload`
+(:meth:`EmbeddedDestination.stream_part`: sealed and written chunk by chunk meanwhile), with an opaque ETag: the object is SSE-KMS, whose ETags AWS documents as not
 an MD5 of the data. The zip's SHA-384 for the export log is still computed by the uploader.
 """
 
@@ -38,6 +39,7 @@ from typing import Any
 
 from mailcrate.accounts import Principal, lookup_access_key
 from mailcrate.export.destination import ExportError, _Checks, classify, error_code, log
+from mailcrate.export.uploader import Frames, UploadStopped
 from mailcrate.jobs.records import ExportJob
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import Headers, HttpRequest
@@ -46,7 +48,7 @@ from mailcrate.services.base import Call
 from mailcrate.services.iam.authz import IamPolicySource
 from mailcrate.services.kms import handlers as kms_handlers
 from mailcrate.services.s3 import bucket_ops, multipart, objects
-from mailcrate.services.s3.payload import BufferPayload
+from mailcrate.services.s3.payload import BufferPayload, StreamPayload
 from mailcrate.services.s3.store import Store
 from mailcrate.services.sts import sessions as _sessions  # noqa: F401 - the assumer's, imported ahead
 
@@ -189,6 +191,22 @@ class EmbeddedDestination(_Checks):
                 "UploadPart", multipart.upload_part, Key=key, UploadId=upload_id, PartNumber=number, Body=body
             ),
         )
+        return str(answer["ETag"])
+
+    def stream_part(self, key: str, upload_id: str, number: int, frames: Frames) -> str:
+        """UploadPart of a part the producer is still filling (:class:`PartStream`): the policy
+        check and the data key now, then each chunk sealed and written as it is filled. A stop
+        of the producer (:class:`UploadStopped` from ``frames``) leaves no file and no part row,
+        and comes out as itself; refusals as for :meth:`upload_part`."""
+        body = StreamPayload(frames)
+        try:
+            answer = self._s3(
+                "UploadPart", multipart.upload_part, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+        except UploadStopped:
+            raise
+        except Exception as exc:
+            raise classify(exc, self.job, "UploadPart") from exc
         return str(answer["ETag"])
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None:

@@ -38,7 +38,7 @@ from mailcrate.export import embedded as _embedded  # noqa: F401 - see below
 from mailcrate.export.destination import Destination, ExportError, TransientExportError
 from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
 from mailcrate.export.pipeline import Progress, StopExport, write_archive
-from mailcrate.export.uploader import PartSink, PartUploader, UploadStopped
+from mailcrate.export.uploader import PartUploader, UploadStopped
 from mailcrate.jobs import store
 from mailcrate.jobs.records import ExportJob, State
 from mailcrate.mail.base import SourceError, SourceSpec, TransientSourceError, open_source
@@ -339,12 +339,14 @@ def _attempt(
             folders = source.folders()
             control.check()
             phases.mark("listing")
+            stream = getattr(dest, "stream_part", None)  # the embedded S3 takes parts as filled
             uploader = PartUploader(
                 lambda n, data: dest.upload_part(key, prep.upload_id(), n, data),
                 in_flight=settings.parts_in_flight,
                 name=f"export-{job.job_id[:8]}",
+                stream_part=(lambda n, frames: stream(key, prep.upload_id(), n, frames)) if stream else None,
             )
-            sink = PartSink(settings.part_size, uploader.submit, uploader.buffer)
+            sink = uploader.sink(settings.part_size)
             header = ManifestHeader(
                 job_id=job.job_id,
                 organization_id=job.organization_id,

@@ -13,6 +13,14 @@ once the archive ends, no longer waits for its hash (~6 ms per 5 MB) before its 
 
 Any failed part (after botocore's own retries) stops the upload: later submits raise the
 error, and the caller aborts the multipart upload. :meth:`PartUploader.cancel` stops it too.
+
+**Streaming** (``stream_part``, the embedded S3 in-process): a part's upload starts when the
+producer starts filling it (:meth:`PartUploader.open_part`, :class:`StreamingPartSink`), and
+takes it 1 MiB chunk by chunk as each is filled (:class:`PartStream`): the handler checks the
+policy and opens the data key at once, and seals and writes each chunk while the producer fills
+the next, and this thread adds each chunk to the object's hash first. When the archive ends only
+the last chunk, the fsync, the rename and the part's row remain (a 1k-message export: ~11 ms
+-> ~3 ms). HTTP (S3 UploadPart needs the length up front) keeps whole parts.
 """
 
 from __future__ import annotations
@@ -21,13 +29,19 @@ import hashlib
 import logging
 import mmap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 log = logging.getLogger("mailcrate.export")
 
 Buffer = bytearray | mmap.mmap | memoryview
 UploadPart = Callable[[int, Buffer], str]  # (part number, data) -> ETag
+Frames = Iterator[tuple[memoryview, bool]]  # (chunk, last) of one part, as it is filled
+StreamPart = Callable[[int, Frames], str]  # (part number, frames) -> ETag
+
+#: The chunk a streamed part is handed over in (the blob store's chunk size).
+CHUNK = 1 << 20
 
 
 def new_part_buffer(size: int) -> mmap.mmap:
@@ -52,14 +66,19 @@ class PartUploader:
         in_flight: int = 3,
         on_uploaded: Callable[[int], None] | None = None,
         name: str = "export",
+        stream_part: StreamPart | None = None,
     ) -> None:
         if in_flight < 1:
             raise ValueError("in_flight must be at least 1")
         self._upload_part = upload_part
+        self._stream_part = stream_part
         self._on_uploaded = on_uploaded
         self._name = name
-        self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{name}-upload")
-        self._slots = threading.BoundedSemaphore(in_flight)
+        # Streaming, the part being filled is uploading too: one more slot keeps the same bound.
+        slots = in_flight + 1 if stream_part is not None else in_flight
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix=f"{name}-upload")
+        self._slots = threading.BoundedSemaphore(slots)
+        self._streams: set[PartStream] = set()  # parts being streamed, aborted by cancel()
         self._futures: list[Future[str]] = []
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -81,11 +100,91 @@ class PartUploader:
         if self._stopped.is_set():
             raise UploadStopped("upload cancelled")
 
-    def submit(self, data: Buffer) -> None:
-        """Queue the next part (numbered from 1); blocks while the queue is full."""
+    def _acquire(self) -> None:
         self._raise_if_stopped()
         while not self._slots.acquire(timeout=0.2):
             self._raise_if_stopped()
+
+    def sink(self, part_size: int) -> PartSink | StreamingPartSink:
+        """The zip writer's sink for parts of ``part_size``: streamed when this uploader streams."""
+        if self._stream_part is not None:
+            return StreamingPartSink(part_size, self.open_part)
+        return PartSink(part_size, self.submit, self.buffer)
+
+    def open_part(self, size: int) -> PartStream:
+        """Start the next part (numbered from 1) of at most ``size`` bytes, to be filled by the
+        caller (:class:`PartStream`); its upload runs meanwhile. Blocks while the slots are
+        full."""
+        if self._stream_part is None:
+            raise RuntimeError("this uploader takes whole parts (submit)")
+        self._acquire()
+        try:
+            self._raise_if_stopped()
+            stream = PartStream(self.buffer(size), self._stopped)
+            with self._lock:
+                self._streams.add(stream)
+            number = len(self._futures) + 1
+            self._futures.append(self._pool.submit(self._run_stream, number, stream))
+        except BaseException:
+            self._slots.release()
+            raise
+        return stream
+
+    def _hashed_frames(self, number: int, stream: PartStream) -> Frames:
+        """The part's chunks, each added to the object's hash before it is handed on: the
+        first once parts 1..number-1 are in, the part counted in once its last chunk is."""
+        first = True
+        for chunk, last in stream.frames():
+            if first:
+                with self._hash_turn:
+                    while self._hashed != number - 1:
+                        if self._stopped.is_set():
+                            raise UploadStopped("upload cancelled")
+                        self._hash_turn.wait(0.2)
+                first = False
+            self._hash.update(chunk)
+            if last:
+                with self._hash_turn:
+                    self._hashed = number
+                    self._hash_turn.notify_all()
+            yield chunk, last
+            if last:
+                return
+
+    def _run_stream(self, number: int, stream: PartStream) -> str:
+        assert self._stream_part is not None
+        try:
+            if self._stopped.is_set() or self._error is not None:
+                raise UploadStopped("upload cancelled")
+            etag = self._stream_part(number, self._hashed_frames(number, stream))
+            if self._hashed < number:  # the handler did not take the whole part
+                raise UploadStopped("upload cancelled")
+            size = stream.size or 0
+            with self._lock:
+                self.bytes_submitted += size
+                self.bytes_uploaded += size
+                self._streams.discard(stream)
+                if len(self._free) < 2 and isinstance(stream.buf, mmap.mmap):
+                    self._free.append(stream.buf)
+            if self._on_uploaded is not None:
+                self._on_uploaded(size)
+            return etag
+        except BaseException as exc:
+            with self._lock:
+                if self._error is None and not isinstance(exc, UploadStopped):
+                    self._error = exc
+                self._streams.discard(stream)
+            self._stopped.set()
+            stream.abort(self._error or exc)  # the producer filling it stops at its next chunk
+            with self._hash_turn:
+                self._hash_turn.notify_all()
+            raise
+        finally:
+            self._slots.release()
+
+    def submit(self, data: Buffer) -> None:
+        """Queue the next part (numbered from 1); blocks while the queue is full."""
+        self._acquire()
         try:
             self._raise_if_stopped()
             number = len(self._futures) + 1
@@ -171,6 +270,10 @@ class PartUploader:
     def cancel(self) -> None:
         """Stop: queued parts are dropped, running uploads finish or fail; returns when idle."""
         self._stopped.set()
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.abort(UploadStopped("upload cancelled"))
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -230,3 +333,115 @@ class PartSink:
             last = memoryview(self._buf)[: self._fill]
             self._buf, self._fill = bytearray(), 0
             self._submit(last)
+
+
+class PartStream:
+    """One part shared by the producer filling it and the upload thread writing it.
+
+    The producer copies into :attr:`buf` and calls :meth:`advance` with its fill (it only
+    needs to when :attr:`wake_at` is passed, i.e. once per chunk), then :meth:`close` with the
+    part's size. :meth:`frames` (upload thread) yields each chunk once it is final: when the
+    producer wrote past it, or the part is closed (then the last one is flagged). A chunk is
+    never written to again once yielded, so the upload thread reads it without a lock.
+    """
+
+    def __init__(self, buf: Buffer, stopped: threading.Event) -> None:
+        self.buf = buf
+        self._view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+        self._stopped = stopped
+        self._cond = threading.Condition()
+        self._fill = 0
+        self.size: int | None = None  # set by close()
+        self.wake_at = CHUNK  # the producer calls advance() once its fill passes this
+        self._failure: BaseException | None = None
+
+    def advance(self, fill: int) -> None:
+        """Producer: the part holds ``fill`` bytes now. Raises the upload's failure, if any."""
+        if self._failure is not None:
+            raise self._failure
+        with self._cond:
+            self._fill = fill
+            self._cond.notify()
+        self.wake_at = -(-fill // CHUNK) * CHUNK  # the chunk boundary at or above the fill
+
+    def close(self, size: int) -> None:
+        """Producer: the part is complete at ``size`` bytes."""
+        if self._failure is not None:
+            raise self._failure
+        with self._cond:
+            self._fill = self.size = size
+            self._cond.notify()
+
+    def abort(self, failure: BaseException) -> None:
+        """The upload stopped: :meth:`frames` raises, the producer's next call raises."""
+        with self._cond:
+            if self._failure is None:
+                self._failure = failure
+            self._cond.notify_all()
+
+    def frames(self) -> Frames:
+        """Upload thread: ``(chunk, last)`` views of the part, each once it is final."""
+        start = 0
+        while True:
+            with self._cond:
+                while self.size is None and self._fill <= start + CHUNK:
+                    if self._failure is not None or self._stopped.is_set():
+                        raise UploadStopped("upload cancelled")
+                    self._cond.wait(0.2)
+                if self._failure is not None:
+                    raise UploadStopped("upload cancelled")
+                size = self.size
+            if size is not None and start + CHUNK >= size:
+                yield self._view[start:size], True
+                return
+            yield self._view[start : start + CHUNK], False
+            start += CHUNK
+
+
+class StreamingPartSink:
+    """:class:`PartSink` for a streaming uploader: each part is opened (its upload started)
+    when its first byte arrives, told of its fill once per chunk, and closed when full or at
+    the end; the same part sizes (and growth rule) as :class:`PartSink`."""
+
+    GROW_EVERY = PartSink.GROW_EVERY
+
+    def __init__(self, part_size: int, open_part: Callable[[int], PartStream]) -> None:
+        self.part_size = part_size
+        self._open = open_part
+        self._stream: PartStream | None = None
+        self._buf: Any = None
+        self._fill = 0
+        self._parts = 0
+        self.total = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        size = len(data)
+        self.total += size
+        view = memoryview(data)
+        pos = 0
+        while pos < size:
+            stream = self._stream
+            if stream is None:
+                stream = self._stream = self._open(self.part_size)
+                self._buf = stream.buf
+            take = min(size - pos, self.part_size - self._fill)
+            self._buf[self._fill : self._fill + take] = view[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self.part_size:
+                stream.close(self._fill)
+                self._stream, self._buf, self._fill = None, None, 0
+                self._parts += 1
+                if self._parts % self.GROW_EVERY == 0:
+                    self.part_size *= 2
+            elif self._fill > stream.wake_at:
+                stream.advance(self._fill)
+
+    def close(self) -> None:
+        """Close the last, possibly short, part (opened now if the archive was empty)."""
+        if self._stream is None and self.total == 0:
+            self._stream = self._open(self.part_size)
+        if self._stream is not None:
+            stream, self._stream, self._buf = self._stream, None, None
+            stream.close(self._fill)
+            self._fill = 0

@@ -64,48 +64,76 @@ class BlobStore:
         The file appears under its final name only after all data is written and fsynced; if
         ``pieces`` raises (bad checksum, client gone) the temporary file is removed.
         """
-        seal = _Sealer(AESGCM(data_key), bytes.fromhex(file_id))
-        raw_id = seal.raw_id
-        tmp_path = self.tmp / f"{file_id}.{secrets.token_hex(4)}"
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        out = _TmpFile(self, file_id, data_key)
         size = 0
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                out.write(MAGIC + raw_id)
-                index = 0
-                # A full chunk is kept back (it may be the last). Pieces of exactly CHUNK bytes
-                # (what the S3 payload reader yields) are sealed as they are, without copies.
-                held: bytes | bytearray | None = None
-                pending = bytearray()
-                for piece in pieces:
-                    if not piece:
-                        continue
-                    if held is not None:
-                        seal.write(out, index, held, False)
-                        size += len(held)
-                        index += 1
-                        held = None
-                    if not pending and len(piece) == CHUNK:
-                        held = piece
-                        continue
-                    pending += piece
-                    while len(pending) > CHUNK:
-                        seal.write(out, index, memoryview(pending)[:CHUNK], False)
-                        del pending[:CHUNK]
-                        size += CHUNK
-                        index += 1
-                    if len(pending) == CHUNK:
-                        held, pending = pending, bytearray()
-                last = held if held is not None else pending
-                seal.write(out, index, last, True)
-                size += len(last)
-                os.fsync(out.fileno())
-            final = self.path(file_id)
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            os.replace(tmp_path, final)
-            _fsync_dir(final.parent)
+            index = 0
+            # A full chunk is kept back (it may be the last). Pieces of exactly CHUNK bytes
+            # (what the S3 payload reader yields) are sealed as they are, without copies.
+            held: bytes | bytearray | None = None
+            pending = bytearray()
+            for piece in pieces:
+                if not piece:
+                    continue
+                if held is not None:
+                    out.seal(index, held, False)
+                    size += len(held)
+                    index += 1
+                    held = None
+                if not pending and len(piece) == CHUNK:
+                    held = piece
+                    continue
+                pending += piece
+                while len(pending) > CHUNK:
+                    out.seal(index, memoryview(pending)[:CHUNK], False)
+                    del pending[:CHUNK]
+                    size += CHUNK
+                    index += 1
+                if len(pending) == CHUNK:
+                    held, pending = pending, bytearray()
+            last = held if held is not None else pending
+            out.seal(index, last, True)
+            size += len(last)
+            out.commit()
         except BaseException:
-            tmp_path.unlink(missing_ok=True)
+            out.discard()
+            raise
+        return size
+
+    def write_framed(
+        self,
+        file_id: str,
+        data_key: bytes,
+        frames: Iterable[tuple[bytes | bytearray | memoryview, bool]],
+        *,
+        writeback: bool = False,
+    ) -> int:
+        """Like :meth:`write`, for a producer that already cuts its data into chunks and knows
+        which one is last: ``frames`` yields ``(chunk, last)``, every chunk but the last exactly
+        ``CHUNK`` bytes. Each is sealed and written as it comes, so a producer that is still
+        filling its buffer (the export worker streaming a part) leaves only the last chunk,
+        the fsync and the rename for when it ends.
+
+        ``writeback`` starts the kernel writing each chunk out as soon as it is written, so
+        the final fsync has little left to wait for (5.4 MB: 3.4 -> 0.4 ms). It also drops the
+        written pages from the page cache, so use it only for data not read back soon.
+        """
+        out = _TmpFile(self, file_id, data_key, writeback=writeback)
+        size = index = 0
+        try:
+            for chunk, last in frames:
+                if not last and len(chunk) != CHUNK:
+                    raise ValueError("only the last chunk of a file may be shorter than CHUNK")
+                out.seal(index, chunk, last)
+                size += len(chunk)
+                index += 1
+                if last:
+                    break
+            else:
+                raise ValueError("the chunks of a file ended without a last one")
+            out.commit()
+        except BaseException:
+            out.discard()
             raise
         return size
 
@@ -160,6 +188,44 @@ class BlobStore:
                 pass
 
 
+class _TmpFile:
+    """A file being written under ``tmp/``: sealed chunks, then fsync, rename into place and
+    an fsync of the directory (:meth:`commit`), or removed (:meth:`discard`)."""
+
+    def __init__(self, blobs: BlobStore, file_id: str, data_key: bytes, *, writeback: bool = False) -> None:
+        self.blobs = blobs
+        self.file_id = file_id
+        self.seal_ = _Sealer(AESGCM(data_key), bytes.fromhex(file_id))
+        self.path = blobs.tmp / f"{file_id}.{secrets.token_hex(4)}"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.out = os.fdopen(fd, "wb", buffering=0)
+        self.writeback = writeback and hasattr(os, "posix_fadvise")
+        try:
+            self.out.write(MAGIC + self.seal_.raw_id)
+        except BaseException:
+            self.discard()
+            raise
+        self.offset = HEADER
+
+    def seal(self, index: int, chunk: bytes | bytearray | memoryview, last: bool) -> None:
+        length = self.seal_.write(self.out, index, chunk, last)
+        if self.writeback:
+            os.posix_fadvise(self.out.fileno(), self.offset, length, os.POSIX_FADV_DONTNEED)
+        self.offset += length
+
+    def commit(self) -> None:
+        os.fsync(self.out.fileno())
+        self.out.close()
+        final = self.blobs.path(self.file_id)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(self.path, final)
+        _fsync_dir(final.parent)
+
+    def discard(self) -> None:
+        self.out.close()
+        self.path.unlink(missing_ok=True)
+
+
 class _Sealer:
     """Seals chunks into one reused buffer (``nonce | ciphertext | tag``) and writes each with
     one ``write``: no 1 MiB ``bytes`` allocated (and page-faulted in) per chunk, one syscall."""
@@ -170,13 +236,15 @@ class _Sealer:
         self._buf = bytearray(STORED_CHUNK)
         self._view = memoryview(self._buf)
 
-    def write(self, out: Any, index: int, chunk: bytes | bytearray | memoryview, last: bool) -> None:
+    def write(self, out: Any, index: int, chunk: bytes | bytearray | memoryview, last: bool) -> int:
+        """Seal and write one chunk; returns the bytes written."""
         length = NONCE + len(chunk) + TAG
         nonce = os.urandom(NONCE)
         self._buf[:NONCE] = nonce
         self.aead.encrypt_into(nonce, chunk, _aad(self.raw_id, index, last), self._view[NONCE:length])
         if out.write(self._view[:length]) != length:  # a regular file takes it all or raises
             raise OSError(f"short write to an object file (chunk {index})")
+        return length
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from mailcrate.protocol.errors import AuthError, ServiceError
 from mailcrate.protocol.http import HttpRequest
@@ -360,6 +360,38 @@ class BufferPayload(Payload):
             self.size += piece.nbytes
             yield piece  # type: ignore[misc]
         self.md5_digest = self._md5.digest() if self._md5 is not None else secrets.token_bytes(16)
+
+
+class StreamPayload(BufferPayload):
+    """A body still being produced in-process: the export worker's part, handed over when the
+    part starts and filled while the handler writes it. ``frames`` yields ``(chunk, last)``:
+    views of the caller's buffer, every one but the last exactly ``READ_SIZE`` bytes, each as
+    soon as it is final (it blocks until then, and raises if the producer gives up, which
+    leaves no file). The ETag is opaque, as for ``BufferPayload(md5=False)``.
+    """
+
+    def __init__(self, frames: Iterable[tuple[memoryview, bool]]) -> None:
+        super().__init__(b"", md5=False)
+        self.declared_length = None
+        self._frames = frames
+
+    def framed(self, limit: int | None = None) -> Iterator[tuple[memoryview, bool]]:
+        """The ``(chunk, last)`` pairs, counted into :attr:`size` (``EntityTooLarge`` past ``limit``)."""
+        if self._consumed:
+            raise RuntimeError("payload already read")
+        self._consumed = True
+        for chunk, last in self._frames:
+            self.size += len(chunk)
+            if limit is not None and self.size > limit:
+                raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size.")
+            yield chunk, last
+            if last:
+                break
+        self.md5_digest = secrets.token_bytes(16)
+
+    def chunks(self, size: int = READ_SIZE, limit: int | None = None) -> Iterator[bytes]:
+        for chunk, _ in self.framed(limit):
+            yield chunk  # type: ignore[misc]
 
 
 def _extension_value(extension: bytes, name: bytes) -> str | None:

@@ -64,7 +64,7 @@ class Store:
 
     # -- files ----------------------------------------------------------------------------
     def write_file(
-        self, data_key: bytes, pieces: Iterable[bytes], *, pipelined: bool = True
+        self, data_key: bytes, pieces: Iterable[Any], *, pipelined: bool = True, framed: bool = False
     ) -> tuple[str, int]:
         """Encrypt ``pieces`` into a new file, registered for removal until committed.
 
@@ -72,12 +72,17 @@ class Store:
         (worth it when producing them is work: receiving and verifying a request body). For a
         body already in memory (an in-process caller's buffer) it is not: there the handoff per
         chunk and the extra thread only cost CPU and GIL switches, so the file is written here.
+
+        ``framed``: ``pieces`` are ``(chunk, last)`` pairs from a producer still filling them
+        (:meth:`BlobStore.write_framed`, with early writeback), written here as they come.
         """
         file_id = new_file_id()
         with self.data_dir.db.begin() as conn:
             conn.execute(insert(s3_garbage).values(file_id=file_id, remove_after=utcnow() + PENDING_GRACE))
         try:
-            if pipelined:
+            if framed:
+                size = self.blobs.write_framed(file_id, data_key, pieces, writeback=True)
+            elif pipelined:
                 size = _pipelined(lambda source: self.blobs.write(file_id, data_key, source), pieces)
             else:
                 size = self.blobs.write(file_id, data_key, pieces)
