@@ -54,6 +54,35 @@ def new_part_buffer(size: int) -> mmap.mmap:
     return mmap.mmap(-1, max(size, 1))
 
 
+class _Spares:
+    """Part buffers kept between jobs (at most :attr:`keep`): a mapping's pages are faulted in
+    (and zeroed by the kernel) on first write, ~0.8 ms per MB, and unmapped when dropped
+    (~1 ms for 8 MiB): for a small export that is ~5 ms of its fixed cost. Reusing one keeps
+    its pages; an idle worker holds at most ``keep`` part buffers for it."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._buffers: list[mmap.mmap] = []
+
+    def take(self, size: int) -> mmap.mmap | None:
+        with self._lock:
+            for i, buf in enumerate(self._buffers):
+                if len(buf) == size:
+                    return self._buffers.pop(i)
+        return None
+
+    def give(self, buffers: list[Buffer]) -> None:
+        with self._lock:
+            for buf in buffers:
+                if len(self._buffers) < self.keep and isinstance(buf, mmap.mmap) and not buf.closed:
+                    self._buffers.append(buf)
+
+
+#: Part buffers kept by this process between exports (one 8 MiB part buffer: a small export's).
+SPARES = _Spares(keep=1)
+
+
 class UploadStopped(Exception):
     """The upload was cancelled; no more parts are accepted."""
 
@@ -246,7 +275,13 @@ class PartUploader:
                 buf = self._free.pop()
                 if len(buf) == size:
                     return buf
-        return new_part_buffer(size)
+        return SPARES.take(size) or new_part_buffer(size)
+
+    def _keep_spares(self) -> None:
+        """Once no part is uploading: hand free buffers to :data:`SPARES` for the next job."""
+        with self._lock:
+            free, self._free = self._free, []
+        SPARES.give(free)
 
     def finish(self) -> list[str]:
         """Wait for every part; the ETags in part order. Raises the first failure."""
@@ -260,6 +295,7 @@ class PartUploader:
                     raise
         finally:
             self._pool.shutdown(wait=True)
+            self._keep_spares()
         self._raise_if_stopped()
         return etags
 
@@ -277,6 +313,7 @@ class PartUploader:
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._keep_spares()
 
 
 class PartSink:
