@@ -42,6 +42,9 @@ StreamPart = Callable[[int, Frames], str]  # (part number, frames) -> ETag
 
 #: The chunk a streamed part is handed over in (the blob store's chunk size).
 CHUNK = 1 << 20
+#: How much newly filled data wakes a streamed part's thread to hash it (the hash, ~1.2 ms per
+#: MiB, is the slow step: hashed a chunk at a time, a whole chunk could be left at the end).
+HASH_STEP = 256 << 10
 
 
 def new_part_buffer(size: int) -> mmap.mmap:
@@ -160,19 +163,30 @@ class PartUploader:
         return stream
 
     def _hashed_frames(self, number: int, stream: PartStream) -> Frames:
-        """The part's chunks, each added to the object's hash before it is handed on: the
-        first once parts 1..number-1 are in, the part counted in once its last chunk is."""
-        first = True
-        for chunk, last in stream.frames():
-            if first:
-                with self._hash_turn:
-                    while self._hashed != number - 1:
-                        if self._stopped.is_set():
-                            raise UploadStopped("upload cancelled")
-                        self._hash_turn.wait(0.2)
-                first = False
-            self._hash.update(chunk)
+        """The part's chunks; its bytes go into the object's hash as they are filled (in
+        steps of :data:`HASH_STEP`, so that at the end of the archive only the last step is
+        left to hash, not a whole chunk), the first once parts 1..number-1 are in; the part
+        is counted in once its last chunk is."""
+        turn = False
+
+        def wait_turn() -> None:
+            nonlocal turn
+            with self._hash_turn:
+                while self._hashed != number - 1:
+                    if self._stopped.is_set():
+                        raise UploadStopped("upload cancelled")
+                    self._hash_turn.wait(0.2)
+            turn = True
+
+        def hash_bytes(piece: memoryview) -> None:
+            if not turn:
+                wait_turn()
+            self._hash.update(piece)
+
+        for chunk, last in stream.frames(hash_bytes):
             if last:
+                if not turn:  # an empty part
+                    wait_turn()
                 with self._hash_turn:
                     self._hashed = number
                     self._hash_turn.notify_all()
@@ -376,10 +390,11 @@ class PartStream:
     """One part shared by the producer filling it and the upload thread writing it.
 
     The producer copies into :attr:`buf` and calls :meth:`advance` with its fill (it only
-    needs to when :attr:`wake_at` is passed, i.e. once per chunk), then :meth:`close` with the
-    part's size. :meth:`frames` (upload thread) yields each chunk once it is final: when the
-    producer wrote past it, or the part is closed (then the last one is flagged). A chunk is
-    never written to again once yielded, so the upload thread reads it without a lock.
+    needs to when :attr:`wake_at` is passed, i.e. once per :data:`HASH_STEP`), then
+    :meth:`close` with the part's size. :meth:`frames` (upload thread) hands each newly filled
+    range to its ``on_bytes`` (the hash) and yields each chunk once it is final: when the
+    producer wrote past it, or the part is closed (then the last one is flagged). Bytes are
+    never written to again once filled, so the upload thread reads them without a lock.
     """
 
     def __init__(self, buf: Buffer, stopped: threading.Event) -> None:
@@ -389,7 +404,7 @@ class PartStream:
         self._cond = threading.Condition()
         self._fill = 0
         self.size: int | None = None  # set by close()
-        self.wake_at = CHUNK  # the producer calls advance() once its fill passes this
+        self.wake_at = HASH_STEP  # the producer calls advance() once its fill passes this
         self._failure: BaseException | None = None
 
     def advance(self, fill: int) -> None:
@@ -399,7 +414,7 @@ class PartStream:
         with self._cond:
             self._fill = fill
             self._cond.notify()
-        self.wake_at = -(-fill // CHUNK) * CHUNK  # the chunk boundary at or above the fill
+        self.wake_at = (fill // HASH_STEP + 1) * HASH_STEP
 
     def close(self, size: int) -> None:
         """Producer: the part is complete at ``size`` bytes."""
@@ -416,23 +431,31 @@ class PartStream:
                 self._failure = failure
             self._cond.notify_all()
 
-    def frames(self) -> Frames:
-        """Upload thread: ``(chunk, last)`` views of the part, each once it is final."""
-        start = 0
+    def frames(self, on_bytes: Callable[[memoryview], None]) -> Frames:
+        """Upload thread: ``(chunk, last)`` views of the part, each once it is final; every
+        filled byte goes to ``on_bytes`` first, in order."""
+        start = seen = 0
         while True:
             with self._cond:
-                while self.size is None and self._fill <= start + CHUNK:
+                while self.size is None and self._fill <= seen:
                     if self._failure is not None or self._stopped.is_set():
                         raise UploadStopped("upload cancelled")
                     self._cond.wait(0.2)
                 if self._failure is not None:
                     raise UploadStopped("upload cancelled")
-                size = self.size
-            if size is not None and start + CHUNK >= size:
-                yield self._view[start:size], True
+                fill, size = self._fill, self.size
+            if fill > seen:
+                on_bytes(self._view[seen:fill])
+                seen = fill
+            while fill > start + CHUNK or (size is not None and start < size):
+                if size is not None and start + CHUNK >= size:
+                    yield self._view[start:size], True
+                    return
+                yield self._view[start : start + CHUNK], False
+                start += CHUNK
+            if size is not None:  # an empty part
+                yield self._view[0:0], True
                 return
-            yield self._view[start : start + CHUNK], False
-            start += CHUNK
 
 
 class StreamingPartSink:
