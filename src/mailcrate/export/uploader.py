@@ -330,14 +330,14 @@ class PartUploader:
         self._keep_spares()
 
 
-class PartSink:
+class _PartFiller:
     """The zip writer's ``write``: fills parts of exactly ``part_size`` bytes (the last may be
-    shorter) and hands each full one to ``submit``.
+    shorter). Subclasses say where a part's buffer comes from (:meth:`_begin`, called at its
+    first byte), what happens as it fills (:meth:`_filled`) and once it is full (:meth:`_end`).
 
     Each part is one preallocated buffer filled by slice assignment and handed over as is (no
     copy, no regrowth): large copies hold the GIL, and the producer shares it with the upload
-    threads. The last part is handed over as a ``memoryview`` of its filled bytes (a mapping
-    cannot shrink, and a view copies nothing).
+    threads.
 
     Small parts keep memory low, but S3 allows only 10,000 parts and the archive size is not
     known up front: the part size doubles every :data:`GROW_EVERY` parts (8 MiB parts then
@@ -346,19 +346,21 @@ class PartSink:
 
     GROW_EVERY = 2500
 
-    def __init__(
-        self,
-        part_size: int,
-        submit: Callable[[Buffer], None],
-        new_buffer: Callable[[int], Buffer] = bytearray,
-    ) -> None:
+    def __init__(self, part_size: int) -> None:
         self.part_size = part_size
-        self._submit = submit
-        self._new_buffer = new_buffer
-        self._buf = new_buffer(part_size)
+        self._buf: Any = None  # the part being filled (None between parts)
         self._fill = 0
         self._parts = 0
         self.total = 0
+
+    def _begin(self, size: int) -> Buffer:
+        raise NotImplementedError
+
+    def _filled(self, fill: int) -> None:
+        """The part being filled holds ``fill`` bytes now (and is not full)."""
+
+    def _end(self, fill: int) -> None:
+        raise NotImplementedError
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         size = len(data)
@@ -366,23 +368,47 @@ class PartSink:
         view = memoryview(data)
         pos = 0
         while pos < size:
+            if self._buf is None:
+                self._buf = self._begin(self.part_size)
             take = min(size - pos, self.part_size - self._fill)
             self._buf[self._fill : self._fill + take] = view[pos : pos + take]
             self._fill += take
             pos += take
             if self._fill == self.part_size:
-                full, self._fill = self._buf, 0
-                self._submit(full)
+                self._end(self._fill)
+                self._buf, self._fill = None, 0
                 self._parts += 1
                 if self._parts % self.GROW_EVERY == 0:
                     self.part_size *= 2
-                self._buf = self._new_buffer(self.part_size)
+            else:
+                self._filled(self._fill)
+
+
+class PartSink(_PartFiller):
+    """Parts handed whole to ``submit`` once full; the last one, at :meth:`close`, as a
+    ``memoryview`` of its filled bytes (a mapping cannot shrink, and a view copies nothing)."""
+
+    def __init__(
+        self,
+        part_size: int,
+        submit: Callable[[Buffer], None],
+        new_buffer: Callable[[int], Buffer] = bytearray,
+    ) -> None:
+        super().__init__(part_size)
+        self._submit = submit
+        self._new_buffer = new_buffer
+
+    def _begin(self, size: int) -> Buffer:
+        return self._new_buffer(size)
+
+    def _end(self, fill: int) -> None:
+        self._submit(self._buf)
 
     def close(self) -> None:
         """Submit the last, possibly short, part (a zip is never empty, so there is one)."""
         if self._fill or self.total == 0:
-            last = memoryview(self._buf)[: self._fill]
-            self._buf, self._fill = bytearray(), 0
+            last = memoryview(self._buf if self._buf is not None else b"")[: self._fill]
+            self._buf, self._fill = None, 0
             self._submit(last)
 
 
@@ -458,50 +484,34 @@ class PartStream:
                 return
 
 
-class StreamingPartSink:
-    """:class:`PartSink` for a streaming uploader: each part is opened (its upload started)
-    when its first byte arrives, told of its fill once per chunk, and closed when full or at
-    the end; the same part sizes (and growth rule) as :class:`PartSink`."""
-
-    GROW_EVERY = PartSink.GROW_EVERY
+class StreamingPartSink(_PartFiller):
+    """Parts for a streaming uploader: each part is opened (its upload started) when its first
+    byte arrives, told of its fill once per :data:`HASH_STEP`, and closed when full or at the
+    end; the same part sizes (and growth rule) as :class:`PartSink`."""
 
     def __init__(self, part_size: int, open_part: Callable[[int], PartStream]) -> None:
-        self.part_size = part_size
+        super().__init__(part_size)
         self._open = open_part
         self._stream: PartStream | None = None
-        self._buf: Any = None
-        self._fill = 0
-        self._parts = 0
-        self.total = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        size = len(data)
-        self.total += size
-        view = memoryview(data)
-        pos = 0
-        while pos < size:
-            stream = self._stream
-            if stream is None:
-                stream = self._stream = self._open(self.part_size)
-                self._buf = stream.buf
-            take = min(size - pos, self.part_size - self._fill)
-            self._buf[self._fill : self._fill + take] = view[pos : pos + take]
-            self._fill += take
-            pos += take
-            if self._fill == self.part_size:
-                stream.close(self._fill)
-                self._stream, self._buf, self._fill = None, None, 0
-                self._parts += 1
-                if self._parts % self.GROW_EVERY == 0:
-                    self.part_size *= 2
-            elif self._fill > stream.wake_at:
-                stream.advance(self._fill)
+    def _begin(self, size: int) -> Buffer:
+        self._stream = self._open(size)
+        return self._stream.buf
+
+    def _filled(self, fill: int) -> None:
+        assert self._stream is not None
+        if fill > self._stream.wake_at:
+            self._stream.advance(fill)
+
+    def _end(self, fill: int) -> None:
+        assert self._stream is not None
+        stream, self._stream = self._stream, None
+        stream.close(fill)
 
     def close(self) -> None:
         """Close the last, possibly short, part (opened now if the archive was empty)."""
         if self._stream is None and self.total == 0:
-            self._stream = self._open(self.part_size)
+            self._buf = self._begin(self.part_size)
         if self._stream is not None:
-            stream, self._stream, self._buf = self._stream, None, None
-            stream.close(self._fill)
-            self._fill = 0
+            self._end(self._fill)
+            self._buf, self._fill = None, 0
