@@ -26,7 +26,7 @@ import boto3
 import psutil
 from botocore.config import Config
 
-from benchmarks.harness import ROOT, Process, start_mailcrate
+from benchmarks.harness import ROOT, Process, settle, start_mailcrate
 
 KEY, SECRET = "AKIABENCHEXPORT00000", "e" * 40
 ACCOUNT = "111122223333"
@@ -140,6 +140,7 @@ class PySpy:
 
 def run_timed(cmd: list[str] | str, *, cwd: Path | None = None, shell: bool = False) -> dict[str, float]:
     """Wall time and peak RSS (sampled, the command and all its children summed) of a command."""
+    settle()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with RssSampler(proc.pid, children=True) as rss:
@@ -303,6 +304,7 @@ class ExportServer:
     def export(self, user_id: str, *, profile_to: Path | None = None, keep: bool = False) -> ExportRun:
         """One full export job, start -> COMPLETED, with the peak RSS of serve and its worker
         process(es), summed."""
+        settle()
         spy = PySpy(self.pid, profile_to) if profile_to else None
         if spy:
             spy.__enter__()
@@ -324,6 +326,7 @@ class ExportServer:
 
     def export_many(self, user_ids: list[str]) -> tuple[float, int]:
         """Start all at once; (seconds until the last is COMPLETED, peak RSS)."""
+        settle()
         with RssSampler(self.pid, children=True) as rss:
             started = time.perf_counter()
             jobs = [self.start(u) for u in user_ids]

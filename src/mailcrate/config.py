@@ -95,7 +95,9 @@ class Settings:
         "--export-parts-in-flight",
         "MAILCRATE_EXPORT_PARTS_IN_FLIGHT",
         3,
-        "Parts of one export uploading at once; memory per export is about part size x (this + 1).",
+        "Parts of one export uploading at once over HTTP (external S3, or a remote server's); memory "
+        "per export is about part size x (this + 1). The embedded S3 takes parts as they fill, "
+        "two at a time.",
     )
     export_max_running_per_org: int = _setting(
         "--export-max-running-per-org",
