@@ -149,6 +149,8 @@ class EmbeddedDestination(_Checks):
     def _run(self, action: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
+        except UploadStopped:
+            raise  # the producer stopped feeding a streamed part: not a refusal to classify
         except Exception as exc:
             raise classify(exc, self.job, action) from exc
 
@@ -199,14 +201,12 @@ class EmbeddedDestination(_Checks):
         of the producer (:class:`UploadStopped` from ``frames``) leaves no file and no part row,
         and comes out as itself; refusals as for :meth:`upload_part`."""
         body = StreamPayload(frames)
-        try:
-            answer = self._s3(
+        answer = self._run(
+            "UploadPart",
+            lambda: self._s3(
                 "UploadPart", multipart.upload_part, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
-        except UploadStopped:
-            raise
-        except Exception as exc:
-            raise classify(exc, self.job, "UploadPart") from exc
+            ),
+        )
         return str(answer["ETag"])
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None:

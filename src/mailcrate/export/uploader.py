@@ -178,11 +178,8 @@ class PartUploader:
 
         def wait_turn() -> None:
             nonlocal turn
-            with self._hash_turn:
-                while self._hashed != number - 1:
-                    if self._stopped.is_set():
-                        raise UploadStopped("upload cancelled")
-                    self._hash_turn.wait(0.2)
+            if not self._wait_hash_turn(number):
+                raise UploadStopped("upload cancelled")
             turn = True
 
         def hash_bytes(piece: memoryview) -> None:
@@ -212,19 +209,13 @@ class PartUploader:
             size = stream.size or 0
             with self._lock:
                 self.bytes_submitted += size
-                self.bytes_uploaded += size
                 self._streams.discard(stream)
-                if len(self._free) < 2 and isinstance(stream.buf, mmap.mmap):
-                    self._free.append(stream.buf)
-            if self._on_uploaded is not None:
-                self._on_uploaded(size)
+            self._uploaded(size, stream.buf)
             return etag
         except BaseException as exc:
             with self._lock:
-                if self._error is None and not isinstance(exc, UploadStopped):
-                    self._error = exc
                 self._streams.discard(stream)
-            self._stopped.set()
+            self._failed(exc)
             stream.abort(self._error or exc)  # the producer filling it stops at its next chunk
             with self._hash_turn:
                 self._hash_turn.notify_all()
@@ -246,14 +237,37 @@ class PartUploader:
 
     def _hash_in_order(self, number: int, data: Buffer) -> None:
         """Add part ``number`` to the object's hash once parts 1..number-1 are in."""
+        if not self._wait_hash_turn(number):
+            return  # the upload is over: its hash is of no use
         with self._hash_turn:
-            while self._hashed != number - 1:
-                if self._stopped.is_set():
-                    return  # the upload is over: its hash is of no use
-                self._hash_turn.wait(0.2)
             self._hash.update(data)
             self._hashed = number
             self._hash_turn.notify_all()
+
+    def _wait_hash_turn(self, number: int) -> bool:
+        """Wait until parts 1..number-1 are in the object's hash; False if the upload stopped."""
+        with self._hash_turn:
+            while self._hashed != number - 1:
+                if self._stopped.is_set():
+                    return False
+                self._hash_turn.wait(0.2)
+        return True
+
+    def _uploaded(self, size: int, buf: Buffer) -> None:
+        """A part is stored: count it, and keep its buffer (a mapping) for the next part."""
+        with self._lock:
+            self.bytes_uploaded += size
+            if len(self._free) < 2 and isinstance(buf, mmap.mmap):
+                self._free.append(buf)
+        if self._on_uploaded is not None:
+            self._on_uploaded(size)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A part failed or was stopped: the first real failure is what later calls raise."""
+        with self._lock:
+            if self._error is None and not isinstance(exc, UploadStopped):
+                self._error = exc
+        self._stopped.set()
 
     def _run(self, number: int, data: Buffer) -> str:
         hasher: threading.Thread | None = None
@@ -269,18 +283,10 @@ class PartUploader:
             hasher = None
             if self._hashed < number:  # stopped before this part's turn came
                 raise UploadStopped("upload cancelled")
-            with self._lock:
-                self.bytes_uploaded += len(data)
-                if len(self._free) < 2 and isinstance(data, mmap.mmap):
-                    self._free.append(data)
-            if self._on_uploaded is not None:
-                self._on_uploaded(len(data))
+            self._uploaded(len(data), data)
             return etag
         except BaseException as exc:
-            with self._lock:
-                if self._error is None and not isinstance(exc, UploadStopped):
-                    self._error = exc
-            self._stopped.set()
+            self._failed(exc)
             if hasher is not None:
                 hasher.join()  # it still reads the buffer
             raise
