@@ -25,7 +25,7 @@ from mailcrate.services.s3.objects import (
     object_arn,
     sse_context,
 )
-from mailcrate.services.s3.payload import BufferPayload, Payload, StreamPayload
+from mailcrate.services.s3.payload import Payload
 from mailcrate.services.s3.sse import Encryption, new_data_key, open_data_key
 from mailcrate.services.s3.store import ObjectRecord, Store
 from mailcrate.storage.db import as_utc, utcnow
@@ -93,11 +93,7 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
     attrs = json.loads(upload.attributes)
     encryption = Encryption.from_attributes(attrs)
     data_key = open_data_key(call, bucket, key, encryption, upload.data_key_blob)
-    if isinstance(body, StreamPayload):  # sealed chunk by chunk while the caller fills it
-        file_id, size = store.write_file(data_key, body.framed(limit=MAX_PART), framed=True)
-    else:
-        in_memory = isinstance(body, BufferPayload)  # nothing to receive or verify: no writer thread
-        file_id, size = store.write_file(data_key, body.chunks(limit=MAX_PART), pipelined=not in_memory)
+    file_id, size = body.write_into(store, data_key, MAX_PART)
     checksum = {"algorithm": body.algorithm, "value": body.checksum} if body.checksum else None
     etag = f'"{body.md5_digest.hex()}"'
     try:

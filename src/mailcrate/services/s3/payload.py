@@ -24,12 +24,16 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from mailcrate.protocol.errors import AuthError, ServiceError
 from mailcrate.protocol.http import HttpRequest
 from mailcrate.protocol.sigv4 import parse_signature
 from mailcrate.services.s3 import checksums
 from mailcrate.services.s3.checksums import BadDigest, ContentSHA256Mismatch, InvalidRequest
+
+if TYPE_CHECKING:
+    from mailcrate.services.s3.store import Store
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 STREAM_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -155,6 +159,15 @@ class Payload:
 
     def read_all(self, limit: int) -> bytes:
         return b"".join(self.chunks(limit=limit))
+
+    def write_into(self, store: Store, data_key: bytes, limit: int) -> tuple[str, int]:
+        """Store this body as a new encrypted file: ``(file_id, size)``.
+
+        Each kind of body knows how it is best written, so a handler need not ask which it has.
+        A received HTTP body is verified while it is read, and receiving it is work, so the
+        encryption runs in a writer thread beside it.
+        """
+        return store.write_file(data_key, self.chunks(limit=limit))
 
     def _account(self, data: bytes, limit: int | None) -> None:
         self.size += len(data)
@@ -361,6 +374,10 @@ class BufferPayload(Payload):
             yield piece  # type: ignore[misc]
         self.md5_digest = self._md5.digest() if self._md5 is not None else secrets.token_bytes(16)
 
+    def write_into(self, store: Store, data_key: bytes, limit: int) -> tuple[str, int]:
+        """Already in memory, nothing to receive or verify: written here, no writer thread."""
+        return store.write_file(data_key, self.chunks(limit=limit), pipelined=False)
+
 
 class StreamPayload(BufferPayload):
     """A body still being produced in-process: the export worker's part, handed over when the
@@ -392,6 +409,10 @@ class StreamPayload(BufferPayload):
     def chunks(self, size: int = READ_SIZE, limit: int | None = None) -> Iterator[bytes]:
         for chunk, _ in self.framed(limit):
             yield chunk  # type: ignore[misc]
+
+    def write_into(self, store: Store, data_key: bytes, limit: int) -> tuple[str, int]:
+        """Sealed chunk by chunk while the caller fills it."""
+        return store.write_file(data_key, self.framed(limit=limit), framed=True)
 
 
 def _extension_value(extension: bytes, name: bytes) -> str | None:
