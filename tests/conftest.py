@@ -11,9 +11,16 @@ from tests.support.mailcrate_server import MailcrateServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    """One server per test module (start-up is ~1 s); tests make their own organizations."""
-    with MailcrateServer.running(tmp_path_factory.mktemp("mailcrate") / "data") as srv:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[MailcrateServer]:
+    """One server per test module (start-up is ~1 s); tests make their own organizations.
+
+    A module that needs ``serve`` options names them in a module-level ``SERVE_ARGS`` tuple
+    (e.g. ``("--export-workers", "0")`` for the API only), so this one fixture serves it too
+    instead of a copy of it with other arguments."""
+    extra_args = getattr(request.module, "SERVE_ARGS", ())
+    with MailcrateServer.running(tmp_path_factory.mktemp("mailcrate") / "data", *extra_args) as srv:
         yield srv
 
 

@@ -32,14 +32,7 @@ from tests.support.mailcrate_server import MailcrateServer
 
 PREFIX = "exports"
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    with MailcrateServer.running(
-        tmp_path_factory.mktemp("mailcrate") / "data", "--export-workers", "0"
-    ) as srv:
-        yield srv
+SERVE_ARGS = ("--export-workers", "0")  # the API only: see the server fixture (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

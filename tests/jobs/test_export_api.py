@@ -4,7 +4,6 @@ cancel semantics. The server runs no export workers, so jobs stay RUNNING until 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -18,14 +17,7 @@ from tests.support.mailcrate_server import MailcrateServer
 
 KEY = "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-3333-4444-555555555555"
 ROLE = "arn:aws:iam::111122223333:role/WorkmailMailboxExportRole"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    with MailcrateServer.running(
-        tmp_path_factory.mktemp("mailcrate") / "data", "--export-workers", "0"
-    ) as srv:
-        yield srv
+SERVE_ARGS = ("--export-workers", "0")  # the API only: see the server fixture (tests/conftest.py)
 
 
 def _args(mb: Mailbox, entity: str | None = None, **extra: str) -> dict[str, str]:
