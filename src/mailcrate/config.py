@@ -70,7 +70,21 @@ class Settings:
         "--export-workers",
         "MAILCRATE_EXPORT_WORKERS",
         4,
-        "Export jobs this process runs at once (0: run no exports here, only serve the API).",
+        "Export jobs this server runs at once (0: run no exports here, only serve the API), "
+        "spread over up to --export-processes worker processes.",
+    )
+    export_processes: int = _setting(
+        "--export-processes",
+        "MAILCRATE_EXPORT_PROCESSES",
+        0,
+        "Worker processes the export jobs are spread over (0: one per CPU core). One runs always; "
+        "the others start while jobs wait for a free worker and end after a while without work.",
+    )
+    export_process_idle_seconds: int = _setting(
+        "--export-process-idle-seconds",
+        "MAILCRATE_EXPORT_PROCESS_IDLE_SECONDS",
+        30,
+        "Seconds a worker process started for waiting jobs stays without work before it ends.",
     )
     export_lease_seconds: int = _setting(
         "--export-lease-seconds",
@@ -137,6 +151,10 @@ class Settings:
             raise ValueError("clock-skew-seconds must not be negative")
         if self.export_workers < 0:
             raise ValueError("export-workers must not be negative")
+        if self.export_processes < 0:
+            raise ValueError("export-processes must not be negative")
+        if self.export_process_idle_seconds < 1:
+            raise ValueError("export-process-idle-seconds must be at least 1")
         if self.export_lease_seconds < 2:
             raise ValueError("export-lease-seconds must be at least 2")
         if self.export_max_attempts < 1:

@@ -31,6 +31,8 @@ def test_defaults_and_mapping() -> None:
     "values",
     [
         {"export_workers": -1},
+        {"export_processes": -1},
+        {"export_process_idle_seconds": 0},
         {"export_lease_seconds": 1},
         {"export_part_size_mib": 4},
         {"export_parts_in_flight": 0},

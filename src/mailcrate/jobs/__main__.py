@@ -28,23 +28,29 @@ def settings_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -
 def main(argv: list[str]) -> int:
     server_url: str | None = None
     wakeups_on_stdin = False
+    exit_when_idle: float | None = None
     args = iter(argv)
     for arg in args:
         if arg == "--wakeups-on-stdin":
             wakeups_on_stdin = True
+        elif arg == "--exit-when-idle" and (value := next(args, "")).replace(".", "", 1).isdigit():
+            exit_when_idle = float(value)
         elif arg == "--server-url":
             server_url = next(args, None)
         elif arg.startswith("--server-url="):
             server_url = arg.split("=", 1)[1]
         else:
             print(
-                f"usage: python -m mailcrate.jobs [--wakeups-on-stdin] [--server-url URL] ({arg}?)",
+                "usage: python -m mailcrate.jobs [--wakeups-on-stdin] [--exit-when-idle SECONDS] "
+                f"[--server-url URL] ({arg}?)",
                 file=sys.stderr,
             )
             return 2
     from mailcrate.jobs.process import run_worker
 
-    run_worker(settings_from_env(), server_url, wakeups_on_stdin=wakeups_on_stdin)
+    run_worker(
+        settings_from_env(), server_url, wakeups_on_stdin=wakeups_on_stdin, exit_when_idle=exit_when_idle
+    )
     return 0
 
 

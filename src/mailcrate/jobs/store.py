@@ -29,7 +29,7 @@ from mailcrate.export.manifest import export_zip_key
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import ExportJob, State, clip_error
 from mailcrate.services.pagination import decode_token, encode_token
-from mailcrate.storage.db import Database, utcnow
+from mailcrate.storage.db import Database, as_utc, utcnow
 from mailcrate.storage.tables import organizations
 from mailcrate.storage.tables_jobs import export_jobs as jobs
 
@@ -350,10 +350,7 @@ def claim(
     A job reclaimed ``max_attempts`` times without finishing is failed as interrupted instead.
     """
     now = now or utcnow()
-    free = and_(
-        jobs.c.state == State.RUNNING.value,
-        or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now),
-    )
+    free = _waiting(now)
     with db.read() as conn:
         candidates = conn.execute(
             select(jobs.c.job_id, jobs.c.attempts).where(free).order_by(jobs.c.start_time).limit(8)
@@ -388,6 +385,24 @@ def claim(
             if won == 1:
                 return _one(conn, jobs.c.job_id == job_id)
     return None
+
+
+def _waiting(now: datetime) -> Any:
+    """RUNNING jobs that no live worker holds: new, released, or their worker's lease expired."""
+    return and_(
+        jobs.c.state == State.RUNNING.value,
+        or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now),
+    )
+
+
+def oldest_waiting_since(db: Database, now: datetime | None = None) -> datetime | None:
+    """The StartTime of the oldest job waiting for a worker (see :func:`claim`), or None.
+
+    ``serve`` asks this to decide whether another worker process should start: a job that is
+    still unclaimed a moment after its start found every worker busy."""
+    with db.read() as conn:
+        since = conn.execute(select(func.min(jobs.c.start_time)).where(_waiting(now or utcnow()))).scalar()
+    return as_utc(since)
 
 
 def _mine(job_id: str, worker_id: str) -> Any:

@@ -18,6 +18,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -96,6 +97,7 @@ class WorkerPool:
         max_attempts: int = 3,
         wakeup: threading.Event | None = None,
         poll_interval: float = 1.0,
+        idle_exit: float | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.workers = workers
@@ -103,6 +105,11 @@ class WorkerPool:
         self.max_attempts = max_attempts
         self.wakeup = wakeup or threading.Event()
         self.poll_interval = poll_interval
+        #: With ``idle_exit``, the claimer stops after that many seconds with every worker idle
+        #: and sets ``idled_out``: how a worker process that ``serve`` started for waiting jobs
+        #: ends once there are none (the claimer decides, so no job is claimed as it ends).
+        self.idle_exit = idle_exit
+        self.idled_out = threading.Event()
         self.pool_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -146,6 +153,7 @@ class WorkerPool:
         """A job for ``worker_id``: claimed now, or after wake-ups/polls; None once stopping."""
         settings = self._settings
         assert settings is not None
+        idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
                 job = store.claim(self.data_dir.db, worker_id, settings.lease, max_attempts=self.max_attempts)
@@ -154,6 +162,13 @@ class WorkerPool:
                 job = None
             if job is not None:
                 return job
+            if self.idle_exit is not None:
+                if self._idle.qsize() < self.workers - 1:  # another worker still runs a job
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= self.idle_exit:
+                    log.info("no export job for %.0f s: pool %s ends", self.idle_exit, self.pool_id)
+                    self.idled_out.set()
+                    return None
             if self.wakeup.wait(self.poll_interval):
                 self.wakeup.clear()
         return None

@@ -18,6 +18,7 @@ import uvicorn
 
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
+from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.authorize import Authorizer
@@ -53,8 +54,11 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         services=build_services(),
         authorizer=Authorizer(policies=IamPolicySource()),
     )
-    # Export workers run in a child process (`mailcrate worker`): their own GIL and heap.
-    pool = WorkerProcess(settings, runtime.export_wakeup)
+    # Export workers run in child processes (`mailcrate worker`): their own GIL and heap; a
+    # second one starts while jobs wait for a worker (see WorkerProcess).
+    pool = WorkerProcess(
+        settings, runtime.export_wakeup, waiting_since=lambda: store.oldest_waiting_since(data_dir.db)
+    )
     startup, shutdown = [pool.start], [pool.stop]
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir)
