@@ -87,14 +87,28 @@ def _damaged(zip_path: Path, problem: Problem, what: str) -> AdminError:
     )
 
 
-def check_archive(zip_path: Path, log_path: Path | None = None) -> None:
+def check_archive(zip_path: Path, log_path: Path | None = None) -> ExportArchive:
     """Before a restore that checks the entries' content itself: everything ``export verify``
     checks that needs no pass over the entries' bytes (central directory, manifest present,
     parseable and matching the zip's entries one to one, sizes, the log's totals). On a problem
-    the full verification runs, so that the error names every damaged entry it can find."""
-    quick = verify_export(zip_path, log_path, content=False)
-    if quick.ok:
-        return
+    the full verification runs, so that the error names every damaged entry it can find.
+
+    Returns the archive open, over the central directory and manifest items these checks read
+    (for :func:`restore_imap`, which then reads neither again); the caller closes it."""
+    try:
+        zf: zipfile.ZipFile | None = zipfile.ZipFile(zip_path)
+    except Exception:  # not a readable zip: verify_export says so, in its words
+        zf = None
+    try:
+        items: list[ManifestItem] = []
+        quick = verify_export(zip_path, log_path, content=False, zip_file=zf, items=items)
+        if quick.ok and zf is not None and quick.header is not None:
+            archive = ExportArchive(zip_path, read=(zf, quick.header, items))
+            zf = None  # the archive's now
+            return archive
+    finally:
+        if zf is not None:
+            zf.close()
     require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
     shown = "; ".join(str(p) for p in quick.problems[:3])  # only if the file changed meanwhile
     raise AdminError(
@@ -255,6 +269,7 @@ def restore_imap(
     imap_pipelining: bool = True,
     imap_connections: int = 1,
     log_path: Path | None = None,
+    archive: ExportArchive | None = None,
 ) -> ItemReport:
     """Every mail item APPENDed over IMAP (and calendar items to CalDAV when given).
 
@@ -268,7 +283,9 @@ def restore_imap(
     sent; with ``log_path`` the zip's SHA-384 is checked against the export log meanwhile (and
     before the last batch goes out). A mismatch raises :class:`AdminError` naming the entry;
     the items before a damaged entry are restored, nothing after it. The checks that need no
-    entry's bytes are :func:`check_archive`'s (the CLI runs it first)."""
+    entry's bytes are :func:`check_archive`'s (the CLI runs it first and passes the ``archive``
+    it returns, so the zip's central directory and manifest are read once; the caller closes
+    it). Without ``archive`` the zip is opened here."""
     report = ItemReport(destination=imap.url)
     client = _imap_connect(imap)
     calendars = _CalDav(caldav) if caldav is not None else None
@@ -285,7 +302,7 @@ def restore_imap(
                     break  # e.g. a per-user connection limit: go on with fewer
             appender = AppenderPool([c._imap for c in (client, *extra)])
         with (
-            ExportArchive(zip_path) as archive,
+            contextlib.nullcontext(archive) if archive is not None else ExportArchive(zip_path) as archive,
             ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="restore-read") as pool,
         ):
             reader = _ItemReader(archive)

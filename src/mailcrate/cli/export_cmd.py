@@ -501,9 +501,7 @@ def restore_cmd(
         raise click.UsageError("give --organization-id and --entity-id, or --imap URL (and/or --caldav URL)")
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
-    if imap is not None:
-        check_archive(zip_path, log_path)  # the rest of the verification is in restore_imap's reads
-    else:
+    if imap is None:
         require_verified(zip_path, log_path)
     if embedded:
         if caldav is not None:
@@ -519,7 +517,9 @@ def restore_cmd(
             )
         report = restore_embedded(zip_path, user.root)
     elif imap is not None:
-        report = restore_imap(zip_path, imap, caldav=caldav, log_path=log_path)
+        # the rest of the verification is in restore_imap's reads, of the zip as checked here
+        with check_archive(zip_path, log_path) as archive:
+            report = restore_imap(zip_path, imap, caldav=caldav, log_path=log_path, archive=archive)
     else:
         assert caldav is not None
         report = restore_remote_calendars(zip_path, caldav)

@@ -15,6 +15,7 @@ front and checks every entry's SHA-256 (:func:`content_problem`) and the zip's S
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -203,9 +204,14 @@ def _manifest_lines(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[byte
 
 
 def _check_manifest(
-    zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], report: VerifyReport, content: bool
+    zf: zipfile.ZipFile,
+    infos: dict[str, zipfile.ZipInfo],
+    report: VerifyReport,
+    content: bool,
+    keep: list[ManifestItem] | None = None,
 ) -> tuple[set[str], set[tuple[str, tuple[str, ...]]]] | None:
-    """Check every manifest item; return (listed names, folders seen), or None if unreadable."""
+    """Check every manifest item (appended to ``keep``); return (listed names, folders seen),
+    or None if unreadable."""
     info = infos.get(MANIFEST_NAME)
     if info is None:
         report.add(MANIFEST_NAME, "missing: the archive has no manifest")
@@ -216,6 +222,8 @@ def _check_manifest(
         header, items = iter_manifest(_manifest_lines(zf, info))
         report.header = header
         for item in items:
+            if keep is not None:
+                keep.append(item)
             if item.zip_path in listed:
                 report.add(item.zip_path, "listed twice in the manifest")
                 continue
@@ -270,12 +278,21 @@ def _check_log(
 
 
 def verify_export(
-    zip_path: str | Path, log_path: str | Path | None = None, *, content: bool = True
+    zip_path: str | Path,
+    log_path: str | Path | None = None,
+    *,
+    content: bool = True,
+    zip_file: zipfile.ZipFile | None = None,
+    items: list[ManifestItem] | None = None,
 ) -> VerifyReport:
     """Check an export zip (and its log, if given); return a report listing every problem.
 
     With ``content=False`` neither the entries' bytes nor the whole file are read: no SHA-256
-    per item, no SHA-384 (``sha384_hex`` stays empty); everything else is checked."""
+    per item, no SHA-384 (``sha384_hex`` stays empty); everything else is checked.
+
+    For a caller that goes on to read the archive (the IMAP restore): ``zip_file`` is the zip
+    it opened (its central directory read; it stays open), and ``items`` a list that receives
+    the manifest's items as they are checked, so that neither is read a second time."""
     zip_path = Path(zip_path)
     report = VerifyReport(zip_path, Path(log_path) if log_path is not None else None)
     try:
@@ -288,11 +305,11 @@ def verify_export(
         return report
     folders = None
     try:
-        zf = zipfile.ZipFile(zip_path)
+        zf = zip_file or zipfile.ZipFile(zip_path)
     except Exception as exc:  # any failure here means "not a readable zip"
         report.add(None, f"zip structure unreadable (truncated or corrupt?): {type(exc).__name__}: {exc}")
     else:
-        with zf:
+        with zf if zip_file is None else contextlib.nullcontext(zf):
             infolist = zf.infolist()
             report.entries = len(infolist)
             for name, count in Counter(i.filename for i in infolist).items():
@@ -301,7 +318,7 @@ def verify_export(
             infos = {i.filename: i for i in infolist}
             if infolist and infolist[-1].filename != MANIFEST_NAME and MANIFEST_NAME in infos:
                 report.add(MANIFEST_NAME, "is not the last entry of the archive")
-            checked = _check_manifest(zf, infos, report, content)
+            checked = _check_manifest(zf, infos, report, content, items)
             if checked is not None:
                 listed, folders = checked
                 for name in infos:
