@@ -3,6 +3,9 @@ while jobs wait for a free worker, and that process ends by itself once there is
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -67,12 +70,14 @@ def _start(srv: MailcrateServer, mb: Mailbox, dest: dict[str, str]) -> str:
 
 
 def _worker_pids(srv: MailcrateServer) -> list[int]:
+    """The running worker processes of ``serve`` (not one that ended and is not yet reaped)."""
     assert srv.process is not None
-    return [
-        child.pid
-        for child in psutil.Process(srv.process.pid).children()
-        if "mailcrate.jobs" in " ".join(child.cmdline())
-    ]
+    pids = []
+    for child in psutil.Process(srv.process.pid).children():
+        with contextlib.suppress(psutil.Error):  # a zombie, or gone meanwhile
+            if child.status() != psutil.STATUS_ZOMBIE and "mailcrate.jobs" in " ".join(child.cmdline()):
+                pids.append(child.pid)
+    return pids
 
 
 def _watch(srv: MailcrateServer, jobs: dict[str, Mailbox]) -> set[int]:
@@ -146,3 +151,13 @@ def test_waiting_jobs_get_a_second_worker_process_which_ends_when_idle(tmp_path:
         while _worker_pids(srv) != [resident] or ended not in srv.log_path.read_text():
             assert time.monotonic() < deadline, _worker_pids(srv)
             time.sleep(0.1)
+
+        # The resident process killed: serve starts a new one, which runs the next job.
+        os.kill(resident, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not (pids := _worker_pids(srv)) or pids[0] == resident:
+            assert time.monotonic() < deadline, pids
+            time.sleep(0.1)
+        after = _start(srv, boxes[1], dest)
+        assert _watch(srv, {after: boxes[1]}) == set(pids)
+        _check(srv, boxes[1], dest, after, tmp_path)
