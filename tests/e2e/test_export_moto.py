@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 from tests.jobs.support import (
-    Mailbox,
     MotoServer,
     add_big_item,
     add_calendar,
@@ -27,6 +26,7 @@ from tests.jobs.support import (
     moto_env,
     new_mailbox,
     no_leftovers,
+    start_export,
     start_moto,
     trust_policy,
     wait_job,
@@ -83,17 +83,6 @@ def _destination(
     return {"bucket": bucket, "key_arn": key["Arn"], "key_id": key["KeyId"], "role_arn": role["Arn"]}
 
 
-def _start(server: MailcrateServer, mb: Mailbox, dest: dict[str, str]) -> str:
-    return server.client("workmail").start_mailbox_export_job(
-        OrganizationId=mb.organization_id,
-        EntityId=mb.user_id,
-        RoleArn=dest["role_arn"],
-        KmsKeyArn=dest["key_arn"],
-        S3BucketName=dest["bucket"],
-        S3Prefix=PREFIX,
-    )["JobId"]
-
-
 def _fetch(
     moto: MotoServer, dest: dict[str, str], job: dict[str, Any], job_id: str, tmp: Path
 ) -> tuple[Path, Path]:
@@ -114,7 +103,7 @@ def test_export_to_external_endpoint_with_sse_kms(
     add_big_item(mb.root, 20 * 1024 * 1024)  # spans several 8 MiB parts
     add_calendar(mb.root, 5)
     dest = _destination(moto)
-    job_id = _start(server, mb, dest)
+    job_id = start_export(server, mb, dest, PREFIX)
     job = wait_job(server.client("workmail"), mb.organization_id, job_id)
     assert job["State"] == "COMPLETED", job.get("ErrorInfo")
     assert job["S3Path"] == f"exports/{job_id}.zip"
@@ -161,7 +150,9 @@ def test_failures_against_external_endpoint(
         )
     elif case == "disabled-key":
         moto.client("kms").disable_key(KeyId=dest["key_id"])
-    job = wait_job(server.client("workmail"), mb.organization_id, _start(server, mb, dest), timeout=60)
+    job = wait_job(
+        server.client("workmail"), mb.organization_id, start_export(server, mb, dest, PREFIX), timeout=60
+    )
     assert job["State"] == "FAILED" and expected in job["ErrorInfo"], job.get("ErrorInfo")
     if case != "no-bucket":
         no_leftovers(s3, dest["bucket"], PREFIX)
@@ -173,7 +164,7 @@ def test_cancel_during_1gib_export(server: MailcrateServer, moto: MotoServer) ->
     fill_bulk(mb.root, 1 << 30)
     dest = _destination(moto)
     wm = server.client("workmail")
-    job_id = _start(server, mb, dest)
+    job_id = start_export(server, mb, dest, PREFIX)
     deadline = time.monotonic() + 60
     while (
         wm.describe_mailbox_export_job(OrganizationId=mb.organization_id, JobId=job_id)["EstimatedProgress"]
@@ -212,7 +203,7 @@ def test_kill_9_during_1gib_export_then_restart(tmp_path: Path, moto: MotoServer
         add_calendar(mb.root, 2)
         dest = _destination(moto)
         wm = srv.client("workmail")
-        job_id = _start(srv, mb, dest)
+        job_id = start_export(srv, mb, dest, PREFIX)
         deadline = time.monotonic() + 60
         while (
             wm.describe_mailbox_export_job(OrganizationId=mb.organization_id, JobId=job_id)[
@@ -249,7 +240,7 @@ def test_100k_message_mailbox(server: MailcrateServer, moto: MotoServer, tmp_pat
     }
     assert fill_maildir(mb.root, folders, size=600) == 100_000
     dest = _destination(moto)
-    job_id = _start(server, mb, dest)
+    job_id = start_export(server, mb, dest, PREFIX)
     job = wait_job(server.client("workmail"), mb.organization_id, job_id, timeout=600)
     assert job["State"] == "COMPLETED", job.get("ErrorInfo")
     zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
@@ -277,7 +268,7 @@ def test_single_2gib_item(tmp_path: Path, moto: MotoServer) -> None:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        job_id = _start(srv, mb, dest)
+        job_id = start_export(srv, mb, dest, PREFIX)
         job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=600)
         done.set()
         sampler.join()

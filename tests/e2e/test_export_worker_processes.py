@@ -20,6 +20,7 @@ from tests.jobs.support import (
     fill_bulk,
     new_mailbox,
     permission_policy,
+    start_export,
     trust_policy,
     wait_job,
 )
@@ -55,18 +56,6 @@ def _destination(srv: MailcrateServer) -> dict[str, str]:
         RoleName=name, PolicyName="MailboxExport", PolicyDocument=permission_policy(bucket, PREFIX, key_arn)
     )
     return {"bucket": bucket, "key_arn": key_arn, "role_arn": role_arn}
-
-
-def _start(srv: MailcrateServer, mb: Mailbox, dest: dict[str, str]) -> str:
-    return srv.client("workmail").start_mailbox_export_job(
-        ClientToken=uuid.uuid4().hex,
-        OrganizationId=mb.organization_id,
-        EntityId=mb.user_id,
-        KmsKeyArn=dest["key_arn"],
-        RoleArn=dest["role_arn"],
-        S3BucketName=dest["bucket"],
-        S3Prefix=PREFIX,
-    )["JobId"]
 
 
 def _worker_pids(srv: MailcrateServer) -> list[int]:
@@ -129,13 +118,13 @@ def test_waiting_jobs_get_a_second_worker_process_which_ends_when_idle(tmp_path:
         (resident,) = _worker_pids(srv)
 
         # One job alone: a free worker takes it at once, no second process starts.
-        alone = _start(srv, boxes[0], dest)
+        alone = start_export(srv, boxes[0], dest, PREFIX)
         assert _watch(srv, {alone: boxes[0]}) == {resident}
         _check(srv, boxes[0], dest, alone, tmp_path)
 
         # Four jobs for the resident process's one worker (two workers over two processes):
         # three wait, a second process starts and runs some of them.
-        jobs = {_start(srv, mb, dest): mb for mb in boxes}
+        jobs = {start_export(srv, mb, dest, PREFIX): mb for mb in boxes}
         seen = _watch(srv, jobs)
         assert resident in seen and len(seen) == 2, seen
         (second,) = seen - {resident}
@@ -158,6 +147,6 @@ def test_waiting_jobs_get_a_second_worker_process_which_ends_when_idle(tmp_path:
         while not (pids := _worker_pids(srv)) or pids[0] == resident:
             assert time.monotonic() < deadline, pids
             time.sleep(0.1)
-        after = _start(srv, boxes[1], dest)
+        after = start_export(srv, boxes[1], dest, PREFIX)
         assert _watch(srv, {after: boxes[1]}) == set(pids)
         _check(srv, boxes[1], dest, after, tmp_path)

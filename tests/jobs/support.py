@@ -211,6 +211,18 @@ def add_calendar(root: Path, count: int, calendar: str = "Calendar") -> None:
         add_calendar_item(root, calendar, ics)
 
 
+def start_export(server: MailcrateServer, mb: Mailbox, dest: dict[str, str], prefix: str) -> str:
+    """StartMailboxExportJob with boto3 for ``mb`` into ``dest`` (bucket, key_arn, role_arn)."""
+    return server.client("workmail").start_mailbox_export_job(
+        OrganizationId=mb.organization_id,
+        EntityId=mb.user_id,
+        RoleArn=dest["role_arn"],
+        KmsKeyArn=dest["key_arn"],
+        S3BucketName=dest["bucket"],
+        S3Prefix=prefix,
+    )["JobId"]
+
+
 def wait_job(wm: Any, org: str, job_id: str, *, timeout: float = 120, until: tuple[str, ...] = ()) -> dict:
     deadline = time.monotonic() + timeout
     last_progress = 0
