@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 
 from benchmarks.exportlib import ExportServer, fmt_mib, mb_s, save, tree_bytes
-from benchmarks.harness import median, scratch_dir
+from benchmarks.harness import IdleCores, median, scratch_dir
 from mailcrate.mail.samples import generate
 from mailcrate.mail.store import folder_dir
 
@@ -214,22 +214,28 @@ def _concurrent(work: Path, each_mib: int, repeat: int) -> dict:
             users.append(user)
         os.system(f"tar -cf - -C {work / 'concurrent'} data/mailboxes | cat > /dev/null")
         serial, conc, serial_rss, conc_rss = [], [], 0, 0
+        serial_idle, conc_idle = [], []
         for _ in range(repeat):
             total = 0.0
-            for u in users:
-                r = server.export(u)
-                total += r.seconds
-                serial_rss = max(serial_rss, r.peak_rss)
+            with IdleCores() as idle:
+                for u in users:
+                    r = server.export(u)
+                    total += r.seconds
+                    serial_rss = max(serial_rss, r.peak_rss)
             serial.append(total)
-            seconds, peak = server.export_many(users)
+            serial_idle.append(round(idle.cores, 2))
+            with IdleCores() as idle:
+                seconds, peak = server.export_many(users)
             conc.append(seconds)
+            conc_idle.append(round(idle.cores, 2))
             conc_rss = max(conc_rss, peak)
     finally:
         server.stop()
     ratio = median(conc) / median(serial)
     print(
         f"\n10 x {each_mib} MiB: one by one {median(serial):.2f} s (peak {serial_rss / MiB:.0f} MiB), "
-        f"10 at once {median(conc):.2f} s (peak {conc_rss / MiB:.0f} MiB): ratio {ratio:.2f} (target <= 1.1)"
+        f"10 at once {median(conc):.2f} s (peak {conc_rss / MiB:.0f} MiB): ratio {ratio:.2f} (target <= 1.1); "
+        f"idle cores one by one {serial_idle}, 10 at once {conc_idle}"
     )
     return {
         "each_mib": each_mib,
@@ -239,5 +245,7 @@ def _concurrent(work: Path, each_mib: int, repeat: int) -> dict:
         "concurrent_runs": conc,
         "serial_peak_rss": serial_rss,
         "concurrent_peak_rss": conc_rss,
+        "serial_idle_cores": serial_idle,
+        "concurrent_idle_cores": conc_idle,
         "ratio": round(ratio, 3),
     }

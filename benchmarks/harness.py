@@ -199,6 +199,26 @@ def settle() -> None:
     os.sync()
 
 
+class IdleCores:
+    """How many of the machine's cores sat idle (idle + iowait in /proc/stat) while the block
+    ran: whether a run was short of CPU, or waited on something else with cores to spare."""
+
+    def __enter__(self) -> IdleCores:
+        self._start = self._read()
+        self.cores = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        delta = [b - a for a, b in zip(self._start, self._read(), strict=True)]
+        total = sum(delta[:8]) or 1
+        self.cores = (os.cpu_count() or 1) * (delta[3] + delta[4]) / total
+
+    @staticmethod
+    def _read() -> list[int]:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
