@@ -220,7 +220,29 @@ def _stopped(data_dir: Any, job: ExportJob, worker_id: str, control: JobControl)
     return None
 
 
-class _Preparation(threading.Thread):
+class _Background(threading.Thread):
+    """One action on a thread of its own; :meth:`result` waits and returns what it raised
+    (kept for later, so the caller decides when a failure on this thread counts)."""
+
+    def __init__(self, action: Any, name: str, *, start: bool = True) -> None:
+        super().__init__(name=name, daemon=True)
+        self.action = action
+        self.error: BaseException | None = None
+        if start:
+            self.start()
+
+    def run(self) -> None:
+        try:
+            self.action()
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self) -> BaseException | None:
+        self.join()
+        return self.error
+
+
+class _Preparation(_Background):
     """The role (AssumeRole, :meth:`Destination.open`), the preflight checks, then
     CreateMultipartUpload (its id stored with the job), on a thread of their own while the
     producer lists the mailbox and starts the archive: ~20 ms of a 1k-message export's
@@ -230,48 +252,44 @@ class _Preparation(threading.Thread):
     wait for :meth:`upload_id`; both raise what the preparation raised."""
 
     def __init__(self, data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings) -> None:
-        super().__init__(name=f"export-prepare-{job.job_id[:8]}", daemon=True)
+        super().__init__(self._prepare, f"export-prepare-{job.job_id[:8]}", start=False)
         self.data_dir = data_dir
         self.job = job
         self.worker_id = worker_id
         self.settings = settings
         self.dest: Any = None
         self._opened = threading.Event()  # set once the role is assumed (or failed)
-        self.error: BaseException | None = None
         self.created: str | None = None  # the upload id, once created (even if storing it failed)
         self.seconds: dict[str, float] = {}
 
-    def run(self) -> None:
+    def _prepare(self) -> None:
         job, settings = self.job, self.settings
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
-            try:
-                dest = self.dest = Destination.open(
-                    job,
-                    data_dir=self.data_dir,
-                    endpoint_url=settings.endpoint_url,
-                    external=settings.external,
-                    remote_server=settings.remote_server,
-                    max_connections=settings.parts_in_flight + 4,
-                    loader=settings.loader,
-                )
-            finally:
-                self._opened.set()
-            opened = time.perf_counter()
-            self.seconds["role"] = opened - started
-            if job.upload_id:  # left open by an attempt that crashed or was retried
-                dest.abort_upload(job.s3_path, job.upload_id)
-                store.set_upload(self.data_dir.db, job.job_id, self.worker_id, None)
-            region = None if settings.external else _embedded_bucket_region(self.data_dir, job.s3_bucket_name)
-            dest.preflight(region)
-            checked = time.perf_counter()
-            self.seconds["preflight"] = checked - opened
-            self.created = dest.create_upload(job.s3_path)
-            if not store.set_upload(self.data_dir.db, job.job_id, self.worker_id, self.created):
-                raise StopExport()
-            self.seconds["create"] = time.perf_counter() - checked
-        except BaseException as exc:
-            self.error = exc
+            dest = self.dest = Destination.open(
+                job,
+                data_dir=self.data_dir,
+                endpoint_url=settings.endpoint_url,
+                external=settings.external,
+                remote_server=settings.remote_server,
+                max_connections=settings.parts_in_flight + 4,
+                loader=settings.loader,
+            )
+        finally:
+            self._opened.set()
+        opened = time.perf_counter()
+        self.seconds["role"] = opened - started
+        if job.upload_id:  # left open by an attempt that crashed or was retried
+            dest.abort_upload(job.s3_path, job.upload_id)
+            store.set_upload(self.data_dir.db, job.job_id, self.worker_id, None)
+        region = None if settings.external else _embedded_bucket_region(self.data_dir, job.s3_bucket_name)
+        dest.preflight(region)
+        checked = time.perf_counter()
+        self.seconds["preflight"] = checked - opened
+        self.created = dest.create_upload(job.s3_path)
+        if not store.set_upload(self.data_dir.db, job.job_id, self.worker_id, self.created):
+            raise StopExport()
+        self.seconds["create"] = time.perf_counter() - checked
 
     def destination(self) -> Any:
         """The destination once the role is assumed; raises what the preparation raised if
@@ -285,9 +303,8 @@ class _Preparation(threading.Thread):
 
     def upload_id(self) -> str:
         """The upload's id once the preparation succeeded; raises what it raised."""
-        self.join()
-        if self.error is not None:
-            raise self.error
+        if (error := self.result()) is not None:
+            raise error
         assert self.created is not None
         return self.created
 
@@ -299,30 +316,10 @@ class _Preparation(threading.Thread):
     def settle(self) -> BaseException | None:
         """After the attempt failed: wait for the preparation, abort the upload it created, and
         return its own failure (which the attempt reports instead: the checks come first)."""
-        self.join()
+        error = self.result()
         if self.created is not None:
             self.dest.abort_upload(self.job.s3_path, self.created)
-        return self.error
-
-
-class _Background(threading.Thread):
-    """One action on a thread of its own; :meth:`result` waits and returns what it raised."""
-
-    def __init__(self, action: Any, name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self.action = action
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.action()
-        except BaseException as exc:
-            self.error = exc
-
-    def result(self) -> BaseException | None:
-        self.join()
-        return self.error
+        return error
 
 
 def _attempt(
