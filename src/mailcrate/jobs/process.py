@@ -1,4 +1,5 @@
-"""Export workers in a process of their own: ``mailcrate serve`` starts ``mailcrate worker``.
+"""Export workers in processes of their own: ``mailcrate serve`` starts ``mailcrate worker``
+children, one always and more while jobs wait (see :class:`WorkerProcess`).
 
 Why a process: an export reads, deflates and hashes on one side and pushes parts through HTTP
 into the embedded S3 on the other. In one process the producer, the upload threads, the S3
@@ -9,7 +10,7 @@ database (``mailcrate worker --server-url URL``), which is the scale-out design.
 
 Parent and child share the data directory and the database (jobs, leases and heartbeats live
 there, so nothing else needs to pass between them). The parent's Start handler sets an event;
-:class:`WorkerProcess` turns each wake-up into one byte on the child's stdin, and the child
+:class:`WorkerProcess` turns each wake-up into one byte on each child's stdin, and a child
 also polls the database every ``poll_interval`` seconds (which is all a worker on another
 machine has). End of stdin means the parent is gone (stopped, or killed with ``kill -9``):
 the child stops like on SIGTERM, its running jobs abort their uploads and are released for
