@@ -30,6 +30,7 @@ import hashlib
 import logging
 import mmap
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -65,33 +66,72 @@ def new_part_buffer(size: int) -> mmap.mmap:
     return mmap.mmap(-1, max(size, 1))
 
 
-class _Spares:
-    """Part buffers kept between jobs (at most :attr:`keep`): a mapping's pages are faulted in
-    (and zeroed by the kernel) on first write, ~0.8 ms per MB, and unmapped when dropped
-    (~1 ms for 8 MiB): for a small export that is ~5 ms of its fixed cost. Reusing one keeps
-    its pages; an idle worker holds at most ``keep`` part buffers for it."""
+class _BufferPool:
+    """The free part buffers of this process, shared by all its uploaders (several jobs run at
+    once in one worker process): an uploader takes its part buffers here and gives each back
+    once its part is uploaded.
 
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
+    Why keep any: a mapping's pages are faulted in (and zeroed by the kernel) on first write,
+    ~0.8 ms per MB, and unmapped when dropped (~1 ms for 8 MiB): per part of a big export, and
+    for a small export ~5 ms of its fixed cost. Reusing one keeps its pages.
+
+    How many: while jobs run, at most :attr:`per_job` free buffers for each (an uploader's
+    parts free one and take one in turn, so more would only be idle memory), plus :attr:`idle`;
+    when a job leaves, the surplus is dropped, so an idle worker holds at most :attr:`idle`
+    (one 8 MiB part buffer: a small export's)."""
+
+    def __init__(self, *, idle: int, per_job: int) -> None:
+        self.idle = idle
+        self.per_job = per_job
         self._lock = threading.Lock()
-        self._buffers: list[mmap.mmap] = []
+        self._free: list[mmap.mmap] = []  # oldest first
+        self._jobs = 0
+
+    def _limit(self) -> int:
+        return self.idle + self.per_job * self._jobs
+
+    def join(self) -> None:
+        """A job starts using the pool: it may keep :attr:`per_job` more buffers."""
+        with self._lock:
+            self._jobs += 1
+
+    def leave(self) -> None:
+        """A job is done: drop the free buffers beyond what the remaining jobs may keep."""
+        with self._lock:
+            self._jobs -= 1
+            surplus = len(self._free) - self._limit()
+            dropped = self._free[:surplus] if surplus > 0 else []
+            del self._free[: len(dropped)]
+        del dropped  # unmapped here, outside the lock
 
     def take(self, size: int) -> mmap.mmap | None:
+        """A free buffer of exactly ``size`` bytes (the most recently given), or None."""
         with self._lock:
-            for i, buf in enumerate(self._buffers):
-                if len(buf) == size:
-                    return self._buffers.pop(i)
+            for i in range(len(self._free) - 1, -1, -1):
+                if len(self._free[i]) == size:
+                    return self._free.pop(i)
         return None
 
-    def give(self, buffers: list[Buffer]) -> None:
+    def give(self, buf: Buffer) -> None:
+        """Keep an uploaded part's buffer (a mapping) if the bound allows; when full, it
+        replaces one of another size (the part size grows in a long export)."""
+        if not isinstance(buf, mmap.mmap) or buf.closed:
+            return
+        dropped: mmap.mmap | None = None
         with self._lock:
-            for buf in buffers:
-                if len(self._buffers) < self.keep and isinstance(buf, mmap.mmap) and not buf.closed:
-                    self._buffers.append(buf)
+            if len(self._free) < self._limit():
+                self._free.append(buf)
+            else:
+                for i, kept in enumerate(self._free):
+                    if len(kept) != len(buf):
+                        dropped = self._free.pop(i)
+                        self._free.append(buf)
+                        break
+        del dropped  # unmapped here, outside the lock
 
 
-#: Part buffers kept by this process between exports (one 8 MiB part buffer: a small export's).
-SPARES = _Spares(keep=1)
+#: This process's free part buffers: 2 per running job, 1 between jobs.
+BUFFERS = _BufferPool(idle=1, per_job=2)
 
 
 class UploadStopped(Exception):
@@ -127,7 +167,9 @@ class PartUploader:
         self.bytes_submitted = 0
         self.bytes_uploaded = 0
         self._lock = threading.Lock()
-        self._free: list[Buffer] = []  # uploaded part buffers, for reuse
+        BUFFERS.join()  # part buffers come from and go back to the process's pool
+        # Leave it once, at finish() or cancel(), or when dropped without either.
+        self._leave_buffers = weakref.finalize(self, BUFFERS.leave)
 
     @property
     def parts(self) -> int:
@@ -254,11 +296,10 @@ class PartUploader:
         return True
 
     def _uploaded(self, size: int, buf: Buffer) -> None:
-        """A part is stored: count it, and keep its buffer (a mapping) for the next part."""
+        """A part is stored: count it, and give its buffer (a mapping) back for the next part."""
         with self._lock:
             self.bytes_uploaded += size
-            if len(self._free) < 2 and isinstance(buf, mmap.mmap):
-                self._free.append(buf)
+        BUFFERS.give(buf)
         if self._on_uploaded is not None:
             self._on_uploaded(size)
 
@@ -297,18 +338,7 @@ class PartUploader:
         """A part buffer of ``size`` bytes: an uploaded part's buffer when one is free (reusing
         them saves mapping and faulting in fresh pages per part), else a new mapping
         (:func:`new_part_buffer`)."""
-        with self._lock:
-            while self._free:
-                buf = self._free.pop()
-                if len(buf) == size:
-                    return buf
-        return SPARES.take(size) or new_part_buffer(size)
-
-    def _keep_spares(self) -> None:
-        """Once no part is uploading: hand free buffers to :data:`SPARES` for the next job."""
-        with self._lock:
-            free, self._free = self._free, []
-        SPARES.give(free)
+        return BUFFERS.take(size) or new_part_buffer(size)
 
     def finish(self) -> list[str]:
         """Wait for every part; the ETags in part order. Raises the first failure."""
@@ -322,7 +352,7 @@ class PartUploader:
                     raise
         finally:
             self._pool.shutdown(wait=True)
-            self._keep_spares()
+            self._leave_buffers()
         self._raise_if_stopped()
         return etags
 
@@ -340,7 +370,7 @@ class PartUploader:
         for future in self._futures:
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._keep_spares()
+        self._leave_buffers()
 
 
 class _PartFiller:
