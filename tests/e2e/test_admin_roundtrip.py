@@ -221,6 +221,19 @@ def test_tampered_and_truncated_zips(exported: dict, tmp_path: Path) -> None:
     result = run("export", "restore", str(truncated), "--imap", "imap://127.0.0.1:1", "--imap-user", "x",
                  env={**os.environ, "MAILCRATE_IMAP_PASSWORD": "x"})  # fmt: skip
     assert result.returncode == 1 and "is damaged" in result.stderr and cut.filename in result.stderr
+    # so do the embedded and the CalDAV-only restore, before looking for the user or the server
+    for damaged, entry in ((truncated, cut.filename), (tampered, info.filename)):
+        for target in (("--organization-id", "m-" + "0" * 32, "--entity-id", "nobody"),
+                       ("--caldav", "http://127.0.0.1:1", "--caldav-user", "x")):  # fmt: skip
+            result = run(
+                "export",
+                "restore",
+                str(damaged),
+                *target,
+                env={**os.environ, "MAILCRATE_CALDAV_PASSWORD": "x"},
+            )
+            assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+            assert f"{damaged} is damaged: " in result.stderr and f"{entry}: " in result.stderr, result.stderr
 
 
 def test_start_wait_in_a_terminal(server: MailcrateServer, prepared: Prepared, tmp_path: Path) -> None:
@@ -321,6 +334,27 @@ def _imap_contents(dovecot: DovecotServer, user: str) -> Counter:
     return found
 
 
+def _zip_calendars(zip_path: Path) -> Counter:
+    """(calendar, fingerprint) of every calendar item in the export zip."""
+    manifest, _mail, _cals = zip_contents(zip_path)
+    with zipfile.ZipFile(zip_path) as zf:
+        return Counter(
+            (item.folder[0], ical_fingerprint(ics_from_calendar_mime(zf.read(item.zip_path))))
+            for item in manifest.items
+            if item.kind == "calendar"
+        )
+
+
+def _caldav_calendars(radicale: RadicaleServer, user: str) -> Counter:
+    """(calendar, fingerprint) of every item the CalDAV server holds for ``user``."""
+    with CalDavSource(CalDavSpec(radicale.url, user, radicale.users[user])) as source:
+        return Counter(
+            (folder.path[0], ical_fingerprint(ics_from_calendar_mime(item.read_all())))
+            for folder in source.folders()
+            for item in source.items(folder)
+        )
+
+
 def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, radicale: RadicaleServer,
                                       tmp_path: Path) -> None:  # fmt: skip
     """Into Dovecot (implicit TLS, its CA trusted, master-user login) and Radicale: every
@@ -341,31 +375,39 @@ def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, ra
     assert report["restored"] == 306 and report["skipped"] == 0 and report["notRestored"] == {}
     manifest, _mail, _cals = zip_contents(zip_path)
     expected: Counter = Counter()
-    cals: Counter = Counter()
     with zipfile.ZipFile(zip_path) as zf:
         for item in manifest.items:
-            if item.kind == "calendar":
-                cals[(item.folder[0], ical_fingerprint(ics_from_calendar_mime(zf.read(item.zip_path))))] += 1
-            else:
+            if item.kind == "mail":
                 when = int(item.internal_date.timestamp()) if item.internal_date else None
                 expected[
                     (item.folder, sha(crlf(zf.read(item.zip_path))), tuple(sorted(item.flags)), when)
                 ] += 1
     got = _imap_contents(dovecot, "alice")
     assert +got == +expected
-    with CalDavSource(CalDavSpec(radicale.url, "alice", radicale.users["alice"])) as source:
-        restored_cals: Counter = Counter()
-        for folder in source.folders():
-            for item in source.items(folder):
-                restored_cals[
-                    (folder.path[0], ical_fingerprint(ics_from_calendar_mime(item.read_all())))
-                ] += 1
-    assert restored_cals == cals
+    assert _caldav_calendars(radicale, "alice") == _zip_calendars(zip_path)
     again = run(*args, env={**os.environ})
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["restored"] == 0 and report["skipped"] == 306
     assert _imap_contents(dovecot, "alice") == got
+
+
+def test_restore_calendars_only_over_caldav(exported: dict, radicale: RadicaleServer, tmp_path: Path) -> None:
+    """``--caldav`` without ``--imap``: only the calendar items, into another CalDAV user; the
+    mail items are left out; a second run adds nothing."""
+    zip_path = Path(exported["result"]["zip"])
+    (tmp_path / "cal").write_text(radicale.users["bob"] + "\n")
+    args = ("export", "restore", str(zip_path), "--caldav", radicale.url, "--caldav-user", "bob",
+            "--caldav-password-file", str(tmp_path / "cal"), "--output", "json")  # fmt: skip
+    expected = _zip_calendars(zip_path)
+    first = run(*args, env={**os.environ})
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["restored"] == sum(expected.values()) > 0 and report["skipped"] == 0
+    assert _caldav_calendars(radicale, "bob") == expected
+    again = json.loads(run(*args, env={**os.environ}).stdout)
+    assert again["restored"] == 0 and again["skipped"] == sum(expected.values())
+    assert _caldav_calendars(radicale, "bob") == expected
 
 
 def test_bound_imap_mailbox_round_trip(server: MailcrateServer, prepared: Prepared, exported: dict,

@@ -3,13 +3,16 @@
 The manifest (DESIGN.md) gives every item's original folder names, flags and internal date, so
 nothing needs to be guessed from zip paths. Items are read in bounded chunks; the caller is
 expected to have verified the archive first (:func:`mailcrate.export.verify.verify_export`),
-and :func:`require_verified` does that with an error naming the first bad entries.
+and :func:`require_verified` does that with an error naming the first bad entries
+(:func:`open_verified` too, returning the archive open over what the verification read).
 """
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +22,15 @@ from mailcrate.admin.salvage import scan_local_entries
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, iter_manifest
 from mailcrate.export.verify import VerifyReport, verify_export
 
-__all__ = ["Counts", "ExportArchive", "ItemReport", "require_verified", "verify_archive"]
+__all__ = [
+    "Counts",
+    "ExportArchive",
+    "ItemReport",
+    "open_verified",
+    "opened",
+    "require_verified",
+    "verify_archive",
+]
 
 _CHUNK = 1024 * 1024
 
@@ -27,7 +38,12 @@ _CHUNK = 1024 * 1024
 def verify_archive(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
     """:func:`verify_export`, and when the zip's central directory is unreadable (a truncated
     download), a forward scan of the local entries names the entry the damage is in."""
-    report = verify_export(zip_path, log_path)
+    return _with_salvage(verify_export(zip_path, log_path))
+
+
+def _with_salvage(report: VerifyReport) -> VerifyReport:
+    """:func:`verify_archive`'s forward scan added to a full verification's ``report``."""
+    zip_path = report.zip_path
     if (
         report.ok
         or report.entries
@@ -49,7 +65,10 @@ def verify_archive(zip_path: Path, log_path: Path | None = None) -> VerifyReport
 
 def require_verified(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
     """Verify the archive (and log); raise :class:`AdminError` naming the problems if damaged."""
-    report = verify_archive(zip_path, log_path)
+    return _require_ok(zip_path, verify_archive(zip_path, log_path))
+
+
+def _require_ok(zip_path: Path, report: VerifyReport) -> VerifyReport:
     if not report.ok:
         shown = "; ".join(str(p) for p in report.problems[:3])
         more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
@@ -60,6 +79,39 @@ def require_verified(zip_path: Path, log_path: Path | None = None) -> VerifyRepo
     return report
 
 
+def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool = True) -> ExportArchive:
+    """:func:`require_verified`, returning the archive open over the central directory and
+    manifest items the verification read, so that the restore reads neither again (~0.09 s per
+    GiB); the caller closes it. Same checks in the same order, same errors.
+
+    With ``content=False`` (a restore that checks every entry's bytes itself as it reads them,
+    :func:`mailcrate.admin.restore.restore_imap`) only what needs no pass over the entries'
+    bytes is checked; on a problem the full verification runs, so that the error names every
+    damaged entry it can find."""
+    try:
+        zf: zipfile.ZipFile | None = zipfile.ZipFile(zip_path)
+    except Exception:  # not a readable zip: verify_export says so, in its words
+        zf = None
+    try:
+        items: list[ManifestItem] = []
+        report = verify_export(zip_path, log_path, content=content, zip_file=zf, items=items)
+        if report.ok and zf is not None and report.header is not None:
+            archive = ExportArchive(zip_path, read=(zf, report.header, items))
+            zf = None  # the archive's now
+            return archive
+    finally:
+        if zf is not None:
+            zf.close()
+    if content:  # the full verification: what it found, with the scan of a truncated zip
+        _require_ok(zip_path, _with_salvage(report))
+    else:
+        require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
+    shown = "; ".join(str(p) for p in report.problems[:3])  # only if the file changed meanwhile
+    raise AdminError(
+        f"{zip_path} is damaged: {shown}", f"see every problem with: mailcrate export verify {zip_path}"
+    )
+
+
 class ExportArchive:
     """An export zip opened for reading; a context manager."""
 
@@ -67,8 +119,8 @@ class ExportArchive:
         self, path: Path, *, read: tuple[zipfile.ZipFile, ManifestHeader, list[ManifestItem]] | None = None
     ) -> None:
         """``read``: the open zip, the manifest's header and items as the archive's verification
-        read them (:func:`mailcrate.admin.restore.check_archive`), used instead of reading the
-        central directory and the manifest again (~0.1 s per GiB); the zip is closed with this."""
+        read them (:func:`open_verified`), used instead of reading the central directory and
+        the manifest again (~0.1 s per GiB); the zip is closed with this."""
         self.path = Path(path)
         self._items: list[ManifestItem] | None = None
         if read is not None:
@@ -110,6 +162,12 @@ class ExportArchive:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def opened(zip_path: Path, archive: ExportArchive | None) -> AbstractContextManager[ExportArchive]:
+    """For a restore given the ``archive`` :func:`open_verified` returned: that archive as is
+    (its opener closes it); without one, the zip opened here (and closed after the ``with``)."""
+    return contextlib.nullcontext(archive) if archive is not None else ExportArchive(zip_path)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from urllib.parse import urljoin, urlsplit
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailcrate.admin.archive import ExportArchive, ItemReport, require_verified
+from mailcrate.admin.archive import ExportArchive, ItemReport, open_verified, opened, require_verified
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.imap_append import (
     AppenderPool,
@@ -50,7 +50,7 @@ from mailcrate.admin.imap_append import (
 )
 from mailcrate.admin.unpack import unpack_maildir
 from mailcrate.export.manifest import ManifestItem
-from mailcrate.export.verify import Problem, ZipDigest, content_problem, log_hash_problem, verify_export
+from mailcrate.export.verify import Problem, ZipDigest, content_problem, log_hash_problem
 from mailcrate.mail.base import CalDavSpec, ImapSpec
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
 from mailcrate.mail.imap import ssl_context
@@ -95,30 +95,15 @@ def check_archive(zip_path: Path, log_path: Path | None = None) -> ExportArchive
 
     Returns the archive open, over the central directory and manifest items these checks read
     (for :func:`restore_imap`, which then reads neither again); the caller closes it."""
-    try:
-        zf: zipfile.ZipFile | None = zipfile.ZipFile(zip_path)
-    except Exception:  # not a readable zip: verify_export says so, in its words
-        zf = None
-    try:
-        items: list[ManifestItem] = []
-        quick = verify_export(zip_path, log_path, content=False, zip_file=zf, items=items)
-        if quick.ok and zf is not None and quick.header is not None:
-            archive = ExportArchive(zip_path, read=(zf, quick.header, items))
-            zf = None  # the archive's now
-            return archive
-    finally:
-        if zf is not None:
-            zf.close()
-    require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
-    shown = "; ".join(str(p) for p in quick.problems[:3])  # only if the file changed meanwhile
-    raise AdminError(
-        f"{zip_path} is damaged: {shown}", f"see every problem with: mailcrate export verify {zip_path}"
-    )
+    return open_verified(zip_path, log_path, content=False)
 
 
-def restore_embedded(zip_path: Path, root: Path, *, tick: Tick | None = None) -> ItemReport:
-    """Into the embedded mailbox at ROOT (``<data-dir>/mailboxes/<org>/<user>``)."""
-    return unpack_maildir(zip_path, root, tick=tick)
+def restore_embedded(
+    zip_path: Path, root: Path, *, tick: Tick | None = None, archive: ExportArchive | None = None
+) -> ItemReport:
+    """Into the embedded mailbox at ROOT (``<data-dir>/mailboxes/<org>/<user>``). ``archive``:
+    the zip as :func:`~mailcrate.admin.archive.open_verified` verified it (the caller closes it)."""
+    return unpack_maildir(zip_path, root, tick=tick, archive=archive)
 
 
 # ------------------------------------------------------------------------------------ IMAP
@@ -302,7 +287,7 @@ def restore_imap(
                     break  # e.g. a per-user connection limit: go on with fewer
             appender = AppenderPool([c._imap for c in (client, *extra)])
         with (
-            contextlib.nullcontext(archive) if archive is not None else ExportArchive(zip_path) as archive,
+            opened(zip_path, archive) as archive,
             ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="restore-read") as pool,
         ):
             reader = _ItemReader(archive)
@@ -536,11 +521,15 @@ class _CalDav:
         return True
 
 
-def restore_remote_calendars(zip_path: Path, caldav: CalDavSpec, *, tick: Tick | None = None) -> ItemReport:
-    """Only the calendar items, to CalDAV (for a restore whose mail goes elsewhere)."""
+def restore_remote_calendars(
+    zip_path: Path, caldav: CalDavSpec, *, tick: Tick | None = None, archive: ExportArchive | None = None
+) -> ItemReport:
+    """Only the calendar items, to CalDAV (for a restore whose mail goes elsewhere). ``archive``:
+    the zip as :func:`~mailcrate.admin.archive.open_verified` verified it (the caller closes it);
+    without it the zip is opened here."""
     report = ItemReport(destination=caldav.url)
     target = _CalDav(caldav)
-    with ExportArchive(zip_path) as archive:
+    with opened(zip_path, archive) as archive:
         for item in archive.items():
             if item.kind == "calendar":
                 report.count(item, target.put(item.folder[0], ics_from_calendar_mime(archive.read(item))))

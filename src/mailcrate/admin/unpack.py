@@ -15,7 +15,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import BinaryIO
 
-from mailcrate.admin.archive import ExportArchive, ItemReport
+from mailcrate.admin.archive import ExportArchive, ItemReport, opened
 from mailcrate.export.manifest import ManifestItem
 from mailcrate.export.names import safe_component
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
@@ -40,10 +40,16 @@ def restore_calendar_item(root: Path, archive: ExportArchive, item: ManifestItem
     return True
 
 
-def unpack_maildir(zip_path: Path, root: Path, *, tick: Tick | None = None) -> ItemReport:
-    """Every item into the mailbox ROOT (``ROOT/Maildir``, ``ROOT/calendars``); idempotent."""
+def unpack_maildir(
+    zip_path: Path, root: Path, *, tick: Tick | None = None, archive: ExportArchive | None = None
+) -> ItemReport:
+    """Every item into the mailbox ROOT (``ROOT/Maildir``, ``ROOT/calendars``); idempotent.
+
+    ``archive``: the zip already open, as :func:`~mailcrate.admin.archive.open_verified`
+    verified it (its central directory and manifest are not read again; the caller closes it);
+    without it the zip is opened here."""
     report = ItemReport(destination=str(root))
-    with ExportArchive(zip_path) as archive:
+    with opened(zip_path, archive) as archive:
         for item in archive.items():
             if item.kind == "mail":
                 created = deliver_message(

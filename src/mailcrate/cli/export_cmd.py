@@ -479,7 +479,7 @@ def restore_cmd(
     SHA-256 before it is sent; a damaged entry stops the restore there), otherwise first.
     Re-running skips what is already there, so an interrupted restore is resumed by running it
     again."""
-    from mailcrate.admin.archive import require_verified
+    from mailcrate.admin.archive import open_verified
     from mailcrate.admin.mailbox import find_user, open_data_dir
     from mailcrate.admin.restore import (
         check_archive,
@@ -501,28 +501,31 @@ def restore_cmd(
         raise click.UsageError("give --organization-id and --entity-id, or --imap URL (and/or --caldav URL)")
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
-    if imap is None:
-        require_verified(zip_path, log_path)
-    if embedded:
-        if caldav is not None:
-            raise click.UsageError("the embedded mailbox holds its own calendars; --caldav goes with --imap")
-        dd = open_data_dir(Settings(data_dir=data_dir).data_dir)
-        try:
-            user = find_user(dd, organization_id or "", entity_id or "")
-        finally:
-            dd.close()
-        if user.state != "ENABLED":
-            raise AdminError(
-                f"user {user.name} has no mailbox (state {user.state})", "register it to WorkMail first"
-            )
-        report = restore_embedded(zip_path, user.root)
-    elif imap is not None:
-        # the rest of the verification is in restore_imap's reads, of the zip as checked here
-        with check_archive(zip_path, log_path) as archive:
+    # Embedded and CalDAV-only: the whole archive is verified first. Over IMAP only what needs
+    # no entry's bytes is checked here, the rest in restore_imap's reads. Either way the restore
+    # reads the zip as checked here (its central directory and manifest are not read again).
+    checked = check_archive(zip_path, log_path) if imap is not None else open_verified(zip_path, log_path)
+    with checked as archive:
+        if embedded:
+            if caldav is not None:
+                raise click.UsageError(
+                    "the embedded mailbox holds its own calendars; --caldav goes with --imap"
+                )
+            dd = open_data_dir(Settings(data_dir=data_dir).data_dir)
+            try:
+                user = find_user(dd, organization_id or "", entity_id or "")
+            finally:
+                dd.close()
+            if user.state != "ENABLED":
+                raise AdminError(
+                    f"user {user.name} has no mailbox (state {user.state})", "register it to WorkMail first"
+                )
+            report = restore_embedded(zip_path, user.root, archive=archive)
+        elif imap is not None:
             report = restore_imap(zip_path, imap, caldav=caldav, log_path=log_path, archive=archive)
-    else:
-        assert caldav is not None
-        report = restore_remote_calendars(zip_path, caldav)
+        else:
+            assert caldav is not None
+            report = restore_remote_calendars(zip_path, caldav, archive=archive)
     if output == "json":
         _print_json(report.to_dict())
     else:

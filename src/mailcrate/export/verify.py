@@ -290,9 +290,10 @@ def verify_export(
     With ``content=False`` neither the entries' bytes nor the whole file are read: no SHA-256
     per item, no SHA-384 (``sha384_hex`` stays empty); everything else is checked.
 
-    For a caller that goes on to read the archive (the IMAP restore): ``zip_file`` is the zip
-    it opened (its central directory read; it stays open), and ``items`` a list that receives
-    the manifest's items as they are checked, so that neither is read a second time."""
+    For a caller that goes on to read the archive (the restores, through
+    :func:`mailcrate.admin.archive.open_verified`): ``zip_file`` is the zip it opened (its
+    central directory read; it stays open), and ``items`` a list that receives the manifest's
+    items as they are checked, so that neither is read a second time."""
     zip_path = Path(zip_path)
     report = VerifyReport(zip_path, Path(log_path) if log_path is not None else None)
     try:
