@@ -70,13 +70,17 @@ def require_verified(zip_path: Path, log_path: Path | None = None) -> VerifyRepo
 
 def _require_ok(zip_path: Path, report: VerifyReport) -> VerifyReport:
     if not report.ok:
-        shown = "; ".join(str(p) for p in report.problems[:3])
-        more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
-        raise AdminError(
-            f"{zip_path} is damaged: {shown}{more}",
-            f"see every problem with: mailcrate export verify {zip_path}",
-        )
+        raise _damaged(zip_path, report)
     return report
+
+
+def _damaged(zip_path: Path, report: VerifyReport) -> AdminError:
+    """The error naming a damaged archive's first problems."""
+    shown = "; ".join(str(p) for p in report.problems[:3])
+    more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
+    return AdminError(
+        f"{zip_path} is damaged: {shown}{more}", f"see every problem with: mailcrate export verify {zip_path}"
+    )
 
 
 def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool = True) -> ExportArchive:
@@ -106,10 +110,7 @@ def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool
         _require_ok(zip_path, _with_salvage(report))
     else:
         require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
-    shown = "; ".join(str(p) for p in report.problems[:3])  # only if the file changed meanwhile
-    raise AdminError(
-        f"{zip_path} is damaged: {shown}", f"see every problem with: mailcrate export verify {zip_path}"
-    )
+    raise _damaged(zip_path, report)  # only if the file changed meanwhile
 
 
 class ExportArchive:

@@ -133,7 +133,7 @@ class WorkerProcess:
     """The parent's handle on its ``mailcrate worker`` children.
 
     Why more than one: one process runs all of its jobs under one GIL. Ten 100 MiB exports at
-    once took 1.15x their time one by one with ~0.4 of the two cores idle; with the jobs spread
+    once took 1.05-1.16x their time one by one with ~0.35 of the two cores idle; with the jobs spread
     over two processes, 0.93x (``benchmarks export-scaling --only concurrent``). Why not two
     always: an idle worker process is ~65 MiB, and issue 8 bounds the serving side's peak during
     one 5 GiB export at 250 MB. So the first process (slot 0) always runs and is restarted if it
@@ -165,12 +165,6 @@ class WorkerProcess:
         """The resident worker process's pid."""
         child = self._children.get(0)
         return child.popen.pid if child is not None else None
-
-    @property
-    def pids(self) -> list[int]:
-        """Every running worker process's pid, the resident one first."""
-        with self._lock:
-            return [self._children[slot].popen.pid for slot in sorted(self._children)]
 
     def start(self) -> None:
         if self.settings.export_workers <= 0 or self._thread is not None:
