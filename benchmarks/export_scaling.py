@@ -216,16 +216,15 @@ def _concurrent(work: Path, each_mib: int, repeat: int) -> dict:
         serial, conc, serial_rss, conc_rss = [], [], 0, 0
         serial_idle, conc_idle = [], []
         for _ in range(repeat):
-            total = 0.0
-            with IdleCores() as idle:
-                for u in users:
-                    r = server.export(u)
-                    total += r.seconds
-                    serial_rss = max(serial_rss, r.peak_rss)
+            total, idle = 0.0, IdleCores()
+            for u in users:
+                r = server.export(u, idle=idle)
+                total += r.seconds
+                serial_rss = max(serial_rss, r.peak_rss)
             serial.append(total)
             serial_idle.append(round(idle.cores, 2))
-            with IdleCores() as idle:
-                seconds, peak = server.export_many(users)
+            idle = IdleCores()
+            seconds, peak = server.export_many(users, idle=idle)
             conc.append(seconds)
             conc_idle.append(round(idle.cores, 2))
             conc_rss = max(conc_rss, peak)

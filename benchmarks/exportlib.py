@@ -26,7 +26,7 @@ import boto3
 import psutil
 from botocore.config import Config
 
-from benchmarks.harness import ROOT, Process, settle, start_mailcrate
+from benchmarks.harness import ROOT, IdleCores, Process, settle, start_mailcrate
 
 KEY, SECRET = "AKIABENCHEXPORT00000", "e" * 40
 ACCOUNT = "111122223333"
@@ -301,15 +301,22 @@ class ExportServer:
             time.sleep(poll if time.monotonic() - started < slow_after else slow_poll)
         raise TimeoutError(f"export {job_id} still RUNNING after {timeout} s")
 
-    def export(self, user_id: str, *, profile_to: Path | None = None, keep: bool = False) -> ExportRun:
+    def export(
+        self,
+        user_id: str,
+        *,
+        profile_to: Path | None = None,
+        keep: bool = False,
+        idle: IdleCores | None = None,
+    ) -> ExportRun:
         """One full export job, start -> COMPLETED, with the peak RSS of serve and its worker
-        process(es), summed."""
+        process(es), summed; ``idle`` is entered around the timed span."""
         settle()
         spy = PySpy(self.pid, profile_to) if profile_to else None
         if spy:
             spy.__enter__()
         try:
-            with RssSampler(self.pid, children=True) as rss:
+            with RssSampler(self.pid, children=True) as rss, idle or contextlib.nullcontext():
                 started = time.perf_counter()
                 job = self.start(user_id)
                 d = self.wait(job)
@@ -324,10 +331,11 @@ class ExportServer:
             self.delete_export(d)
         return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks)
 
-    def export_many(self, user_ids: list[str]) -> tuple[float, int]:
-        """Start all at once; (seconds until the last is COMPLETED, peak RSS)."""
+    def export_many(self, user_ids: list[str], *, idle: IdleCores | None = None) -> tuple[float, int]:
+        """Start all at once; (seconds until the last is COMPLETED, peak RSS); ``idle`` is
+        entered around the timed span."""
         settle()
-        with RssSampler(self.pid, children=True) as rss:
+        with RssSampler(self.pid, children=True) as rss, idle or contextlib.nullcontext():
             started = time.perf_counter()
             jobs = [self.start(u) for u in user_ids]
             ds = [self.wait(j) for j in jobs]

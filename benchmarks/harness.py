@@ -200,18 +200,26 @@ def settle() -> None:
 
 
 class IdleCores:
-    """How many of the machine's cores sat idle (idle + iowait in /proc/stat) while the block
-    ran: whether a run was short of CPU, or waited on something else with cores to spare."""
+    """How many of the machine's cores sat idle (idle + iowait in /proc/stat) while the blocks
+    it was entered around ran, summed over them: whether a run was short of CPU, or waited on
+    something else with cores to spare. Enter it around the timed span only (not a settle()
+    or the clean-up between runs, which idle the cores and are not in the run's time)."""
+
+    def __init__(self) -> None:
+        self._idle = self._total = 0
 
     def __enter__(self) -> IdleCores:
         self._start = self._read()
-        self.cores = 0.0
         return self
 
     def __exit__(self, *exc: object) -> None:
         delta = [b - a for a, b in zip(self._start, self._read(), strict=True)]
-        total = sum(delta[:8]) or 1
-        self.cores = (os.cpu_count() or 1) * (delta[3] + delta[4]) / total
+        self._idle += delta[3] + delta[4]
+        self._total += sum(delta[:8])
+
+    @property
+    def cores(self) -> float:
+        return (os.cpu_count() or 1) * self._idle / (self._total or 1)
 
     @staticmethod
     def _read() -> list[int]:
