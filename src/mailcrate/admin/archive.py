@@ -4,7 +4,8 @@ The manifest (DESIGN.md) gives every item's original folder names, flags and int
 nothing needs to be guessed from zip paths. Items are read in bounded chunks; the caller is
 expected to have verified the archive first (:func:`mailcrate.export.verify.verify_export`),
 and :func:`require_verified` does that with an error naming the first bad entries
-(:func:`open_verified` too, returning the archive open over what the verification read).
+(:func:`open_verified` too, returning the archive open over what the verification read;
+:func:`verify_opened` returns the full report with it, for a caller that lists every problem).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "opened",
     "require_verified",
     "verify_archive",
+    "verify_opened",
 ]
 
 _CHUNK = 1024 * 1024
@@ -37,7 +39,9 @@ _CHUNK = 1024 * 1024
 
 def verify_archive(zip_path: Path, log_path: Path | None = None) -> VerifyReport:
     """:func:`verify_export`, and when the zip's central directory is unreadable (a truncated
-    download), a forward scan of the local entries names the entry the damage is in."""
+    download), a forward scan of the local entries names the entry the damage is in.
+
+    (Not :func:`verify_opened` closed at once: that keeps every manifest item in memory.)"""
     return _with_salvage(verify_export(zip_path, log_path))
 
 
@@ -83,15 +87,21 @@ def _damaged(zip_path: Path, report: VerifyReport) -> AdminError:
     )
 
 
-def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool = True) -> ExportArchive:
-    """:func:`require_verified`, returning the archive open over the central directory and
-    manifest items the verification read, so that the restore reads neither again (~0.09 s per
-    GiB); the caller closes it. Same checks in the same order, same errors.
+def verify_opened(zip_path: Path, log_path: Path | None = None) -> tuple[VerifyReport, ExportArchive | None]:
+    """:func:`verify_archive`'s report (the full verification, with the scan of a truncated
+    zip) and, when it is ok, the archive open over the central directory and manifest items
+    that verification read (else None; the caller closes it): for a caller that lists every
+    problem of a damaged zip and reads a sound one without reading those again
+    (:func:`mailcrate.admin.download.download_export`)."""
+    report, archive = _verify_open(zip_path, log_path, content=True)
+    return _with_salvage(report), archive
 
-    With ``content=False`` (a restore that checks every entry's bytes itself as it reads them,
-    :func:`mailcrate.admin.restore.restore_imap`) only what needs no pass over the entries'
-    bytes is checked; on a problem the full verification runs, so that the error names every
-    damaged entry it can find."""
+
+def _verify_open(
+    zip_path: Path, log_path: Path | None, *, content: bool
+) -> tuple[VerifyReport, ExportArchive | None]:
+    """:func:`verify_export` over a zip opened here, which is kept (with the manifest items the
+    verification read) as an :class:`ExportArchive` when the report is ok, and closed otherwise."""
     try:
         zf: zipfile.ZipFile | None = zipfile.ZipFile(zip_path)
     except Exception:  # not a readable zip: verify_export says so, in its words
@@ -102,14 +112,31 @@ def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool
         if report.ok and zf is not None and report.header is not None:
             archive = ExportArchive(zip_path, read=(zf, report.header, items))
             zf = None  # the archive's now
-            return archive
+            return report, archive
     finally:
         if zf is not None:
             zf.close()
+    return report, None
+
+
+def open_verified(zip_path: Path, log_path: Path | None = None, *, content: bool = True) -> ExportArchive:
+    """:func:`require_verified`, returning the archive open over the central directory and
+    manifest items the verification read, so that the restore reads neither again (~0.09 s per
+    GiB); the caller closes it. Same checks in the same order, same errors.
+
+    With ``content=False`` (a restore that checks every entry's bytes itself as it reads them,
+    :func:`mailcrate.admin.restore.restore_imap`) only what needs no pass over the entries'
+    bytes is checked; on a problem the full verification runs, so that the error names every
+    damaged entry it can find."""
     if content:  # the full verification: what it found, with the scan of a truncated zip
-        _require_ok(zip_path, _with_salvage(report))
+        report, archive = verify_opened(zip_path, log_path)
     else:
-        require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
+        report, archive = _verify_open(zip_path, log_path, content=False)
+        if archive is None:
+            require_verified(zip_path, log_path)  # raises, naming the problems (and a truncation's entry)
+    if archive is not None:
+        return archive
+    _require_ok(zip_path, report)
     raise _damaged(zip_path, report)  # only if the file changed meanwhile
 
 
@@ -166,8 +193,9 @@ class ExportArchive:
 
 
 def opened(zip_path: Path, archive: ExportArchive | None) -> AbstractContextManager[ExportArchive]:
-    """For a restore given the ``archive`` :func:`open_verified` returned: that archive as is
-    (its opener closes it); without one, the zip opened here (and closed after the ``with``)."""
+    """For a restore or unpack given the ``archive`` :func:`open_verified` (or
+    :func:`verify_opened`) returned: that archive as is (its opener closes it); without one,
+    the zip opened here (and closed after the ``with``)."""
     return contextlib.nullcontext(archive) if archive is not None else ExportArchive(zip_path)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mailcrate.admin.archive import ItemReport, verify_archive
+from mailcrate.admin.archive import ItemReport, verify_opened
 from mailcrate.admin.aws import AwsTarget
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.jobs import describe_job
@@ -114,13 +114,19 @@ def download_export(
         if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         log_path = None
-    report = verify_archive(zip_path, log_path)
-    if log_path is None:
-        report.add(
-            None, f"export log s3://{bucket}/{log_key_for(key)} not found: the zip's SHA-384 is unchecked"
-        )
-    result = Downloaded(job, zip_path, log_path, report)
-    if report.ok and unpack:
-        dest = to / job_id
-        result.unpacked = unpack_mbox(zip_path, dest) if fmt == "mbox" else unpack_maildir(zip_path, dest)
+    # one read of the central directory and manifest, for the verification and the unpack
+    report, archive = verify_opened(zip_path, log_path)
+    try:
+        if log_path is None:
+            report.add(
+                None, f"export log s3://{bucket}/{log_key_for(key)} not found: the zip's SHA-384 is unchecked"
+            )
+        result = Downloaded(job, zip_path, log_path, report)
+        if report.ok and unpack:
+            dest = to / job_id
+            into = unpack_mbox if fmt == "mbox" else unpack_maildir
+            result.unpacked = into(zip_path, dest, archive=archive)
+    finally:
+        if archive is not None:
+            archive.close()
     return result

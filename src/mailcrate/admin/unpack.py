@@ -45,9 +45,9 @@ def unpack_maildir(
 ) -> ItemReport:
     """Every item into the mailbox ROOT (``ROOT/Maildir``, ``ROOT/calendars``); idempotent.
 
-    ``archive``: the zip already open, as :func:`~mailcrate.admin.archive.open_verified`
-    verified it (its central directory and manifest are not read again; the caller closes it);
-    without it the zip is opened here."""
+    ``archive``: the zip already open, as :func:`~mailcrate.admin.archive.open_verified` or
+    :func:`~mailcrate.admin.archive.verify_opened` verified it (its central directory and
+    manifest are not read again; the caller closes it); without it the zip is opened here."""
     report = ItemReport(destination=str(root))
     with opened(zip_path, archive) as archive:
         for item in archive.items():
@@ -89,14 +89,18 @@ def _lines(archive: ExportArchive, item: ManifestItem) -> Iterator[bytes]:
         yield pending
 
 
-def unpack_mbox(zip_path: Path, base: Path, *, tick: Tick | None = None) -> ItemReport:
+def unpack_mbox(
+    zip_path: Path, base: Path, *, tick: Tick | None = None, archive: ExportArchive | None = None
+) -> ItemReport:
     """One mboxrd file per mail folder under BASE/mbox (path components made safe as in the
-    zip), calendar items as ``.ics`` under BASE/calendars. Files are rewritten on each run."""
+    zip), calendar items as ``.ics`` under BASE/calendars. Files are rewritten on each run.
+
+    ``archive``: as for :func:`unpack_maildir`."""
     report = ItemReport(destination=str(base))
     started: set[Path] = set()
     current: tuple[Path, BinaryIO] | None = None  # items of a folder are usually contiguous
     try:
-        with ExportArchive(zip_path) as archive:
+        with opened(zip_path, archive) as archive:
             for item in archive.items():
                 if item.kind == "calendar":
                     report.count(item, restore_calendar_item(base, archive, item))
