@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from benchmarks.exportlib import ExportServer, RssSampler, mb_s, run_timed, save
-from benchmarks.harness import ROOT, median, scratch_dir
+from benchmarks.harness import ROOT, median, scratch_dir, settle
 from mailcrate.admin.download import log_key_for
 from mailcrate.mail.samples import generate, generate_maildir
 
@@ -163,6 +163,7 @@ def main(argv: list[str]) -> int:
                     str(work / "pw"), "--output", "json",
                 ]  # fmt: skip
                 env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+                settle()  # as run_timed does for mbsync: not paying for the last run's writeback
                 started = time.perf_counter()
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
                 with RssSampler(proc.pid) as rss:
