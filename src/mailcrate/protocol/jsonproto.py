@@ -62,6 +62,8 @@ class JsonProtocol:
                 document = json.loads(request.body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise SerializationError(f"Request body is not valid JSON: {exc}") from None
+            except RecursionError:  # nesting deeper than the decoder's recursion limit (~1,000)
+                raise SerializationError("Request body is nested too deeply") from None
         if not isinstance(document, dict):
             raise SerializationError("Request body must be a JSON object")
         shape = operation.input_shape
