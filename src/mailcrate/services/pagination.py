@@ -57,10 +57,15 @@ def keyset_page(
     An index on (scope columns, created, ident) serves both directions without a sort.
     """
     if next_token is not None:
+        # The checksum only catches accidental edits: anyone can build a token with a valid one,
+        # so the key's types are checked before they reach a query.
         key = decode_token(scope, next_token)
-        if key is None or len(key) != 2:
+        if key is None or len(key) != 2 or not isinstance(key[0], str) or not isinstance(key[1], str):
             raise InvalidToken(next_token)
-        after_time, after_id = datetime.fromisoformat(key[0]), key[1]
+        try:
+            after_time, after_id = datetime.fromisoformat(key[0]), key[1]
+        except ValueError:
+            raise InvalidToken(next_token) from None
         if newest_first:
             query = query.where(or_(created < after_time, and_(created == after_time, ident < after_id)))
         else:
