@@ -193,7 +193,13 @@ def _decode(shape: Shape, node: dict[str, Any], path: str, problems: list[str]) 
         if not items and _LEAF not in node and not holder:
             return None
         return [
-            _decode(shape.member, item, f"{path}.{i}.member", problems) for i, item in enumerate(items, 1)
+            _present(
+                _decode(shape.member, item, f"{path}.{i}.member", problems),
+                item,
+                f"{path}.{i}.member",
+                problems,
+            )
+            for i, item in enumerate(items, 1)
         ]
     if kind == "map":
         holder = node if shape.serialization.get("flattened") else node.get("entry", {})
@@ -204,7 +210,10 @@ def _decode(shape: Shape, node: dict[str, Any], path: str, problems: list[str]) 
             if key_name not in entry:
                 continue
             key = _decode(shape.key, entry[key_name], f"{path}.key", problems)
-            value = _decode(shape.value, entry.get(value_name, {_LEAF: ""}), f"{path}.value", problems)
+            item = entry.get(value_name, {_LEAF: ""})
+            value = _present(
+                _decode(shape.value, item, f"{path}.value", problems), item, f"{path}.value", problems
+            )
             if key is not None:
                 result[key] = value
         return result
@@ -212,6 +221,14 @@ def _decode(shape: Shape, node: dict[str, Any], path: str, problems: list[str]) 
     if text is None:
         return None
     return _scalar_from_text(shape, text, path, problems)
+
+
+def _present(value: Any, node: dict[str, Any], path: str, problems: list[str]) -> Any:
+    """A list item or map value must have a value: ``Keys.member.1.x=y`` names only a deeper key,
+    so the item itself is null (reported here, never handed on to validation or a handler)."""
+    if value is None and _LEAF not in node:
+        problems.append(f"Value null at '{path}' failed to satisfy constraint: Member must not be null")
+    return value
 
 
 def _scalar_from_text(shape: Shape, text: str, path: str, problems: list[str]) -> Any:
