@@ -90,6 +90,10 @@ class Payload:
             self.declared_length = int(length) if length is not None else None
         except ValueError:
             raise ServiceError("Content length is not a number.", code="InvalidArgument") from None
+        # x-amz-decoded-content-length is the client's word alone (HTTP checks Content-Length):
+        # a negative or >64-bit value would break len() of the payload, hence every check.
+        if self.declared_length is not None and not 0 <= self.declared_length < 2**63:
+            raise ServiceError("Content length is out of range.", code="InvalidArgument")
         self.content_md5 = checksums.check_content_md5(headers.get("content-md5"))
         self.trailer_names = {
             name.strip().lower() for name in (headers.get("x-amz-trailer") or "").split(",") if name.strip()
