@@ -75,7 +75,7 @@ def requested(params: dict[str, Any], bucket: Bucket) -> tuple[str, str | None, 
     if params.get("SSEKMSEncryptionContext"):
         try:
             extra = json.loads(base64.b64decode(params["SSEKMSEncryptionContext"], validate=True))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, RecursionError):  # RecursionError: nested too deeply
             raise errors.InvalidArgument("x-amz-server-side-encryption-context is not base64 JSON.") from None
         if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
             raise errors.InvalidArgument("The encryption context must be a JSON object of strings.")
