@@ -34,6 +34,7 @@ MAX_XML_BODY = 4 * 1024 * 1024
 _VHOST_SUFFIXES = (".s3.localhost", ".localhost", ".s3.amazonaws.com")
 _VHOST_REGION_RE = re.compile(r"^(?P<bucket>.+)\.s3[.-][a-z0-9-]+\.amazonaws\.com$")
 _IP_RE = re.compile(r"^[0-9.]+$|^\[.*\]$")
+_INT_LIMITS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 class MalformedXML(ServiceError):
@@ -324,7 +325,11 @@ def _from_text(shape: Shape, text: str, where: str) -> Any:
     kind = shape.type_name
     try:
         if kind in ("integer", "long"):
-            return int(text)
+            number = int(text)
+            low, high = _INT_LIMITS[kind]
+            if not low <= number <= high:  # e.g. a part-number-marker SQLite cannot bind
+                raise ValueError(text)
+            return number
         if kind == "boolean":
             lowered = text.strip().lower()
             if lowered not in ("true", "false"):
