@@ -50,6 +50,10 @@ class InvalidArn(ServiceError):
     code = "InvalidArnException"
 
 
+class MalformedPolicyDocument(ServiceError):
+    code = "MalformedPolicyDocumentException"
+
+
 class InvalidMarker(ServiceError):
     code = "InvalidMarkerException"
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from mailcrate.policy import MalformedPolicyError, parse_resource_policy
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
@@ -38,6 +39,12 @@ def create_key(call: Call) -> dict[str, Any]:
     spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or keys.SYMMETRIC
     if p.get("Origin", "AWS_KMS") != "AWS_KMS" or p.get("CustomKeyStoreId") or p.get("MultiRegion"):
         raise errors.Unsupported("mailcrate supports only single-region AWS_KMS-origin keys")
+    if p.get("Policy") is not None:
+        # Stored, not evaluated; but a key must not be created with a policy AWS would refuse.
+        try:
+            parse_resource_policy(p["Policy"])
+        except MalformedPolicyError as exc:
+            raise errors.MalformedPolicyDocument(str(exc)) from None
     with _db(call).begin() as conn:
         key = keys.create_key(
             conn,
