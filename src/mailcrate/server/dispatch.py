@@ -105,7 +105,11 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             and "authorization" not in request.headers
         ):
             return HttpResponse(200, [("Content-Type", "application/json")], HEALTH_BODY)
-        info = parse_signature(request)
+        try:
+            info = parse_signature(request)
+        except AuthError:
+            spec = route(runtime, request, None)  # answer in the protocol the client speaks
+            raise
         spec = route(runtime, request, info)
         if spec is None:
             raise UnknownOperationError("No mailcrate service matches this request")
