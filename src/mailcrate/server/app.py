@@ -34,6 +34,14 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
+class ClientDisconnected(ServiceError):
+    """The client went away mid-body: its doing, not an internal error to log with a traceback
+    (nothing is stored: the body is verified only once its last byte has arrived)."""
+
+    code = "IncompleteBody"
+    status = 400
+
+
 def _streams_body(headers: Headers) -> bool:
     """S3 calls carry object bodies of any size: stream them instead of reading them whole."""
     if headers.get("x-amz-target") or (headers.get("content-type") or "").startswith(
@@ -161,7 +169,7 @@ def _body_reader(receive: Receive) -> Callable[[], bytes]:
             message = await receive()
             if message["type"] == "http.disconnect":
                 finished = True
-                raise ConnectionError("client disconnected during upload")
+                raise ClientDisconnected("The client disconnected before the request body ended.")
             if not message.get("more_body", False):
                 finished = True
             chunk = message.get("body", b"")
