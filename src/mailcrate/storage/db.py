@@ -68,7 +68,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"future": True}
+        # A failed statement's exception text (logged with the traceback of a 500) would carry
+        # its bound values otherwise: sealed key material, password hashes, session tokens.
+        kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             kwargs["pool_size"] = 20
