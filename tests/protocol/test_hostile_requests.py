@@ -1562,16 +1562,6 @@ def test_odd_export_prefixes_are_recorded_verbatim(world: World, prefix: str) ->
         wm.cancel_mailbox_export_job(OrganizationId=world.org, JobId=job_id)
 
 
-# --- the log ---------------------------------------------------------------------------------------
-def test_log_holds_no_secret_and_no_traceback(world: World) -> None:
-    """Runs last (pytest keeps file order): everything above went through this one server."""
-    assert world.server.log_path is not None
-    log = world.server.log_path.read_text(errors="replace")
-    assert world.server.secret_access_key not in log
-    assert PASSWORD not in log
-    assert "Traceback" not in log and "internal error" not in log, log[-3000:]
-
-
 def test_database_errors_do_not_carry_bound_values(tmp_path: Path) -> None:
     """If a statement ever fails (the 500s above did, in ListParts and ListOrganizations), the
     exception logged with it names the statement, never the values bound to it."""
@@ -1581,3 +1571,63 @@ def test_database_errors_do_not_carry_bound_values(tmp_path: Path) -> None:
         conn.execute(text("SELECT :secret, :bad"), {"secret": secret, "bad": {"not": "bindable"}})
     assert secret not in str(caught.value)
     assert "hidden due to hide_parameters" in str(caught.value)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("decoded_length", [None, 1000])
+def test_a_chunk_claiming_a_huge_size_is_not_buffered(world: World, decoded_length: int | None) -> None:
+    """An aws-chunked body whose chunk-size line claims ~1 TB, then streams 96 MiB: the server
+    neither holds it in memory (it did: RSS grew by every byte sent) nor stores anything."""
+    server = world.server
+    assert server.process is not None
+    headers = {"Content-Encoding": "aws-chunked"}
+    if decoded_length is not None:
+        headers["X-Amz-Decoded-Content-Length"] = str(decoded_length)
+    request = AWSRequest(
+        method="PUT", url=f"{server.endpoint}/{world.bucket}/huge-chunk", data=b"", headers=headers
+    )
+    credentials = Credentials(server.access_key_id, server.secret_access_key)
+    _DeclaredPayloadSigner(credentials, REGION, "STREAMING-UNSIGNED-PAYLOAD-TRAILER").add_auth(request)
+    before = _rss_kib(server.process.pid)
+    peak = before
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.putrequest("PUT", f"/{world.bucket}/huge-chunk", skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Host", f"127.0.0.1:{server.port}")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        block = b"x" * (1 << 20)
+        for index, data in enumerate([b"ffffffffff\r\n", *[block] * 96, b"\r\n0\r\n\r\n"]):
+            try:
+                conn.send(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break  # refused early (the decoded length was exceeded) and closed
+            if index % 16 == 0:
+                peak = max(peak, _rss_kib(server.process.pid))
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        conn.close()
+    assert_error(reply, "s3", 400, "IncompleteBody")
+    assert peak - before < 48 * 1024, (before, peak)
+    reply = s3(world, "GET", "huge-chunk")
+    assert_error(reply, "s3", 404, "NoSuchKey")
+
+
+# --- the log ---------------------------------------------------------------------------------------
+def test_log_holds_no_secret_and_no_traceback(world: World) -> None:
+    """Runs last (pytest keeps file order): everything above went through this one server."""
+    assert world.server.log_path is not None
+    log = world.server.log_path.read_text(errors="replace")
+    assert world.server.secret_access_key not in log
+    assert PASSWORD not in log
+    assert "Traceback" not in log and "internal error" not in log, log[-3000:]

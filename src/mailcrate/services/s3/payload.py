@@ -177,6 +177,8 @@ class Payload:
         self.size += len(data)
         if limit is not None and self.size > limit:
             raise EntityTooLarge("Your proposed upload exceeds the maximum allowed size.")
+        if self.declared_length is not None and self.size > self.declared_length:
+            raise _length_mismatch()  # known now: reading on would only cost memory and disk
         self._md5.update(data)
         if self._hasher is not None:
             self._hasher.update(data)
@@ -185,9 +187,7 @@ class Payload:
 
     def _finish(self) -> None:
         if self.declared_length is not None and self.size != self.declared_length:
-            raise IncompleteBody(
-                "You did not provide the number of bytes specified by the Content-Length HTTP header."
-            )
+            raise _length_mismatch()
         if self._sha256 is not None and not hmac.compare_digest(
             self._sha256.hexdigest(), self.content_sha256 or ""
         ):
@@ -233,25 +233,39 @@ class Payload:
                 size = int(size_text.strip(), 16)
             except ValueError:
                 raise IncompleteBody("Malformed aws-chunked encoding.") from None
-            if size:
-                while len(buf) < size + 2:
+            if size < 0:
+                raise IncompleteBody("Malformed aws-chunked encoding.")
+            # The chunk streams on as it arrives: its size line is the client's word alone, and
+            # buffering a chunk whole let one request claim a huge chunk and fill memory. Its
+            # signature is checked on its last byte (a failure discards the body, as any other).
+            digest = hashlib.sha256() if verify is not None else None
+            remaining = size
+            while remaining:
+                if not buf:
                     fill()
-                data = bytes(buf[:size])
-                if buf[size : size + 2] != b"\r\n":
+                piece = bytes(buf[:remaining])
+                del buf[: len(piece)]
+                remaining -= len(piece)
+                if digest is not None:
+                    digest.update(piece)
+                yield piece
+            if size:
+                while len(buf) < 2:
+                    fill()
+                if buf[:2] != b"\r\n":
                     raise IncompleteBody("Malformed aws-chunked encoding.")
-                del buf[: size + 2]
-            else:
-                data = b""
-            if verify is not None:
-                verify(data, _extension_value(extension, b"chunk-signature"))
+                del buf[:2]
+            if verify is not None and digest is not None:
+                verify(digest.hexdigest(), _extension_value(extension, b"chunk-signature"))
             if not size:
                 break
-            yield data
         trailers: list[tuple[str, str]] = []
         while True:
             text = line()
             if not text:
                 break
+            if len(trailers) > len(self.trailer_names):  # the declared ones and their signature
+                raise InvalidRequest("The request carries more trailers than x-amz-trailer declared.")
             name, _, value = text.decode("latin-1").partition(":")
             trailers.append((name.strip().lower(), value.strip()))
         self._apply_trailers(trailers)
@@ -287,7 +301,7 @@ class Payload:
         key, amz_date, scope, seed = self._signing()
         state = {"previous": seed}
 
-        def verify(data: bytes, signature: str | None) -> None:
+        def verify(data_sha256: str, signature: str | None) -> None:
             to_sign = "\n".join(
                 (
                     "AWS4-HMAC-SHA256-PAYLOAD",
@@ -295,7 +309,7 @@ class Payload:
                     scope,
                     state["previous"],
                     EMPTY_SHA256,
-                    hashlib.sha256(data).hexdigest(),
+                    data_sha256,
                 )
             )
             expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
@@ -319,6 +333,12 @@ class Payload:
                 raise _chunk_signature_error()
 
         return verify
+
+
+def _length_mismatch() -> IncompleteBody:
+    return IncompleteBody(
+        "You did not provide the number of bytes specified by the Content-Length HTTP header."
+    )
 
 
 def _chunk_signature_error() -> AuthError:
