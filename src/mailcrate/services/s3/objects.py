@@ -23,6 +23,9 @@ MAX_KEY_BYTES = 1024
 MAX_PUT = 5 * 1024**3
 CONTENT_FIELDS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# What an HTTP/1.1 header value may carry (tab, visible ASCII, obs-text): response-* overrides
+# come from the query string, where CR/LF or a character beyond latin-1 broke the response.
+_NOT_HEADER_TEXT = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 
 def object_arn(bucket: str, key: str) -> str:
@@ -238,6 +241,10 @@ def get_object(call: Call, store: Store, *, head: bool = False) -> dict[str, Any
         "ResponseContentLanguage",
     ):
         if p.get(name):
+            if _NOT_HEADER_TEXT.search(p[name]):
+                raise errors.InvalidArgument(
+                    f"{name} contains characters an HTTP header cannot carry.", ArgumentName=name
+                )
             out[name[len("Response") :]] = p[name]
     if not head:
         out["Body"] = _guarded(store.read(record, data_key, start, end), record)
