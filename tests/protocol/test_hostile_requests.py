@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from botocore.auth import S3SigV4Auth, SigV4Auth
@@ -1282,6 +1282,18 @@ S3_CASES: list[Any] = [
         "InvalidArgument",
         id="list-parts-max-huge",
     ),
+    pytest.param(
+        lambda w: s3(w, "GET", query="uploads=&max-uploads=-5"),
+        400,
+        "InvalidArgument",
+        id="list-uploads-max-neg",
+    ),
+    pytest.param(
+        lambda w: s3(w, "GET", "mpu", query=f"uploadId={w.upload_id}&max-parts=-1"),
+        400,
+        "InvalidArgument",
+        id="list-parts-max-neg",
+    ),
     pytest.param(lambda w: _complete(w, b"<not xml"), 400, "MalformedXML", id="complete-not-xml"),
     pytest.param(lambda w: _complete(w, b""), 400, "MalformedXML", id="complete-empty"),
     pytest.param(
@@ -1356,6 +1368,21 @@ S3_CASES: list[Any] = [
         "InvalidRange",
         id="range-start-huge",
     ),
+    # Response header overrides from the query string.
+    *[
+        pytest.param(
+            lambda w, name=name, value=value: s3(w, "GET", "obj", query=f"{name}={quote(value, safe='')}"),
+            400,
+            "InvalidArgument",
+            id=f"{name}-{label}",
+        )
+        for name, value, label in (
+            ("response-content-type", "text/html\r\nX-Injected: 1", "crlf"),
+            ("response-content-type", "text/\u2603", "beyond-latin1"),
+            ("response-content-disposition", "attachment; filename=\u2603.txt", "beyond-latin1"),
+            ("response-cache-control", "no-cache\x00", "nul"),
+        )
+    ],
     # Listing.
     pytest.param(
         lambda w: s3(w, "GET", query="list-type=2&max-keys=-1"), 400, "InvalidArgument", id="max-keys-neg"
@@ -1459,6 +1486,20 @@ def test_odd_keys_are_literal(world: World, raw_key: str) -> None:
         assert [obj["Key"] for obj in listed["Contents"]] == [unquote(raw_key)]
     finally:
         assert s3(world, "DELETE", raw_key).status == 204
+
+
+def test_zero_page_sizes_list_nothing(world: World) -> None:
+    """max-parts=0 / max-uploads=0 with parts and uploads present: an empty, truncated page (it
+    raised IndexError looking for the page's last item to continue after)."""
+    client = world.server.client("s3")
+    parts = client.list_parts(Bucket=world.bucket, Key="mpu", UploadId=world.upload_id, MaxParts=0)
+    assert parts.get("Parts", []) == [] and parts["IsTruncated"] is True
+    uploads = client.list_multipart_uploads(Bucket=world.bucket, MaxUploads=0)
+    assert uploads.get("Uploads", []) == [] and uploads["IsTruncated"] is True
+    reply = s3(
+        world, "GET", "obj", query="response-content-type=" + quote("text/plain; charset=\u00e9", safe="")
+    )
+    assert reply.status == 200 and reply.headers["content-type"] == "text/plain; charset=\u00e9"
 
 
 def test_signed_chunks_are_accepted_when_right(world: World) -> None:

@@ -273,10 +273,20 @@ def abort_stale(store: Store, older_than: timedelta) -> int:
     return len(ids)
 
 
+def _page_size(p: dict[str, Any], member: str, argument: str) -> int:
+    """A max-parts / max-uploads page size: 0..2147483647 as S3 has it, served up to 1000."""
+    value = p.get(member, 1000)
+    if value < 0:
+        raise errors.InvalidArgument(
+            f"Argument {argument} must be an integer between 0 and 2147483647", ArgumentName=argument
+        )
+    return min(value, 1000)
+
+
 def list_parts(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
-    limit = min(p.get("MaxParts", 1000), 1000)
+    limit = _page_size(p, "MaxParts", "max-parts")
     marker = p.get("PartNumberMarker") or 0
     with call.runtime.data_dir.db.read() as conn:
         bucket = buckets.visible(
@@ -315,14 +325,14 @@ def list_parts(call: Call, store: Store) -> dict[str, Any]:
         "Initiator": {"ID": upload.initiator_arn, "DisplayName": upload.initiator_arn.rsplit("/", 1)[-1]},
         "Owner": {"ID": upload.account_id},
     }
-    if more:
+    if more and rows:  # max-parts=0 has no last part to continue after
         out["NextPartNumberMarker"] = rows[-1].part_number
     return out
 
 
 def list_uploads(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
-    limit = min(p.get("MaxUploads", 1000), 1000)
+    limit = _page_size(p, "MaxUploads", "max-uploads")
     prefix = p.get("Prefix") or ""
     with call.runtime.data_dir.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucketMultipartUploads")
@@ -353,7 +363,7 @@ def list_uploads(call: Call, store: Store) -> dict[str, Any]:
             for r in rows
         ],
     }
-    if more:
+    if more and rows:  # max-uploads=0 has no last upload to continue after
         out["NextKeyMarker"] = rows[-1].key
         out["NextUploadIdMarker"] = rows[-1].upload_id
     return out
