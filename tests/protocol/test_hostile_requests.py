@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -1451,6 +1452,56 @@ def test_rejected_s3_writes_store_nothing(world: World) -> None:
     parts = client.list_parts(Bucket=world.bucket, Key="mpu", UploadId=world.upload_id)["Parts"]
     assert [(p["PartNumber"], p["ETag"]) for p in parts] == [(1, world.part_etag)]
     assert client.get_object(Bucket=world.bucket, Key="obj")["Body"].read() == b"0123456789"
+
+
+def test_pathological_wildcards_in_a_policy_cannot_hang_a_request(world: World) -> None:
+    """A bucket policy Resource of many stars (*a*a*...*b), evaluated against a long key: a
+    plain wildcard regex backtracked for hours on it (a request thread spinning for good);
+    the answer now comes at once, and the pattern still means what it says."""
+    client = world.server.client("s3")
+    bucket = "wild-" + uuid.uuid4().hex[:12]
+    client.create_bucket(Bucket=bucket)
+    pattern = f"arn:aws:s3:::{bucket}/" + "*a" * 24 + "*b"
+    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": pattern}
+    client.put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+    try:
+        started = time.monotonic()
+        reply = send(world.server, "GET", f"/{bucket}/" + "a" * 400, service="s3", timeout=10)
+        assert_error(reply, "s3", 404, "NoSuchKey")  # no b at the end: not denied, just absent
+        assert time.monotonic() - started < 2
+        reply = send(world.server, "GET", f"/{bucket}/" + "xa" * 30 + "b", service="s3", timeout=10)
+        assert_error(reply, "s3", 403, "AccessDenied")  # 24 a's then a final b: denied
+    finally:
+        client.delete_bucket_policy(Bucket=bucket)
+        client.delete_bucket(Bucket=bucket)
+
+
+def _stored_files(server: MailcrateServer) -> set[str]:
+    root = server.data_dir / "s3"
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def test_rejected_uploads_leave_no_file(world: World) -> None:
+    """A body refused mid-stream or at its end is removed from disk, not only from the listing."""
+    before = _stored_files(world.server)
+    replies = [
+        s3(world, "PUT", "disk-sha", body=b"x" * 100_000, declared_sha256=hashlib.sha256(b"y").hexdigest()),
+        _put_chunked(world, "disk-lies", _chunked([b"a" * 100_000]), 100_001),
+        _put_chunked(world, "disk-longer", _chunked([b"a" * 100_000]), 10),
+        _put_signed_chunks(world, "disk-signature", b"s" * 100_000, bad_signature=True),
+        s3(
+            world,
+            "PUT",
+            "mpu",
+            query=f"partNumber=2&uploadId={world.upload_id}",
+            body=b"p" * 1000,
+            headers={"Content-MD5": base64.b64encode(b"0" * 16).decode()},
+        ),
+    ]
+    assert [r.status for r in replies] == [400, 400, 400, 403, 400], [r.body[:200] for r in replies]
+    assert _stored_files(world.server) == before
 
 
 @pytest.mark.parametrize(

@@ -51,21 +51,35 @@ def has_wildcard(pattern: Pattern) -> bool:
 
 @lru_cache(maxsize=4096)
 def _compile(tokens: tuple[Token, ...], ignore_case: bool) -> re.Pattern[str]:
-    """Translate tokens to an anchored regex; cached because policies are re-evaluated often."""
-    parts: list[str] = []
+    """Translate tokens to a regex for ``fullmatch``; cached because policies are re-evaluated often.
+
+    Not the plain translation (``*`` -> ``.*``): that backtracks through every way of placing
+    each star, so ``*a*a*a*a*a*a*a*a*b`` against 60 characters took 38 s, and a policy like it
+    could hang a request thread for good. The runs between two stars have fixed lengths, so
+    taking each middle run at its leftmost occurrence is always right (what follows may start
+    anywhere after it): an atomic group commits to that choice, only the last run is anchored
+    at the end, and matching takes about (value length x pattern length) steps.
+    """
+    runs: list[list[str]] = [[]]  # regex pieces of the fixed-length runs between stars
     for text, literal in tokens:
         if literal:
-            parts.append(re.escape(text))
+            runs[-1].append(re.escape(text))
             continue
         for char in text:
             if char == "*":
-                parts.append(".*")
+                runs.append([])
             elif char == "?":
-                parts.append(".")
+                runs[-1].append(".")
             else:
-                parts.append(re.escape(char))
+                runs[-1].append(re.escape(char))
+    pieces = ["".join(run) for run in runs]
+    if len(pieces) == 1:
+        regex = pieces[0]
+    else:
+        first, *middle, last = pieces
+        regex = first + "".join(f"(?>.*?{run})" for run in middle if run) + ".*" + last
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.compile("".join(parts), flags)
+    return re.compile(regex, flags)
 
 
 def like(pattern: Pattern, value: str, *, ignore_case: bool = False) -> bool:
