@@ -917,6 +917,36 @@ QUERY_CASES: list[Any] = [
         id="iam-tag-key-structure",
     ),
     pytest.param(
+        lambda w: query(
+            w,
+            "iam",
+            _iam(
+                Action="CreateRole",
+                RoleName="hostile-tag-case",
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "x.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ]
+                    }
+                ),
+                **{
+                    "Tags.member.1.Key": "Cost",
+                    "Tags.member.1.Value": "a",
+                    "Tags.member.2.Key": "cost",
+                    "Tags.member.2.Value": "b",
+                },
+            ),
+        ),
+        400,
+        "InvalidInput",
+        id="iam-tag-keys-differ-in-case",
+    ),
+    pytest.param(
         lambda w: query(w, "iam", _iam(Action="GetRole", **{"RoleName." + ".".join(["a"] * 5000): "x"})),
         400,
         "ValidationError",
@@ -998,7 +1028,7 @@ def test_query_protocol_rejects_hostile_input(
 def test_rejected_iam_calls_create_nothing(world: World) -> None:
     iam = world.server.client("iam")
     names = {role["RoleName"] for role in iam.list_roles()["Roles"]}
-    assert not names & {"hostile-deep", "hostile-deep-obj", "hostile-tag", "a b"}
+    assert not names & {"hostile-deep", "hostile-deep-obj", "hostile-tag", "hostile-tag-case", "a b"}
 
 
 def test_query_get_with_duplicate_params_is_answered(world: World) -> None:

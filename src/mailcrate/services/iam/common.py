@@ -44,7 +44,7 @@ def page_result(rows: list[Any], max_items: int, scope: str, key: str) -> tuple[
 def tags_json(tags: list[dict[str, str]] | None) -> str | None:
     if not tags:
         return None
-    keys = [tag["Key"] for tag in tags]
+    keys = [tag["Key"].lower() for tag in tags]  # "Cost" and "cost" are one key to IAM
     if len(set(keys)) != len(keys):
         raise InvalidInput("Duplicate tag keys found. Please note that Tag keys are case insensitive.")
     return json.dumps([{"Key": t["Key"], "Value": t.get("Value", "")} for t in tags])
