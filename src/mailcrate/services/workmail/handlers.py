@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailcrate.jobs import store
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
@@ -17,6 +18,15 @@ MAILBOX_QUOTA_MB = 51200
 def _org(call: Call, conn: Any, *, active: bool = True) -> organizations.Organization:
     find = organizations.find_active if active else organizations.find
     return find(conn, call.account_id, call.region, call.params["OrganizationId"])
+
+
+def _org_locked(call: Call, conn: Any) -> organizations.Organization:
+    """The active organization, its row locked for the rest of the transaction: user names and
+    email addresses are checked for uniqueness before they are written, and without the lock
+    concurrent calls all passed the check (12 concurrent CreateUser with one name: 4 created)."""
+    org = _org(call, conn)
+    store.lock_organization(conn, org.organization_id)
+    return org
 
 
 def create_organization(call: Call) -> dict[str, Any]:
@@ -76,7 +86,7 @@ def delete_organization(call: Call) -> dict[str, Any]:
 
 def create_user(call: Call) -> dict[str, Any]:
     with call.runtime.data_dir.db.begin() as conn:
-        org = _org(call, conn)
+        org = _org_locked(call, conn)
         return {"UserId": users.create(conn, org, call.params)}
 
 
@@ -112,7 +122,7 @@ def delete_user(call: Call) -> dict[str, Any]:
 
 def register_to_workmail(call: Call) -> dict[str, Any]:
     with call.runtime.data_dir.db.begin() as conn:
-        org = _org(call, conn)
+        org = _org_locked(call, conn)
         user = users.resolve(conn, org.organization_id, call.params["EntityId"])
         users.register(conn, call.runtime.data_dir, org, user, call.params["Email"])
     return {}
