@@ -17,10 +17,12 @@ import hashlib
 import hmac
 import http.client
 import json
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1743,6 +1745,60 @@ def test_a_chunk_claiming_a_huge_size_is_not_buffered(world: World, decoded_leng
     assert peak - before < 48 * 1024, (before, peak)
     reply = s3(world, "GET", "huge-chunk")
     assert_error(reply, "s3", 404, "NoSuchKey")
+
+
+def _race(calls: list[Callable[[], Any]]) -> list[str]:
+    """Run the calls at once (each with its own client, released together); their outcomes."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> str:
+        barrier.wait()
+        try:
+            call()
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+        return "OK"
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return sorted(pool.map(run, calls))
+
+
+def test_concurrent_duplicates_are_refused(world: World) -> None:
+    """Names, email addresses and aliases are checked before they are written: 12 calls at once
+    that all pass the check must still create one (up to 4 were created before)."""
+    server = world.server
+    clients = [server.client("workmail") for _ in range(12)]
+    wm = clients[0]
+    org = wm.create_organization(Alias="race" + uuid.uuid4().hex[:10])["OrganizationId"]
+    domain = wm.describe_organization(OrganizationId=org)["DefaultMailDomain"]
+    outcomes = _race(
+        [
+            lambda c=c: c.create_user(OrganizationId=org, Name="same", DisplayName="Same", Password=PASSWORD)
+            for c in clients
+        ]
+    )
+    assert outcomes == ["NameAvailabilityException"] * 11 + ["OK"]
+    ids = [
+        wm.create_user(OrganizationId=org, Name=f"u{n}", DisplayName="U", Password=PASSWORD)["UserId"]
+        for n in range(12)
+    ]
+    outcomes = _race(
+        [
+            lambda c=c, uid=uid: c.register_to_work_mail(
+                OrganizationId=org, EntityId=uid, Email=f"same@{domain}"
+            )
+            for c, uid in zip(clients, ids, strict=True)
+        ]
+    )
+    assert outcomes == ["EmailAddressInUseException"] * 11 + ["OK"]
+    listed = wm.list_users(OrganizationId=org)["Users"]
+    assert sum(u["Name"] == "same" for u in listed) == 1
+    assert sum(u.get("Email") == f"same@{domain}" for u in listed) == 1
+    alias = "race" + uuid.uuid4().hex[:10]
+    outcomes = _race([lambda c=c: c.create_organization(Alias=alias) for c in clients])
+    assert outcomes == ["NameAvailabilityException"] * 11 + ["OK"]
+    aliases = [o["Alias"] for o in wm.list_organizations(MaxResults=100)["OrganizationSummaries"]]
+    assert aliases.count(alias) == 1
 
 
 # --- the log ---------------------------------------------------------------------------------------

@@ -128,12 +128,7 @@ def create(
             if existing.alias != alias:
                 raise InvalidParameter("ClientToken was already used with different parameters.")
             return existing.organization_id
-    taken = conn.execute(
-        select(func.count())
-        .select_from(organizations)
-        .where(func.lower(organizations.c.alias) == alias.lower(), organizations.c.state != DELETED)
-    ).scalar_one()
-    if taken:
+    if _alias_count(conn, alias):
         raise NameAvailability(f"The alias {alias} is already in use.")
     organization_id = "m-" + uuid.uuid4().hex
     now = utcnow()
@@ -153,6 +148,11 @@ def create(
             client_token=client_token,
         )
     )
+    # Checked again now that this row is written: the INSERT took the database's write lock
+    # (SQLite), so a concurrent create of the same alias that passed the check above is seen here
+    # (12 concurrent creates of one alias made up to 4 organizations with the check alone).
+    if _alias_count(conn, alias) > 1:
+        raise NameAvailability(f"The alias {alias} is already in use.")
     names = [default_domain] + [d["DomainName"].lower() for d in domains if d.get("DomainName")]
     for name in dict.fromkeys(names):
         conn.execute(
@@ -161,6 +161,15 @@ def create(
             )
         )
     return organization_id
+
+
+def _alias_count(conn: Connection, alias: str) -> int:
+    """Organizations not deleted that use ``alias`` (aliases are unique across all accounts)."""
+    return conn.execute(
+        select(func.count())
+        .select_from(organizations)
+        .where(func.lower(organizations.c.alias) == alias.lower(), organizations.c.state != DELETED)
+    ).scalar_one()
 
 
 def page(
