@@ -1151,6 +1151,7 @@ S3_CASES: list[Any] = [
     pytest.param(lambda w: s3(w, "PUT", "a%FFb", body=b"x"), 400, "InvalidURI", id="key-not-utf8"),
     pytest.param(lambda w: s3(w, "GET", "..%2F..%2Fetc%2Fpasswd"), 404, "NoSuchKey", id="key-escape-encoded"),
     pytest.param(lambda w: s3(w, "GET", "../../../../etc/passwd"), 404, "NoSuchKey", id="key-escape-raw"),
+    pytest.param(lambda w: s3(w, "GET", "a%01b%1Fc"), 404, "NoSuchKey", id="key-control-characters"),
     pytest.param(lambda w: s3(w, "GET", "obj/"), 404, "NoSuchKey", id="key-trailing-slash"),
     pytest.param(lambda w: s3(w, "GET", "obj%2F%2E%2E%2Fobj"), 404, "NoSuchKey", id="key-dots-encoded"),
     # Bodies that do not keep their promises.

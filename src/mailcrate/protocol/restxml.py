@@ -35,6 +35,8 @@ _VHOST_SUFFIXES = (".s3.localhost", ".localhost", ".s3.amazonaws.com")
 _VHOST_REGION_RE = re.compile(r"^(?P<bucket>.+)\.s3[.-][a-z0-9-]+\.amazonaws\.com$")
 _IP_RE = re.compile(r"^[0-9.]+$|^\[.*\]$")
 _INT_LIMITS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+# Characters XML 1.0 cannot carry at all (a key may hold them: GET /bucket/a%01b).
+_XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class MalformedXML(ServiceError):
@@ -290,9 +292,9 @@ class RestXmlProtocol:
         status = error.status
         if isinstance(error, UnknownOperationError) and code == "UnknownOperationException":
             code, status = "NotImplemented", 501
-        parts = [f"<Code>{escape(code)}</Code>", f"<Message>{escape(error.message)}</Message>"]
+        parts = [f"<Code>{escape(code)}</Code>", f"<Message>{_error_text(error.message)}</Message>"]
         for key, value in error.fields.items():
-            parts.append(f"<{key}>{escape(str(value))}</{key}>")
+            parts.append(f"<{key}>{_error_text(str(value))}</{key}>")
         parts.append(f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId>")
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>").encode()
         headers = [*self._headers(request_id), ("Content-Type", "application/xml")]
@@ -314,6 +316,11 @@ _ROOT_NAMES = {
     "DeleteObjects": "DeleteResult",
     "GetBucketLocation": "LocationConstraint",
 }
+
+
+def _error_text(value: str) -> str:
+    """Escaped for an error document, with what XML cannot carry replaced, so it always parses."""
+    return escape(_XML_INVALID.sub("\ufffd", value))
 
 
 def _root_name(operation: OperationModel) -> str:
