@@ -797,6 +797,51 @@ def test_duplicate_authorization_headers_are_refused(world: World) -> None:
     assert_error(reply, "json", (400, 403), "IncompleteSignatureException")
 
 
+def _signed_then_swapped(
+    server: MailcrateServer, service: str, headers: dict[str, str], signed: bytes, sent: bytes, declared: str
+) -> Reply:
+    """Signed by botocore over ``signed`` with ``x-amz-content-sha256: declared``, sent with ``sent``."""
+    request = AWSRequest(
+        method="POST",
+        url=server.endpoint + "/",
+        data=signed,
+        headers={**headers, "X-Amz-Content-SHA256": declared},
+    )
+    SigV4Auth(Credentials(server.access_key_id, server.secret_access_key), service, REGION).add_auth(request)
+    return send(server, "POST", service=service, body=sent, sign=False, headers=dict(request.headers.items()))
+
+
+def test_a_declared_payload_hash_must_match_the_body_outside_s3(world: World) -> None:
+    """Outside S3 nothing checks a body against its declared x-amz-content-sha256 later, so the
+    signature must: with a declared hash (or UNSIGNED-PAYLOAD) a captured request was accepted
+    with any other body, e.g. another alias for CreateOrganization."""
+    server = world.server
+    headers = {"X-Amz-Target": "WorkMailService.CreateOrganization", "Content-Type": JSON11}
+    signed = json.dumps({"Alias": "signed" + uuid.uuid4().hex[:10]}).encode()
+    swapped_alias = "swapped" + uuid.uuid4().hex[:10]
+    swapped = json.dumps({"Alias": swapped_alias}).encode()
+    for declared in (hashlib.sha256(signed).hexdigest(), "UNSIGNED-PAYLOAD"):
+        reply = _signed_then_swapped(server, "workmail", headers, signed, swapped, declared)
+        assert_error(reply, "json", 403, "InvalidSignatureException")
+    aliases = [
+        o["Alias"]
+        for o in server.client("workmail").list_organizations(MaxResults=100)["OrganizationSummaries"]
+    ]
+    assert swapped_alias not in aliases
+    form = {"Content-Type": FORM}
+    create = urlencode(
+        _iam(Action="CreateRole", RoleName="swap-signed", AssumeRolePolicyDocument="{}")
+    ).encode()
+    delete = urlencode(_iam(Action="DeleteRole", RoleName="swap-signed")).encode()
+    reply = _signed_then_swapped(server, "iam", form, create, delete, "UNSIGNED-PAYLOAD")
+    assert_error(reply, "query", 403, "SignatureDoesNotMatch")
+    # An honest client that declares its body's own hash is served.
+    reply = _signed_then_swapped(
+        server, "workmail", headers, swapped, swapped, hashlib.sha256(swapped).hexdigest()
+    )
+    assert reply.status == 200, reply.body
+
+
 # --- IAM and STS (query) -------------------------------------------------------------------------
 def query(w: World, service: str, params: dict[str, str] | list[tuple[str, str]] | bytes, **kw: Any) -> Reply:
     body = params if isinstance(params, bytes) else urlencode(params)

@@ -218,6 +218,15 @@ def expected_signature(request: HttpRequest, info: SignatureInfo, secret: str) -
     else:
         declared = request.headers.get("x-amz-content-sha256")
         payload_hash = declared if declared is not None else hashlib.sha256(request.body).hexdigest()
+        if (
+            declared is not None
+            and not is_s3
+            and declared.lower() != hashlib.sha256(request.body).hexdigest()
+        ):
+            # Only S3 checks a body against its declared hash (services/s3/payload.py) or takes
+            # it unsigned; anywhere else the signature would then not cover the body at all, and
+            # a captured request could be replayed with any other body.
+            raise AuthError("signature", "The x-amz-content-sha256 header does not match the request body.")
     names = sorted(set(info.signed_headers))
     headers = request.headers
     canonical = "\n".join(
