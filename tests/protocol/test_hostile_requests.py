@@ -842,6 +842,36 @@ def test_a_declared_payload_hash_must_match_the_body_outside_s3(world: World) ->
     assert reply.status == 200, reply.body
 
 
+def test_a_signature_counts_only_for_the_service_it_is_scoped_to(world: World) -> None:
+    """Signed for S3 (whose UNSIGNED-PAYLOAD leaves the body out), a WorkMail call's body could
+    be swapped; signed for WorkMail, a KMS call was served. Both are refused now."""
+    server = world.server
+    headers = {"X-Amz-Target": "WorkMailService.CreateOrganization", "Content-Type": JSON11}
+    swapped_alias = "scoped" + uuid.uuid4().hex[:10]
+    signed = json.dumps({"Alias": "other" + uuid.uuid4().hex[:10]}).encode()
+    reply = _signed_then_swapped(
+        server, "s3", headers, signed, json.dumps({"Alias": swapped_alias}).encode(), "UNSIGNED-PAYLOAD"
+    )
+    assert_error(reply, "json", 403, "InvalidSignatureException")
+    assert "scoped to correct service: 'workmail'" in reply.json()["message"]
+    aliases = [
+        o["Alias"]
+        for o in server.client("workmail").list_organizations(MaxResults=100)["OrganizationSummaries"]
+    ]
+    assert swapped_alias not in aliases
+    request = AWSRequest(
+        method="POST",
+        url=server.endpoint + "/",
+        data=b"{}",
+        headers={"X-Amz-Target": "TrentService.ListKeys", "Content-Type": JSON11},
+    )
+    SigV4Auth(Credentials(server.access_key_id, server.secret_access_key), "workmail", REGION).add_auth(
+        request
+    )
+    reply = send(server, "POST", service="kms", body=b"{}", sign=False, headers=dict(request.headers.items()))
+    assert_error(reply, "json", 403, "InvalidSignatureException")
+
+
 # --- IAM and STS (query) -------------------------------------------------------------------------
 def query(w: World, service: str, params: dict[str, str] | list[tuple[str, str]] | bytes, **kw: Any) -> Reply:
     body = params if isinstance(params, bytes) else urlencode(params)

@@ -113,6 +113,10 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
         spec = route(runtime, request, info)
         if spec is None:
             raise UnknownOperationError("No mailcrate service matches this request")
+        if info is not None and info.service != spec.name:
+            # A signature is only valid for the service it is scoped to; taken for another, an
+            # S3 scope let a WorkMail call declare UNSIGNED-PAYLOAD and swap its body.
+            raise AuthError("signature", f"Credential should be scoped to correct service: '{spec.name}'.")
         principal = authenticate(runtime, request, info)
         operation = spec.protocol.operation_name(request, spec.model)
         handler = spec.handlers.get(operation)
