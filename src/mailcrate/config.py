@@ -44,6 +44,13 @@ class Settings:
         10 * 1024 * 1024,
         "Largest JSON/Query request body accepted (S3 object bodies are streamed, not bounded by this).",
     )
+    request_idle_seconds: int = _setting(
+        "--request-idle-seconds",
+        "MAILCRATE_REQUEST_IDLE_SECONDS",
+        20,
+        "Seconds an S3 upload may send nothing before it is answered RequestTimeout (each waiting "
+        "upload holds one of the S3 threads).",
+    )
     clock_skew_seconds: int = _setting(
         "--clock-skew-seconds",
         "MAILCRATE_CLOCK_SKEW_SECONDS",
@@ -147,6 +154,8 @@ class Settings:
             raise ValueError("smtp-max-message-bytes must be at least 1024")
         if self.max_request_bytes < 1024:
             raise ValueError("max-request-bytes must be at least 1024")
+        if self.request_idle_seconds < 1:
+            raise ValueError("request-idle-seconds must be at least 1")
         if self.clock_skew_seconds < 0:
             raise ValueError("clock-skew-seconds must not be negative")
         if self.export_workers < 0:

@@ -41,7 +41,8 @@ from mailcrate.services.pagination import encode_token
 from mailcrate.storage.db import Database
 from tests.support.mailcrate_server import MailcrateServer
 
-SERVE_ARGS = ("--export-workers", "0")  # the API only: Start leaves jobs RUNNING
+# The API only (Start leaves jobs RUNNING); stalled uploads are given up after 2 s, not 20.
+SERVE_ARGS = ("--export-workers", "0", "--request-idle-seconds", "2")
 REGION = "us-east-1"
 JSON11 = "application/x-amz-json-1.1"
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
@@ -1875,6 +1876,41 @@ def test_concurrent_duplicates_are_refused(world: World) -> None:
     assert outcomes == ["NameAvailabilityException"] * 11 + ["OK"]
     aliases = [o["Alias"] for o in wm.list_organizations(MaxResults=100)["OrganizationSummaries"]]
     assert aliases.count(alias) == 1
+
+
+def test_stalled_uploads_cannot_hold_s3(world: World) -> None:
+    """40 uploads that send their headers and then nothing (more than the 32 S3 threads): S3
+    still answers, and each stalled upload is answered RequestTimeout once idle too long. They
+    held every S3 thread, for as long as their clients stayed connected."""
+    server = world.server
+    stalled = []
+    for n in range(40):
+        request = AWSRequest(method="PUT", url=f"{server.endpoint}/{world.bucket}/stalled-{n}", data=b"")
+        _DeclaredPayloadSigner(
+            Credentials(server.access_key_id, server.secret_access_key), REGION, "UNSIGNED-PAYLOAD"
+        ).add_auth(request)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.putrequest("PUT", f"/{world.bucket}/stalled-{n}", skip_host=True, skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Host", f"127.0.0.1:{server.port}")
+        conn.putheader("Content-Length", "1000")
+        conn.endheaders()
+        stalled.append(conn)
+    try:
+        started = time.monotonic()
+        reply = s3(world, "GET", query="list-type=2", timeout=20)
+        assert reply.status == 200 and time.monotonic() - started < 10, reply.body[:300]
+        response = stalled[0].getresponse()
+        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        assert_error(reply, "s3", 400, "RequestTimeout")
+    finally:
+        for conn in stalled:
+            conn.close()
+    keys = {
+        o["Key"] for o in world.server.client("s3").list_objects_v2(Bucket=world.bucket).get("Contents", [])
+    }
+    assert not any(key.startswith("stalled-") for key in keys)
 
 
 # --- the log ---------------------------------------------------------------------------------------

@@ -34,6 +34,11 @@ class RequestTooLarge(ServiceError):
     status = 413
 
 
+class RequestTimeout(ServiceError):
+    code = "RequestTimeout"
+    status = 400
+
+
 class ClientDisconnected(ServiceError):
     """The client went away mid-body: its doing, not an internal error to log with a traceback
     (nothing is stored: the body is verified only once its last byte has arrived)."""
@@ -106,7 +111,7 @@ class MailcrateApp:
             scheme=scope.get("scheme", "http"),
         )
         if _streams_body(headers):
-            request.read_chunk = _body_reader(receive)
+            request.read_chunk = _body_reader(receive, self.runtime.settings.request_idle_seconds)
             response = await anyio.to_thread.run_sync(
                 dispatch.handle, self.runtime, request, limiter=self.stream_limiter
             )
@@ -159,14 +164,26 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return None if too_large else b"".join(parts)
 
 
-def _body_reader(receive: Receive) -> Callable[[], bytes]:
-    """A blocking reader for worker threads: each call fetches the next chunk from the loop."""
+def _body_reader(receive: Receive, idle_seconds: float) -> Callable[[], bytes]:
+    """A blocking reader for worker threads: each call fetches the next chunk from the loop.
+
+    A client that stops sending is given up after ``idle_seconds``: the reading thread is one of
+    a bounded pool, and 32 uploads that sent their headers and then nothing held every S3
+    thread until their clients went away (all S3 calls waited behind them)."""
     finished = False
 
     async def _next() -> bytes:
         nonlocal finished
         while not finished:
-            message = await receive()
+            try:
+                with anyio.fail_after(idle_seconds):
+                    message = await receive()
+            except TimeoutError:
+                finished = True
+                raise RequestTimeout(
+                    "Your socket connection to the server was not read from or written to within "
+                    "the timeout period. Idle connections will be closed."
+                ) from None
             if message["type"] == "http.disconnect":
                 finished = True
                 raise ClientDisconnected("The client disconnected before the request body ended.")
