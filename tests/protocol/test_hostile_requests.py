@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -1660,6 +1660,40 @@ def test_zero_page_sizes_list_nothing(world: World) -> None:
         world, "GET", "obj", query="response-content-type=" + quote("text/plain; charset=\u00e9", safe="")
     )
     assert reply.status == 200 and reply.headers["content-type"] == "text/plain; charset=\u00e9"
+
+
+def test_copy_source_preconditions_are_kept(world: World) -> None:
+    """A CopyObject whose x-amz-copy-source-if-* condition fails is 412 PreconditionFailed and
+    writes nothing (the conditions were ignored: the copy was always made)."""
+    client = world.server.client("s3")
+    head = client.head_object(Bucket=world.bucket, Key="obj")
+    etag, modified = head["ETag"], head["LastModified"]
+    source = {"Bucket": world.bucket, "Key": "obj"}
+    past, future = modified - timedelta(days=1), modified + timedelta(days=1)
+    failing = [
+        {"CopySourceIfMatch": '"00000000000000000000000000000000"'},
+        {"CopySourceIfNoneMatch": etag},
+        {"CopySourceIfNoneMatch": "*"},
+        {"CopySourceIfModifiedSince": future},
+        {"CopySourceIfUnmodifiedSince": past},
+    ]
+    for condition in failing:
+        with pytest.raises(ClientError) as caught:
+            client.copy_object(Bucket=world.bucket, Key="copy-cond", CopySource=source, **condition)
+        assert caught.value.response["Error"]["Code"] == "PreconditionFailed", condition
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=world.bucket).get("Contents", [])}
+    assert "copy-cond" not in keys
+    holding = [
+        {"CopySourceIfMatch": etag},
+        {"CopySourceIfMatch": etag, "CopySourceIfUnmodifiedSince": past},  # If-Match wins, as S3 has it
+        {"CopySourceIfNoneMatch": '"0000"', "CopySourceIfModifiedSince": future},
+        {"CopySourceIfModifiedSince": past, "CopySourceIfUnmodifiedSince": future},
+    ]
+    for condition in holding:
+        client.copy_object(Bucket=world.bucket, Key="copy-cond", CopySource=source, **condition)
+    assert client.get_object(Bucket=world.bucket, Key="copy-cond")["Body"].read() == b"0123456789"
+    client.delete_object(Bucket=world.bucket, Key="copy-cond")
 
 
 def test_signed_chunks_are_accepted_when_right(world: World) -> None:

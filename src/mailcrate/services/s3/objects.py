@@ -178,6 +178,41 @@ def _check_conditions(p: dict[str, Any], record: ObjectRecord) -> int | None:
     return None
 
 
+def _check_copy_conditions(p: dict[str, Any], record: ObjectRecord) -> None:
+    """x-amz-copy-source-if-*: S3's GET rules on the source, except that a failed condition is
+    always 412 (a copy has nothing to answer 304 with)."""
+    etag = record.etag.strip('"')
+    modified = record.last_modified.replace(microsecond=0)
+    if_match, if_none = p.get("CopySourceIfMatch"), p.get("CopySourceIfNoneMatch")
+    failed = None
+    if (
+        if_match is not None
+        and if_match != "*"
+        and etag not in {t.strip().strip('"') for t in if_match.split(",")}
+    ):
+        failed = "x-amz-copy-source-If-Match"
+    elif (
+        if_match is None
+        and p.get("CopySourceIfUnmodifiedSince") is not None
+        and (modified > p["CopySourceIfUnmodifiedSince"])
+    ):
+        failed = "x-amz-copy-source-If-Unmodified-Since"
+    elif if_none is not None and (
+        if_none == "*" or etag in {t.strip().strip('"') for t in if_none.split(",")}
+    ):
+        failed = "x-amz-copy-source-If-None-Match"
+    elif (
+        if_none is None
+        and p.get("CopySourceIfModifiedSince") is not None
+        and (modified <= p["CopySourceIfModifiedSince"])
+    ):
+        failed = "x-amz-copy-source-If-Modified-Since"
+    if failed is not None:
+        raise errors.PreconditionFailed(
+            "At least one of the pre-conditions you specified did not hold", Condition=failed
+        )
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) of a single ``bytes=`` range; None for absent or ignorable ones."""
     if not header:
@@ -322,6 +357,7 @@ def copy_object(call: Call, store: Store) -> dict[str, Any]:
         record = Store.get(conn, src_bucket.name, src_key)
         if record is None:
             raise errors.NoSuchKey(src_key)
+        _check_copy_conditions(p, record)  # ignored before: the copy was made whatever they said
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
         )
