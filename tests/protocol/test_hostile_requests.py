@@ -1264,6 +1264,19 @@ S3_CASES: list[Any] = [
         id="content-md5-wrong",
     ),
     pytest.param(
+        lambda w: s3(
+            w,
+            "PUT",
+            "cl-6gb",
+            body=b"x",
+            declared_sha256="UNSIGNED-PAYLOAD",
+            replace_headers={"Content-Length": str(6 * 1024**3)},
+        ),
+        400,
+        "EntityTooLarge",
+        id="content-length-6gb",
+    ),
+    pytest.param(
         lambda w: _put_chunked(w, "chunk-size-garbage", b"zz\r\nabc\r\n0\r\n\r\n", 3),
         400,
         "IncompleteBody",
