@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import http.client
 import json
 import threading
@@ -40,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailcrate.services.pagination import encode_token
 from mailcrate.storage.db import Database
 from tests.support.mailcrate_server import MailcrateServer
+from tests.support.signing import signed_chunked_body
 
 # The API only (Start leaves jobs RUNNING); stalled uploads are given up after 2 s, not 20.
 SERVE_ARGS = ("--export-workers", "0", "--request-idle-seconds", "2")
@@ -1161,28 +1161,14 @@ def _put_signed_chunks(w: World, key: str, data: bytes, *, bad_signature: bool) 
     )
     signer.add_auth(request)
     amz_date = request.headers["X-Amz-Date"]
-    scope = f"{amz_date[:8]}/{REGION}/s3/aws4_request"
-    key_bytes = ("AWS4" + server.secret_access_key).encode()
-    for part in (amz_date[:8], REGION, "s3", "aws4_request"):
-        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
-    previous = signature_of(dict(request.headers.items()))
-    body = b""
-    for chunk in (data, b""):
-        to_sign = "\n".join(
-            (
-                "AWS4-HMAC-SHA256-PAYLOAD",
-                amz_date,
-                scope,
-                previous,
-                hashlib.sha256(b"").hexdigest(),
-                hashlib.sha256(chunk).hexdigest(),
-            )
-        )
-        signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-        if bad_signature and chunk:
-            signature = "0" * 64
-        body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
-        previous = signature
+    body = signed_chunked_body(
+        server.secret_access_key,
+        amz_date,
+        REGION,
+        signature_of(dict(request.headers.items())),
+        [data],
+        bad_signature=bad_signature,
+    )
     sent = dict(request.headers.items())
     sent["Host"] = f"127.0.0.1:{server.port}"
     sent["Content-Length"] = str(len(body))

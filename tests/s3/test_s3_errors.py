@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from tests.s3.support import code_of, signed, xml_code
 from tests.support.mailcrate_server import MailcrateServer
+from tests.support.signing import signed_chunked_body
 
 
 @pytest.mark.parametrize(
@@ -143,8 +144,6 @@ def test_aws_chunked_unsigned_trailer(server: MailcrateServer, s3: Any, bucket: 
 
 
 def test_aws_chunked_signed_chunks(server: MailcrateServer, s3: Any, bucket: str) -> None:
-    import hmac
-
     pieces = [b"a" * 65536, b"b" * 100]
     data = b"".join(pieces)
     headers = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data))}
@@ -159,30 +158,6 @@ def test_aws_chunked_signed_chunks(server: MailcrateServer, s3: Any, bucket: str
         declared=declared,
     )
 
-    def body_for(amz_date: str, seed: str, tamper: bool = False) -> bytes:
-        key = ("AWS4" + server.secret_access_key).encode()
-        for part in (amz_date[:8], "us-east-1", "s3", "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
-        previous, out = seed, b""
-        for chunk in [*pieces, b""]:
-            to_sign = "\n".join(
-                [
-                    "AWS4-HMAC-SHA256-PAYLOAD",
-                    amz_date,
-                    scope,
-                    previous,
-                    hashlib.sha256(b"").hexdigest(),
-                    hashlib.sha256(chunk).hexdigest(),
-                ]
-            )
-            signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-            previous = signature
-            if tamper and chunk:
-                chunk = chunk[:-1] + b"X"
-            out += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
-        return out + b"\r\n"
-
     import httpx
     from botocore.awsrequest import AWSRequest
 
@@ -193,7 +168,12 @@ def test_aws_chunked_signed_chunks(server: MailcrateServer, s3: Any, bucket: str
         req = AWSRequest(method="PUT", url=url, headers={"x-amz-content-sha256": declared, **headers})
         _DeclaredPayload(Credentials(server.access_key_id, server.secret_access_key), declared).add_auth(req)
         seed = req.headers["Authorization"].rsplit("Signature=", 1)[1]
-        body = body_for(req.headers["X-Amz-Date"], seed, tamper)
+        body = (
+            signed_chunked_body(
+                server.secret_access_key, req.headers["X-Amz-Date"], "us-east-1", seed, pieces, tamper=tamper
+            )
+            + b"\r\n"
+        )
         response = httpx.put(url, content=body, headers=dict(req.headers.items()), timeout=30)
         if tamper:
             assert response.status_code == 403 and xml_code(response) == "SignatureDoesNotMatch"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+from collections.abc import Iterable
 from typing import Any
 from unittest.mock import patch
 
@@ -46,3 +49,41 @@ def signed_json_request(
     return httpx.post(
         endpoint + "/", content=tamper if tamper is not None else body, headers=sent, timeout=30
     )
+
+
+def signed_chunked_body(
+    secret_access_key: str,
+    amz_date: str,
+    region: str,
+    seed_signature: str,
+    chunks: Iterable[bytes],
+    *,
+    tamper: bool = False,
+    bad_signature: bool = False,
+) -> bytes:
+    """An aws-chunked body (``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``) as a client builds it: each
+    chunk signed in a chain from the headers' signature, then the empty final chunk. ``tamper``
+    alters each data chunk's last byte after signing it; ``bad_signature`` sends a wrong
+    signature for each data chunk."""
+    key = ("AWS4" + secret_access_key).encode()
+    for part in (amz_date[:8], region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
+    previous, body = seed_signature, b""
+    for chunk in [*chunks, b""]:
+        to_sign = "\n".join(
+            (
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                amz_date,
+                scope,
+                previous,
+                hashlib.sha256(b"").hexdigest(),
+                hashlib.sha256(chunk).hexdigest(),
+            )
+        )
+        signature = previous = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if chunk and tamper:
+            chunk = chunk[:-1] + b"X"
+        sent_signature = "0" * 64 if chunk and bad_signature else signature
+        body += f"{len(chunk):x};chunk-signature={sent_signature}\r\n".encode() + chunk + b"\r\n"
+    return body
