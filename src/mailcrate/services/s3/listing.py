@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
 
 from mailcrate.services.base import Call
+from mailcrate.services.pagination import decode_token, encode_token
 from mailcrate.services.s3 import buckets, errors
 from mailcrate.storage.db import as_utc
 from mailcrate.storage.tables_kms_s3 import s3_objects
 
 _BATCH = 1000
+_SENTINEL = "\U0010ffff"  # sorts after every key that starts with a common prefix
+_MAX_CURSOR_BYTES = 1024 + len(_SENTINEL.encode("utf-8"))  # a key, or a common prefix + sentinel
 
 
-def _token(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode()
+def _scope(bucket: str) -> str:
+    return f"s3:ListObjectsV2:{bucket}"
 
 
-def _untoken(token: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeError):
+def _token(bucket: str, key: str) -> str:
+    """An opaque token naming the key a page ended with, checksummed and bound to its bucket."""
+    return encode_token(_scope(bucket), [key])
+
+
+def _untoken(bucket: str, token: str) -> str:
+    """The key a token of this bucket names; anything else is S3's InvalidArgument.
+
+    Tokens were plain base64 of the key, decoded leniently: garbage often decoded to some key (or
+    to nothing) and the listing silently restarted instead of failing as S3 does.
+    """
+    key = decode_token(_scope(bucket), token)
+    if key is None or len(key) != 1 or not _issuable(key[0]):
         raise errors.InvalidArgument(
             "The continuation token provided is incorrect", ArgumentName="continuation-token"
-        ) from None
+        )
+    return key[0]
+
+
+def _issuable(cursor: object) -> bool:
+    """Whether a page could have ended at ``cursor``: an object key or a common prefix plus the
+    sentinel. The checksum only catches edits (anyone can build a token with a valid one), and a
+    NUL or a lone surrogate would fail in the database driver rather than as a client error."""
+    if not isinstance(cursor, str) or "\x00" in cursor:
+        return False
+    try:
+        return len(cursor.encode("utf-8")) <= _MAX_CURSOR_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def _scan(
@@ -63,7 +87,7 @@ def _scan(
                     common = row.key[: at + len(delimiter)]
                     if not prefixes or prefixes[-1] != common:
                         prefixes.append(common)
-                    cursor = common + "\U0010ffff"
+                    cursor = common + _SENTINEL
                     break  # skip the rest of this common prefix with a fresh query
             contents.append(row)
             cursor = row.key
@@ -113,7 +137,9 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
         context["s3:delimiter"] = delimiter
     if v2:
         after = (
-            _untoken(p["ContinuationToken"]) if p.get("ContinuationToken") else (p.get("StartAfter") or "")
+            _untoken(p["Bucket"], p["ContinuationToken"])
+            if p.get("ContinuationToken") is not None  # an empty one was not issued either
+            else (p.get("StartAfter") or "")
         )
     else:
         after = p.get("Marker") or ""
@@ -143,7 +169,7 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
         out["ContinuationToken"] = p.get("ContinuationToken")
         out["StartAfter"] = enc(p.get("StartAfter"))
         if truncated:
-            out["NextContinuationToken"] = _token(last)
+            out["NextContinuationToken"] = _token(p["Bucket"], last)
     else:
         out["Marker"] = enc(p.get("Marker") or "")
         if truncated and delimiter:
