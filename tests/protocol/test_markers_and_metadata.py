@@ -140,3 +140,78 @@ def test_an_empty_continuation_token_is_refused(server: MailcrateServer, s3: Any
     reply = send(server, "GET", f"/{listed}", service="s3", query="list-type=2&continuation-token=%C3%A9")
     assert_error(reply, "s3", 400, "InvalidArgument")
     assert _keys(s3, listed) == KEYS
+
+
+# --- KMS markers ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kms(server: MailcrateServer) -> Any:
+    return server.client("kms")
+
+
+@pytest.fixture(scope="module")
+def kms_keys(kms: Any) -> list[str]:
+    """Three keys; the first has three aliases, the second one."""
+    ids = [kms.create_key(Description=f"marker {n}")["KeyMetadata"]["KeyId"] for n in range(3)]
+    for name in ("alias/m-one", "alias/m-two", "alias/m-three"):
+        kms.create_alias(AliasName=name, TargetKeyId=ids[0])
+    kms.create_alias(AliasName="alias/m-other", TargetKeyId=ids[1])
+    return ids
+
+
+def _all(kms: Any, operation: str, item: str, field: str, **kw: Any) -> list[str]:
+    pages = kms.get_paginator(operation).paginate(**kw, PaginationConfig={"PageSize": 1})
+    return [entry[field] for page in pages for entry in page[item]]
+
+
+def test_issued_markers_page_through_everything(kms: Any, kms_keys: list[str]) -> None:
+    listed = _all(kms, "list_keys", "Keys", "KeyId")
+    assert sorted(listed) == listed and set(kms_keys) <= set(listed) and len(set(listed)) == len(listed)
+    aliases = _all(kms, "list_aliases", "Aliases", "AliasName", KeyId=kms_keys[0])
+    assert aliases == ["alias/m-one", "alias/m-three", "alias/m-two"]
+    everything = _all(kms, "list_aliases", "Aliases", "AliasName")
+    assert {"alias/m-one", "alias/m-three", "alias/m-two", "alias/m-other"} <= set(everything)
+    assert len(set(everything)) == len(everything)
+
+
+def _next(kms: Any, operation: str, **kw: Any) -> str:
+    reply = getattr(kms, operation)(Limit=1, **kw)
+    assert reply["Truncated"], reply
+    return reply["NextMarker"]
+
+
+def _forged_marker(kms: Any, operation: str, key: Any) -> str:
+    return encode_token(_scope(_next(kms, operation)), [key])
+
+
+MARKERS = {
+    "garbage": lambda kms, ids, op: "garbage",
+    "not-ascii-base64": lambda kms, ids, op: "\u00e9\u00e9\u00e9\u00e9",
+    "a-key-id": lambda kms, ids, op: ids[0],  # what ListKeys' NextMarker used to be
+    "an-alias-name": lambda kms, ids, op: "alias/m-one",  # and ListAliases'
+    "tampered": lambda kms, ids, op: _tampered(_next(kms, op)),
+    "forged-nul": lambda kms, ids, op: _forged_marker(kms, op, "a\x00"),
+    "forged-empty": lambda kms, ids, op: _forged_marker(kms, op, ""),
+    "forged-number": lambda kms, ids, op: _forged_marker(kms, op, 3),
+    "forged-long": lambda kms, ids, op: _forged_marker(kms, op, "alias/" + "x" * 300),
+}
+
+
+@pytest.mark.parametrize("operation", ["list_keys", "list_aliases"])
+@pytest.mark.parametrize("make", MARKERS.values(), ids=MARKERS.keys())
+def test_markers_never_issued_are_refused(kms: Any, kms_keys: list[str], operation: str, make: Any) -> None:
+    marker = make(kms, kms_keys, operation)
+    error = _refused(lambda: getattr(kms, operation)(Marker=marker), 400, "InvalidMarkerException")
+    assert error.response["Error"]["Message"]
+
+
+def test_markers_do_not_cross_lists(kms: Any, kms_keys: list[str]) -> None:
+    """A marker continues only the list it came from: ListKeys' is not ListAliases', and one
+    key's aliases are not another's (nor the account's)."""
+    keys_marker = _next(kms, "list_keys")
+    _refused(lambda: kms.list_aliases(Marker=keys_marker), 400, "InvalidMarkerException")
+    aliases_marker = _next(kms, "list_aliases")
+    _refused(lambda: kms.list_keys(Marker=aliases_marker), 400, "InvalidMarkerException")
+    one_key = _next(kms, "list_aliases", KeyId=kms_keys[0])
+    _refused(lambda: kms.list_aliases(Marker=one_key), 400, "InvalidMarkerException")
+    _refused(lambda: kms.list_aliases(KeyId=kms_keys[1], Marker=one_key), 400, "InvalidMarkerException")
+    assert kms.list_aliases(KeyId=kms_keys[0], Marker=one_key)["Aliases"]  # its own list goes on

@@ -12,8 +12,10 @@ from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
 from mailcrate.services.kms import crypto, errors, keys
+from mailcrate.services.pagination import decode_token, encode_token
 
 DEFAULT_LIMIT = 100
+_MAX_MARKED_BYTES = 256  # the longest alias name KMS allows (key ids are 36)
 _DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 
 
@@ -64,15 +66,51 @@ def describe_key(call: Call) -> dict[str, Any]:
     return {"KeyMetadata": _key(call).metadata()}
 
 
+def _marker(scope: str, last: str) -> str:
+    """An opaque NextMarker naming the item a page ended with, checksummed and bound to its list."""
+    return encode_token(scope, [last])
+
+
+def _after(scope: str, marker: str | None) -> str | None:
+    """The item a Marker this list issued names; any other is InvalidMarkerException, as in KMS.
+
+    Markers were the last item's id or name, taken as given: a marker never issued silently
+    listed from wherever it sorted (usually the start) instead of failing.
+    """
+    if marker is None:
+        return None
+    key = decode_token(scope, marker)
+    if key is None or len(key) != 1 or not _issuable(key[0]):
+        raise errors.InvalidMarker(
+            "The request was rejected because the marker that specifies where pagination should next "
+            "begin is not valid."
+        )
+    return key[0]
+
+
+def _issuable(last: object) -> bool:
+    """Whether ``last`` could be a key id or alias name. The checksum only catches edits (anyone
+    can build a marker with a valid one); a NUL or lone surrogate would fail in the database
+    driver rather than as a client error."""
+    if not isinstance(last, str) or not last or "\x00" in last:
+        return False
+    try:
+        return len(last.encode("utf-8")) <= _MAX_MARKED_BYTES
+    except UnicodeEncodeError:
+        return False
+
+
 def list_keys(call: Call) -> dict[str, Any]:
     limit = call.params.get("Limit", DEFAULT_LIMIT)
+    scope = f"kms:ListKeys:{call.account_id}:{call.region}"
+    after = _after(scope, call.params.get("Marker"))
     with _db(call).read() as conn:
-        items = keys.list_keys(conn, call.account_id, call.region, call.params.get("Marker"), limit + 1)
+        items = keys.list_keys(conn, call.account_id, call.region, after, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     out: dict[str, Any] = {"Keys": [{"KeyId": k.key_id, "KeyArn": k.arn} for k in items], "Truncated": more}
     if more:
-        out["NextMarker"] = items[-1].key_id
+        out["NextMarker"] = _marker(scope, items[-1].key_id)
     return out
 
 
@@ -139,12 +177,15 @@ def list_aliases(call: Call) -> dict[str, Any]:
     limit = p.get("Limit", DEFAULT_LIMIT)
     with _db(call).read() as conn:
         key_id = _resolve(call, p["KeyId"], conn, allow_alias=False).key_id if p.get("KeyId") else None
-        items = keys.list_aliases(conn, call.account_id, call.region, key_id, p.get("Marker"), limit + 1)
+        # A marker of one key's aliases does not continue another's (or the account's) list.
+        scope = f"kms:ListAliases:{call.account_id}:{call.region}:{key_id or ''}"
+        after = _after(scope, p.get("Marker"))
+        items = keys.list_aliases(conn, call.account_id, call.region, key_id, after, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     out: dict[str, Any] = {"Aliases": items, "Truncated": more}
     if more:
-        out["NextMarker"] = items[-1]["AliasName"]
+        out["NextMarker"] = _marker(scope, str(items[-1]["AliasName"]))
     return out
 
 
