@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from mailcrate.services.pagination import encode_token
 from tests.protocol.test_hostile_requests import (
+    _stored_files,
     assert_error,
     send,
     still_answering,  # noqa: F401  (autouse: the server answers /health after every test)
@@ -215,3 +217,93 @@ def test_markers_do_not_cross_lists(kms: Any, kms_keys: list[str]) -> None:
     _refused(lambda: kms.list_aliases(Marker=one_key), 400, "InvalidMarkerException")
     _refused(lambda: kms.list_aliases(KeyId=kms_keys[1], Marker=one_key), 400, "InvalidMarkerException")
     assert kms.list_aliases(KeyId=kms_keys[0], Marker=one_key)["Aliases"]  # its own list goes on
+
+
+# --- S3 user metadata ----------------------------------------------------------------------------
+def _metadata(total: int, entries: int = 1) -> dict[str, str]:
+    """``entries`` pairs whose keys and values add up to ``total`` bytes."""
+    out: dict[str, str] = {}
+    share = total // entries
+    for n in range(entries):
+        name = f"k{n}"
+        size = (share if n < entries - 1 else total - share * (entries - 1)) - len(name)
+        out[name] = "v" * size
+    return out
+
+
+def test_metadata_up_to_2kb_is_stored(s3: Any, listed: str) -> None:
+    for entries in (1, 4):
+        key = f"meta-ok-{entries}"
+        s3.put_object(Bucket=listed, Key=key, Body=b"x", Metadata=_metadata(LIMIT, entries))
+        assert s3.head_object(Bucket=listed, Key=key)["Metadata"] == _metadata(LIMIT, entries)
+        s3.delete_object(Bucket=listed, Key=key)
+
+
+@pytest.fixture
+def files_unchanged(server: MailcrateServer, s3: Any, listed: str) -> Iterator[None]:
+    """The bucket lists the same keys and the data directory holds the same files after the test."""
+    before = _stored_files(server)
+    yield
+    assert _keys(s3, listed) == KEYS
+    assert _stored_files(server) == before
+
+
+@pytest.mark.usefixtures("files_unchanged")
+@pytest.mark.parametrize("entries", [1, 5])
+def test_oversized_metadata_is_refused_everywhere(s3: Any, listed: str, entries: int) -> None:
+    metadata = _metadata(LIMIT + 1, entries)
+    error = _refused(
+        lambda: s3.put_object(Bucket=listed, Key="meta-big", Body=b"x" * 100_000, Metadata=metadata),
+        400,
+        "MetadataTooLarge",
+    )
+    assert error.response["Error"]["Size"] == str(LIMIT + 1)
+    assert error.response["Error"]["MaxSizeAllowed"] == str(LIMIT)
+    _refused(
+        lambda: s3.copy_object(
+            Bucket=listed,
+            Key="meta-copy",
+            CopySource=f"{listed}/b",
+            MetadataDirective="REPLACE",
+            Metadata=metadata,
+        ),
+        400,
+        "MetadataTooLarge",
+    )
+    _refused(
+        lambda: s3.create_multipart_upload(Bucket=listed, Key="meta-mpu", Metadata=metadata),
+        400,
+        "MetadataTooLarge",
+    )
+    assert s3.list_multipart_uploads(Bucket=listed).get("Uploads", []) == []
+
+
+def test_copy_keeps_metadata_when_not_replacing(s3: Any, listed: str) -> None:
+    """With the COPY directive the request's metadata is ignored, so its size does not matter."""
+    s3.copy_object(
+        Bucket=listed, Key="meta-copied", CopySource=f"{listed}/c", Metadata=_metadata(LIMIT + 500)
+    )
+    try:
+        assert s3.head_object(Bucket=listed, Key="meta-copied").get("Metadata", {}) == {}
+    finally:
+        s3.delete_object(Bucket=listed, Key="meta-copied")
+
+
+def _raw_put(server: MailcrateServer, bucket: str, key: str, value: bytes, body: bytes) -> Any:
+    # http.client sends header text as latin-1: this puts the value's UTF-8 bytes on the wire.
+    headers = {"x-amz-meta-k": value.decode("latin-1")}
+    return send(server, "PUT", f"/{bucket}/{key}", service="s3", body=body, headers=headers)
+
+
+@pytest.mark.usefixtures("files_unchanged")
+def test_metadata_size_counts_utf8_bytes(server: MailcrateServer, s3: Any, listed: str) -> None:
+    """1 + 2 * 1023 bytes of key and UTF-8 value fit; 1 + 2 * 1024 do not (though 1025 characters)."""
+    fits = _raw_put(server, listed, "meta-utf8", ("\u00e9" * 1023).encode(), b"x")
+    assert fits.status == 200, fits.body
+    assert (
+        s3.head_object(Bucket=listed, Key="meta-utf8")["Metadata"]["k"].encode("latin-1").decode()
+        == "\u00e9" * 1023
+    )
+    s3.delete_object(Bucket=listed, Key="meta-utf8")
+    reply = _raw_put(server, listed, "meta-utf8", ("\u00e9" * 1024).encode(), b"y" * 256 * 1024)
+    assert_error(reply, "s3", 400, "MetadataTooLarge")

@@ -96,6 +96,15 @@ class EntityTooSmall(ServiceError):
     code = "EntityTooSmall"
 
 
+class MetadataTooLarge(ServiceError):
+    code = "MetadataTooLarge"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            "Your metadata headers exceed the maximum allowed metadata size.", Size=size, MaxSizeAllowed=limit
+        )
+
+
 class MalformedPolicy(ServiceError):
     code = "MalformedPolicy"
 

@@ -21,6 +21,7 @@ from mailcrate.services.s3 import buckets, checksums, errors
 from mailcrate.services.s3.objects import (
     MAX_KEY_BYTES,
     check_key,
+    check_metadata,
     content_attributes,
     object_arn,
     sse_context,
@@ -47,6 +48,7 @@ def _upload(conn: Any, bucket: str, key: str, upload_id: str) -> Any:
 def create(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
+    check_metadata(p)
     with call.runtime.data_dir.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)

@@ -21,6 +21,7 @@ from mailcrate.storage.db import utcnow
 
 MAX_KEY_BYTES = 1024
 MAX_PUT = 5 * 1024**3
+MAX_METADATA_BYTES = 2 * 1024  # user-defined metadata, keys (without x-amz-meta-) plus values
 CONTENT_FIELDS = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # What an HTTP/1.1 header value may carry (tab, visible ASCII, obs-text): response-* overrides
@@ -42,6 +43,26 @@ def check_key(key: str | None) -> str:
     if "\x00" in key:
         raise errors.InvalidArgument("Object key must not contain a NUL character.", ArgumentName="key")
     return key
+
+
+def _wire_bytes(text: str) -> int:
+    """Bytes ``text`` took on the wire: headers arrive latin-1 decoded (a character per byte sent,
+    so UTF-8 sent raw counts its UTF-8 bytes); anything else is counted as UTF-8."""
+    try:
+        return len(text.encode("latin-1"))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_metadata(params: dict[str, Any]) -> None:
+    """Refuse user metadata over S3's 2 KB, before any body is read or anything is stored.
+
+    There was no limit: any amount the HTTP server let through was stored with the object.
+    """
+    metadata = params.get("Metadata") or {}
+    size = sum(_wire_bytes(name) + _wire_bytes(value) for name, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise errors.MetadataTooLarge(size, MAX_METADATA_BYTES)
 
 
 def content_attributes(params: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +99,7 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
         raise errors.ServiceError(
             "Your proposed upload exceeds the maximum allowed size", code="EntityTooLarge"
         )
+    check_metadata(p)
     with call.runtime.data_dir.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
@@ -343,6 +365,9 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
 def copy_object(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
+    directive = p.get("MetadataDirective", "COPY")
+    if directive == "REPLACE":  # with COPY the request's metadata is ignored, whatever its size
+        check_metadata(p)
     source = unquote(p["CopySource"].split("?versionId=")[0]).lstrip("/")
     src_bucket_name, _, src_key = source.partition("/")
     if not src_bucket_name or not src_key:
@@ -361,7 +386,6 @@ def copy_object(call: Call, store: Store) -> dict[str, Any]:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
         )
-    directive = p.get("MetadataDirective", "COPY")
     same = (src_bucket.name, src_key) == (bucket.name, key)
     if same and directive != "REPLACE" and not p.get("ServerSideEncryption"):
         raise errors.InvalidRequest(
