@@ -56,6 +56,12 @@ organizations = Table(
     Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
     Column("region", String(32), nullable=False),
     Column("alias", String(62), nullable=False),
+    # The lower-cased alias while this organization holds it, NULL once it is deleted (WorkMail
+    # lets a deleted organization's alias be used again). Its unique index is what keeps two
+    # concurrent CreateOrganization calls from both taking one alias, on SQLite and PostgreSQL
+    # alike (NULLs never collide). Organizations that shared an alias before revision 0006 keep
+    # it NULL except the oldest (see that migration).
+    Column("alias_key", String(62), nullable=True),
     Column("state", String(32), nullable=False),
     Column("directory_id", String(12), nullable=True),
     Column("directory_type", String(32), nullable=False),
@@ -65,6 +71,7 @@ organizations = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("client_token", String(128), nullable=True),
     Index("ix_org_account_region", "account_id", "region", "created_at"),
+    Index("ux_org_alias_key", "alias_key", unique=True),
 )
 
 mail_domains = Table(

@@ -1,9 +1,12 @@
 """WorkMail organizations: state and rules, independent of the wire.
 
 An organization belongs to one account and one region; its alias forms its default mail domain
-``<alias>.awsapps.com`` and, as in WorkMail, must be unique. mailcrate creates organizations
-synchronously, so a new organization is ``Active`` at once; deletion moves it to ``Deleted``
-(kept, as WorkMail lists deleted organizations for a while) and removes its mailboxes.
+``<alias>.awsapps.com`` and, as in WorkMail, must be unique (in any case) among organizations
+not deleted; a deleted organization's alias may be used again. A unique index on ``alias_key``
+(the lower-cased alias, NULL once deleted) lets the database settle concurrent creates.
+mailcrate creates organizations synchronously, so a new organization is ``Active`` at once;
+deletion moves it to ``Deleted`` (kept, as WorkMail lists deleted organizations for a while) and
+removes its mailboxes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mailcrate.datadir import DataDir
 from mailcrate.services.pagination import InvalidToken, keyset_page
@@ -32,6 +36,9 @@ ACTIVE = "Active"
 DELETED = "Deleted"
 DIRECTORY_TYPE = "WorkMailDirectory"
 _ALIAS_RE = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
+# In the text of a violation of the alias' unique index: PostgreSQL names the index
+# (ux_org_alias_key), SQLite the column (workmail_organizations.alias_key).
+_ALIAS_KEY = "alias_key"
 
 
 @dataclass(frozen=True)
@@ -128,31 +135,36 @@ def create(
             if existing.alias != alias:
                 raise InvalidParameter("ClientToken was already used with different parameters.")
             return existing.organization_id
-    if _alias_count(conn, alias):
-        raise NameAvailability(f"The alias {alias} is already in use.")
+    in_use = NameAvailability(f"The alias {alias} is already in use.")
+    if _alias_in_use(conn, alias):
+        raise in_use
     organization_id = "m-" + uuid.uuid4().hex
     now = utcnow()
     default_domain = f"{alias.lower()}.awsapps.com"
-    conn.execute(
-        insert(organizations).values(
-            organization_id=organization_id,
-            account_id=account_id,
-            region=region,
-            alias=alias,
-            state=ACTIVE,
-            directory_id=None,
-            directory_type=DIRECTORY_TYPE,
-            default_mail_domain=default_domain,
-            created_at=now,
-            completed_at=now,
-            client_token=client_token,
+    try:
+        # Concurrent creates of one alias can all pass the check above (12 at once made up to 4
+        # organizations); the unique index on alias_key lets one INSERT through and fails the
+        # others, whose transaction is then rolled back by the caller as the error propagates.
+        conn.execute(
+            insert(organizations).values(
+                organization_id=organization_id,
+                account_id=account_id,
+                region=region,
+                alias=alias,
+                alias_key=alias.lower(),
+                state=ACTIVE,
+                directory_id=None,
+                directory_type=DIRECTORY_TYPE,
+                default_mail_domain=default_domain,
+                created_at=now,
+                completed_at=now,
+                client_token=client_token,
+            )
         )
-    )
-    # Checked again now that this row is written: the INSERT took the database's write lock
-    # (SQLite), so a concurrent create of the same alias that passed the check above is seen here
-    # (12 concurrent creates of one alias made up to 4 organizations with the check alone).
-    if _alias_count(conn, alias) > 1:
-        raise NameAvailability(f"The alias {alias} is already in use.")
+    except IntegrityError as exc:
+        if _ALIAS_KEY not in str(exc.orig):
+            raise
+        raise in_use from None
     names = [default_domain] + [d["DomainName"].lower() for d in domains if d.get("DomainName")]
     for name in dict.fromkeys(names):
         conn.execute(
@@ -163,13 +175,18 @@ def create(
     return organization_id
 
 
-def _alias_count(conn: Connection, alias: str) -> int:
-    """Organizations not deleted that use ``alias`` (aliases are unique across all accounts)."""
-    return conn.execute(
-        select(func.count())
-        .select_from(organizations)
-        .where(func.lower(organizations.c.alias) == alias.lower(), organizations.c.state != DELETED)
-    ).scalar_one()
+def _alias_in_use(conn: Connection, alias: str) -> bool:
+    """Whether an organization not deleted uses ``alias`` (unique across all accounts, in any
+    case). Read from the alias itself rather than ``alias_key`` so organizations that shared an
+    alias before the unique index (see migration 0006) still keep it taken."""
+    return (
+        conn.execute(
+            select(organizations.c.organization_id)
+            .where(func.lower(organizations.c.alias) == alias.lower(), organizations.c.state != DELETED)
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def page(
@@ -214,7 +231,7 @@ def delete(conn: Connection, data_dir: DataDir, org: Organization, *, force: boo
     conn.execute(
         update(organizations)
         .where(organizations.c.organization_id == org.organization_id)
-        .values(state=DELETED, deleted_at=now)
+        .values(state=DELETED, deleted_at=now, alias_key=None)  # the alias is free again
     )
     shutil.rmtree(data_dir.mailboxes / org.organization_id, ignore_errors=True)
 
