@@ -81,6 +81,14 @@ def _check(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
             )
             return
         _check_range(len(value), meta, path, shown, problems, "length")
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL: refused here, the same on every backend, rather
+            # than failing in the driver (a 500) on PostgreSQL and being stored on SQLite.
+            escaped = shown.replace("\x00", "\\u0000")
+            problems.append(
+                f"Value '{escaped}' at '{path}' failed to satisfy constraint: "
+                "Member must not contain null characters"
+            )
         pattern = meta.get("pattern")
         if pattern:
             compiled = _compiled(pattern)
