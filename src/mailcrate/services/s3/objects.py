@@ -176,63 +176,61 @@ def describe(record: ObjectRecord, checksum_mode: str | None) -> dict[str, Any]:
     return out
 
 
-def _check_conditions(p: dict[str, Any], record: ObjectRecord) -> int | None:
-    """304/412 per S3's conditional-request rules; None to proceed."""
+def _failed_condition(
+    record: ObjectRecord,
+    if_match: str | None,
+    if_unmodified_since: datetime | None,
+    if_none_match: str | None,
+    if_modified_since: datetime | None,
+) -> str | None:
+    """The first of S3's conditional-request checks that fails on ``record``, named by its
+    header (``If-Match``, ``If-Unmodified-Since``, ``If-None-Match``, ``If-Modified-Since``);
+    None when all hold. A GET and a copy's source follow the same rules."""
     etag = record.etag.strip('"')
     modified = record.last_modified.replace(microsecond=0)
-    if_match, if_none = p.get("IfMatch"), p.get("IfNoneMatch")
-    if (
-        if_match is not None
-        and etag not in {t.strip().strip('"') for t in if_match.split(",")}
-        and if_match != "*"
-    ):
-        raise errors.PreconditionFailed(
-            "At least one of the pre-conditions you specified did not hold", Condition="If-Match"
-        )
-    if if_match is None and p.get("IfUnmodifiedSince") is not None and modified > p["IfUnmodifiedSince"]:
-        raise errors.PreconditionFailed(
-            "At least one of the pre-conditions you specified did not hold", Condition="If-Unmodified-Since"
-        )
-    if if_none is not None and (if_none == "*" or etag in {t.strip().strip('"') for t in if_none.split(",")}):
-        return 304
-    if if_none is None and p.get("IfModifiedSince") is not None and modified <= p["IfModifiedSince"]:
-        return 304
+    if if_match is not None and if_match != "*" and etag not in _etags(if_match):
+        return "If-Match"
+    if if_match is None and if_unmodified_since is not None and modified > if_unmodified_since:
+        return "If-Unmodified-Since"
+    if if_none_match is not None and (if_none_match == "*" or etag in _etags(if_none_match)):
+        return "If-None-Match"
+    if if_none_match is None and if_modified_since is not None and modified <= if_modified_since:
+        return "If-Modified-Since"
     return None
+
+
+def _etags(header: str) -> set[str]:
+    return {t.strip().strip('"') for t in header.split(",")}
+
+
+def _precondition_failed(condition: str) -> errors.PreconditionFailed:
+    return errors.PreconditionFailed(
+        "At least one of the pre-conditions you specified did not hold", Condition=condition
+    )
+
+
+def _check_conditions(p: dict[str, Any], record: ObjectRecord) -> int | None:
+    """304/412 per S3's conditional-request rules; None to proceed."""
+    failed = _failed_condition(
+        record, p.get("IfMatch"), p.get("IfUnmodifiedSince"), p.get("IfNoneMatch"), p.get("IfModifiedSince")
+    )
+    if failed in ("If-Match", "If-Unmodified-Since"):
+        raise _precondition_failed(failed)
+    return 304 if failed is not None else None
 
 
 def _check_copy_conditions(p: dict[str, Any], record: ObjectRecord) -> None:
     """x-amz-copy-source-if-*: S3's GET rules on the source, except that a failed condition is
     always 412 (a copy has nothing to answer 304 with)."""
-    etag = record.etag.strip('"')
-    modified = record.last_modified.replace(microsecond=0)
-    if_match, if_none = p.get("CopySourceIfMatch"), p.get("CopySourceIfNoneMatch")
-    failed = None
-    if (
-        if_match is not None
-        and if_match != "*"
-        and etag not in {t.strip().strip('"') for t in if_match.split(",")}
-    ):
-        failed = "x-amz-copy-source-If-Match"
-    elif (
-        if_match is None
-        and p.get("CopySourceIfUnmodifiedSince") is not None
-        and (modified > p["CopySourceIfUnmodifiedSince"])
-    ):
-        failed = "x-amz-copy-source-If-Unmodified-Since"
-    elif if_none is not None and (
-        if_none == "*" or etag in {t.strip().strip('"') for t in if_none.split(",")}
-    ):
-        failed = "x-amz-copy-source-If-None-Match"
-    elif (
-        if_none is None
-        and p.get("CopySourceIfModifiedSince") is not None
-        and (modified <= p["CopySourceIfModifiedSince"])
-    ):
-        failed = "x-amz-copy-source-If-Modified-Since"
+    failed = _failed_condition(
+        record,
+        p.get("CopySourceIfMatch"),
+        p.get("CopySourceIfUnmodifiedSince"),
+        p.get("CopySourceIfNoneMatch"),
+        p.get("CopySourceIfModifiedSince"),
+    )
     if failed is not None:
-        raise errors.PreconditionFailed(
-            "At least one of the pre-conditions you specified did not hold", Condition=failed
-        )
+        raise _precondition_failed("x-amz-copy-source-" + failed)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
