@@ -37,6 +37,21 @@ def decode_token(scope: str, token: str) -> list[Any] | None:
     return key
 
 
+def decode_cursor(scope: str, token: str, max_bytes: int) -> str | None:
+    """The one name (an object key, a key id, an alias) a single-item token of this scope
+    carries, or None when no page could have ended there. The checksum only catches edits
+    (anyone can build a token with a valid one), so the name is checked as a query would need
+    it: a string without NUL or lone surrogates (they fail in the database driver, not as a
+    client error), at most ``max_bytes`` of UTF-8."""
+    key = decode_token(scope, token)
+    if key is None or len(key) != 1 or not isinstance(key[0], str) or "\x00" in key[0]:
+        return None
+    try:
+        return key[0] if len(key[0].encode("utf-8")) <= max_bytes else None
+    except UnicodeEncodeError:
+        return None
+
+
 class InvalidToken(ValueError):
     """A NextToken this scope did not issue; services turn it into their InvalidParameter error."""
 

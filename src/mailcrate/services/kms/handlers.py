@@ -12,7 +12,7 @@ from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
 from mailcrate.services.kms import crypto, errors, keys
-from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.pagination import decode_cursor, encode_token
 
 DEFAULT_LIMIT = 100
 _MAX_MARKED_BYTES = 256  # the longest alias name KMS allows (key ids are 36)
@@ -79,25 +79,13 @@ def _after(scope: str, marker: str | None) -> str | None:
     """
     if marker is None:
         return None
-    key = decode_token(scope, marker)
-    if key is None or len(key) != 1 or not _issuable(key[0]):
+    last = decode_cursor(scope, marker, _MAX_MARKED_BYTES)
+    if not last:  # never issued (nor an empty name)
         raise errors.InvalidMarker(
             "The request was rejected because the marker that specifies where pagination should next "
             "begin is not valid."
         )
-    return key[0]
-
-
-def _issuable(last: object) -> bool:
-    """Whether ``last`` could be a key id or alias name. The checksum only catches edits (anyone
-    can build a marker with a valid one); a NUL or lone surrogate would fail in the database
-    driver rather than as a client error."""
-    if not isinstance(last, str) or not last or "\x00" in last:
-        return False
-    try:
-        return len(last.encode("utf-8")) <= _MAX_MARKED_BYTES
-    except UnicodeEncodeError:
-        return False
+    return last
 
 
 def list_keys(call: Call) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from mailcrate.services.base import Call
-from mailcrate.services.pagination import decode_token, encode_token
+from mailcrate.services.pagination import decode_cursor, encode_token
 from mailcrate.services.s3 import buckets, errors
 from mailcrate.storage.db import as_utc
 from mailcrate.storage.tables_kms_s3 import s3_objects
@@ -28,29 +28,18 @@ def _token(bucket: str, key: str) -> str:
 
 
 def _untoken(bucket: str, token: str) -> str:
-    """The key a token of this bucket names; anything else is S3's InvalidArgument.
+    """The key a token of this bucket names (an object key, or a common prefix plus the
+    sentinel); anything else is S3's InvalidArgument.
 
     Tokens were plain base64 of the key, decoded leniently: garbage often decoded to some key (or
     to nothing) and the listing silently restarted instead of failing as S3 does.
     """
-    key = decode_token(_scope(bucket), token)
-    if key is None or len(key) != 1 or not _issuable(key[0]):
+    key = decode_cursor(_scope(bucket), token, _MAX_CURSOR_BYTES)
+    if key is None:
         raise errors.InvalidArgument(
             "The continuation token provided is incorrect", ArgumentName="continuation-token"
         )
-    return key[0]
-
-
-def _issuable(cursor: object) -> bool:
-    """Whether a page could have ended at ``cursor``: an object key or a common prefix plus the
-    sentinel. The checksum only catches edits (anyone can build a token with a valid one), and a
-    NUL or a lone surrogate would fail in the database driver rather than as a client error."""
-    if not isinstance(cursor, str) or "\x00" in cursor:
-        return False
-    try:
-        return len(cursor.encode("utf-8")) <= _MAX_CURSOR_BYTES
-    except UnicodeEncodeError:
-        return False
+    return key
 
 
 def _scan(
