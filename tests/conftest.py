@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mailcrate_server import MailcrateServer
+from tests.support.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +30,12 @@ def fresh_server(tmp_path: Path) -> Iterator[MailcrateServer]:
     """A server of the test's own, for tests that restart or kill it."""
     with MailcrateServer.running(tmp_path / "data") as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the whole session; tests take databases of their own from it
+    (:meth:`PostgresServer.migrated_database` for a ready schema)."""
+    server = start_postgres()
+    yield server
+    server.stop()

@@ -36,16 +36,35 @@ class Principal:
 
     account_id: str
     arn: str
-    kind: str  # "root", "user" or "session"
+    kind: str  # "root", "user", "session", or "service" (an AWS service acting in-process)
     principal_id: str
     access_key_id: str
     secret_access_key: str
     session_token_hash: str | None = None
     expires_at: datetime | None = None
+    # For a service principal: the resource it acts for (aws:SourceAccount, aws:SourceArn).
+    source_account: str | None = None
+    source_arn: str | None = None
 
     @property
     def is_root(self) -> bool:
         return self.kind == "root"
+
+    @classmethod
+    def for_service(cls, service: str, *, source_account: str, source_arn: str | None = None) -> Principal:
+        """An AWS service principal (``export.workmail.amazonaws.com``) calling on behalf of a
+        resource of ``source_account``. It holds no key and no identity policy: only resource
+        policies that name the service (a role's trust policy) let it do anything."""
+        return cls(
+            account_id=source_account,
+            arn=service,
+            kind="service",
+            principal_id=service,
+            access_key_id="",
+            secret_access_key="",
+            source_account=source_account,
+            source_arn=source_arn,
+        )
 
 
 def new_access_key_id(prefix: str = "AKIA") -> str:

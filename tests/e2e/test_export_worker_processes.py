@@ -64,7 +64,7 @@ def _worker_pids(srv: MailcrateServer) -> list[int]:
     pids = []
     for child in psutil.Process(srv.process.pid).children():
         with contextlib.suppress(psutil.Error):  # a zombie, or gone meanwhile
-            if child.status() != psutil.STATUS_ZOMBIE and "mailcrate.jobs" in " ".join(child.cmdline()):
+            if child.status() != psutil.STATUS_ZOMBIE and "mailcrate.runner" in " ".join(child.cmdline()):
                 pids.append(child.pid)
     return pids
 

@@ -11,7 +11,6 @@ already holds such duplicates opens, and keeps them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from mailcrate.storage.tables import mail_domains
 from tests.e2e.test_postgres_backend import _init as _init_postgres
 from tests.protocol.test_hostile_requests import _race
 from tests.support.mailcrate_server import MailcrateServer
-from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.postgres import PostgresServer
 
 CALLERS = 16
 IN_USE = "NameAvailabilityException"
@@ -41,13 +40,6 @@ _OLD_ORGANIZATIONS = Table(
     Column("created_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True)),
 )
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 def _database_url(backend: str, request: pytest.FixtureRequest, data_dir: Path) -> str:

@@ -8,23 +8,13 @@ process writes the other reads at once.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-
-import pytest
 
 from tests.e2e.test_export_embedded import PREFIX, _download, _setup, _start
 from tests.jobs.support import check_export, fill_maildir, new_mailbox, wait_job
 from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
-from tests.support.postgres import PostgresServer, start_postgres
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    yield server
-    server.stop()
+from tests.support.postgres import PostgresServer
 
 
 def _init(server: MailcrateServer, database_url: str) -> None:

@@ -19,27 +19,23 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.test_postgres_backend import _init
 from tests.support.mailcrate_server import MailcrateServer
-from tests.support.postgres import start_postgres
+from tests.support.postgres import PostgresServer
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": []})
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer]:
-    postgres = start_postgres()
+def server(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Iterator[MailcrateServer]:
+    url = postgres.migrated_database("nul_input")
+    srv = MailcrateServer(
+        data_dir=Path(tmp_path_factory.mktemp("nul")) / "data", extra_args=("--database-url", url)
+    )
+    _init(srv, url)
+    srv.start()
     try:
-        url = postgres.create_database("nul_input")
-        srv = MailcrateServer(
-            data_dir=Path(tmp_path_factory.mktemp("nul")) / "data", extra_args=("--database-url", url)
-        )
-        _init(srv, url)
-        srv.start()
-        try:
-            yield srv
-        finally:
-            srv.stop()
+        yield srv
     finally:
-        postgres.stop()
+        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,14 @@ from typing import Any
 import pytest
 
 from mailcrate.datadir import DataDir
-from mailcrate.export.destination import (
-    BotoDestination,
-    Destination,
-    ExportError,
-    _embedded_assumer,
-)
-from mailcrate.export.embedded import EmbeddedDestination
+from mailcrate.export.destination import ExportError, open_destination
+from mailcrate.export.destination.boto import BotoDestination
+from mailcrate.export.destination.embedded import EmbeddedDestination
+from mailcrate.export.destination.roles import embedded_assumer
 from mailcrate.export.uploader import PartUploader, UploadStopped, new_part_buffer
 from mailcrate.jobs.records import ExportJob, State
+from mailcrate.services.context import ServiceContext
+from mailcrate.services.registry import service_context
 from tests.jobs.support import permission_policy, trust_policy
 from tests.support.mailcrate_server import MailcrateServer
 
@@ -41,6 +40,12 @@ def data_dir(server: MailcrateServer) -> Iterator[DataDir]:
     dd = DataDir.open(server.data_dir)
     yield dd
     dd.close()
+
+
+@pytest.fixture(scope="module")
+def context(data_dir: DataDir) -> ServiceContext:
+    """The service context an export worker builds on that data directory."""
+    return service_context(data_dir)
 
 
 def _policy(bucket: str, key_arn: str, *, drop: str | None = None) -> str:
@@ -97,9 +102,9 @@ def _job(server: MailcrateServer, *, drop: str | None = None) -> ExportJob:
     )
 
 
-def _over_http(server: MailcrateServer, data_dir: DataDir, job: ExportJob) -> BotoDestination:
+def _over_http(server: MailcrateServer, context: ServiceContext, job: ExportJob) -> BotoDestination:
     """The old path: boto3 to the server's port with the same role session's credentials."""
-    creds = _embedded_assumer(job, data_dir)()  # the role session the worker would get
+    creds = embedded_assumer(job, context)()  # the role session the worker would get
     keys = {"access_key_id": creds["access_key"], "secret_access_key": creds["secret_key"]}
     return BotoDestination(
         job=job,
@@ -108,8 +113,8 @@ def _over_http(server: MailcrateServer, data_dir: DataDir, job: ExportJob) -> Bo
     )
 
 
-def _in_process(data_dir: DataDir, job: ExportJob) -> Any:
-    return Destination.open(job, data_dir=data_dir, endpoint_url=None, external=False)
+def _in_process(context: ServiceContext, job: ExportJob) -> Any:
+    return open_destination(job, context=context, endpoint_url=None, external=False)
 
 
 def _error(action: Any) -> str:
@@ -118,15 +123,19 @@ def _error(action: Any) -> str:
     return str(caught.value)
 
 
-def test_embedded_jobs_open_the_in_process_destination(server: MailcrateServer, data_dir: DataDir) -> None:
-    assert isinstance(_in_process(data_dir, _job(server)), EmbeddedDestination)
+def test_embedded_jobs_open_the_in_process_destination(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
+    assert isinstance(_in_process(context, _job(server)), EmbeddedDestination)
 
 
-def test_stored_object_downloads_over_http(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_stored_object_downloads_over_http(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     """Parts written in-process make an SSE-KMS object that GetObject returns byte for byte."""
     job = _job(server)
-    dest = _in_process(data_dir, job)
-    dest.preflight(server.region)
+    dest = _in_process(context, job)
+    dest.preflight()
     first, last = bytearray(os.urandom(5 * MIB + 3)), bytearray(os.urandom(MIB // 2))
     upload_id = dest.create_upload(job.s3_path)
     etags = [dest.upload_part(job.s3_path, upload_id, n, b) for n, b in ((1, first), (2, last))]
@@ -145,13 +154,13 @@ def test_stored_object_downloads_over_http(server: MailcrateServer, data_dir: Da
 
 @pytest.mark.parametrize("path", ["in-process", "http"])
 def test_mapped_part_buffers_and_a_view_of_the_last_part_are_stored_as_is(
-    server: MailcrateServer, data_dir: DataDir, path: str
+    server: MailcrateServer, data_dir: DataDir, path: str, context: ServiceContext
 ) -> None:
     """What PartSink hands over (an anonymous mapping per full part, a view of the filled
     bytes of the last) is stored byte for byte on both paths, and a reused mapping whose file
     position is not at 0 still sends from its first byte."""
     job = _job(server)
-    dest = _in_process(data_dir, job) if path == "in-process" else _over_http(server, data_dir, job)
+    dest = _in_process(context, job) if path == "in-process" else _over_http(server, context, job)
     first = new_part_buffer(5 * MIB)
     first[:] = os.urandom(5 * MIB)
     first.seek(123)
@@ -169,10 +178,12 @@ def test_mapped_part_buffers_and_a_view_of_the_last_part_are_stored_as_is(
 
 
 @pytest.mark.parametrize("drop", ["s3:PutObject", "kms:GenerateDataKey"])
-def test_create_refusals_match_the_http_path(server: MailcrateServer, data_dir: DataDir, drop: str) -> None:
+def test_create_refusals_match_the_http_path(
+    server: MailcrateServer, data_dir: DataDir, drop: str, context: ServiceContext
+) -> None:
     job = _job(server, drop=drop)
-    embedded = _error(lambda: _in_process(data_dir, job).create_upload(job.s3_path))
-    http = _error(lambda: _over_http(server, data_dir, job).create_upload(job.s3_path))
+    embedded = _error(lambda: _in_process(context, job).create_upload(job.s3_path))
+    http = _error(lambda: _over_http(server, context, job).create_upload(job.s3_path))
     assert embedded == http
     if drop == "s3:PutObject":
         assert embedded.startswith(f"Access denied for CreateMultipartUpload on bucket {job.s3_bucket_name}")
@@ -181,11 +192,13 @@ def test_create_refusals_match_the_http_path(server: MailcrateServer, data_dir: 
     assert drop in embedded
 
 
-def test_part_refusal_matches_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_part_refusal_matches_the_http_path(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     """Without kms:Decrypt the upload starts but no part can be written (S3 opens the data key)."""
     job = _job(server, drop="kms:Decrypt")
     errors = []
-    for dest in (_in_process(data_dir, job), _over_http(server, data_dir, job)):
+    for dest in (_in_process(context, job), _over_http(server, context, job)):
         upload_id = dest.create_upload(job.s3_path)
         errors.append(
             _error(lambda d=dest, u=upload_id: d.upload_part(job.s3_path, u, 1, bytearray(b"x" * 100)))
@@ -211,13 +224,13 @@ def _tmp_files(data_dir: DataDir) -> set[str]:
 
 @pytest.mark.parametrize("total", [0, 3 * MIB - 5, 2 * (5 * MIB + 3), 12 * MIB + 12345])
 def test_streamed_parts_store_what_was_written(
-    server: MailcrateServer, data_dir: DataDir, total: int
+    server: MailcrateServer, data_dir: DataDir, total: int, context: ServiceContext
 ) -> None:
     """Parts sealed chunk by chunk while the sink fills them: the object is the bytes written
     (odd write sizes, parts not a multiple of the chunk, a last part ending on a part boundary,
     an empty archive), the in-order SHA-384 is the object's, and no temporary file remains."""
     job = _job(server)
-    dest = _in_process(data_dir, job)
+    dest = _in_process(context, job)
     before = _tmp_files(data_dir)
     upload_id = dest.create_upload(job.s3_path)
     uploader = _streaming(dest, job.s3_path, upload_id)
@@ -235,12 +248,34 @@ def test_streamed_parts_store_what_was_written(
     assert _tmp_files(data_dir) == before
 
 
-def test_cancel_mid_part_leaves_no_file_and_no_part(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_streamed_exports_get_distinct_opaque_etags(server: MailcrateServer, context: ServiceContext) -> None:
+    """Two archives written as the exporter writes them (parts streamed as filled) are two
+    objects with two ETags, neither the MD5 of no bytes: S3 documents SSE-KMS ETags as opaque,
+    not as one constant. Every export zip had ``"d41d8cd98f00b204e9800998ecf8427e-N"``."""
+    seen = []
+    for _ in range(2):
+        job = _job(server)
+        dest = _in_process(context, job)
+        upload_id = dest.create_upload(job.s3_path)
+        uploader = _streaming(dest, job.s3_path, upload_id)
+        sink = uploader.sink(5 * MIB)
+        sink.write(os.urandom(6 * MIB))
+        sink.close()
+        dest.complete_upload(job.s3_path, upload_id, uploader.finish())
+        head = server.client("s3").head_object(Bucket=job.s3_bucket_name, Key=job.s3_path)
+        seen.append(head["ETag"])
+    assert seen[0] != seen[1]
+    assert all(etag.endswith('-2"') and "d41d8cd98f00b204e9800998ecf8427e" not in etag for etag in seen)
+
+
+def test_cancel_mid_part_leaves_no_file_and_no_part(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     """Cancelled while a part is half written (its first chunks already sealed into a temporary
     file): the file is removed, no part is recorded, and after the abort nothing is left under
     the prefix."""
     job = _job(server)
-    dest = _in_process(data_dir, job)
+    dest = _in_process(context, job)
     before = _tmp_files(data_dir)
     upload_id = dest.create_upload(job.s3_path)
     uploader = _streaming(dest, job.s3_path, upload_id)
@@ -262,16 +297,18 @@ def test_cancel_mid_part_leaves_no_file_and_no_part(server: MailcrateServer, dat
     assert s3.list_objects_v2(Bucket=job.s3_bucket_name, Prefix=PREFIX).get("KeyCount") == 0
 
 
-def test_streamed_part_refusal_matches_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_streamed_part_refusal_matches_the_http_path(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     """Without kms:Decrypt a streamed part is refused when it starts, with the ErrorInfo of the
     HTTP path's UploadPart; the producer gets it while filling, and no file is left."""
     job = _job(server, drop="kms:Decrypt")
-    http = _over_http(server, data_dir, job)
+    http = _over_http(server, context, job)
     upload_id = http.create_upload(job.s3_path)
     expected = _error(lambda: http.upload_part(job.s3_path, upload_id, 1, bytearray(b"x" * 100)))
     http.abort_upload(job.s3_path, upload_id)
 
-    dest = _in_process(data_dir, job)
+    dest = _in_process(context, job)
     before = _tmp_files(data_dir)
     upload_id = dest.create_upload(job.s3_path)
     uploader = _streaming(dest, job.s3_path, upload_id)
@@ -292,44 +329,50 @@ def test_streamed_part_refusal_matches_the_http_path(server: MailcrateServer, da
 
 
 def test_abort_without_permission_is_refused_on_both_paths(
-    server: MailcrateServer, data_dir: DataDir
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
 ) -> None:
     """abort_upload is best effort on both paths; the role's policy still decides."""
     job = _job(server, drop="s3:AbortMultipartUpload")
-    for dest in (_in_process(data_dir, job), _over_http(server, data_dir, job)):
+    for dest in (_in_process(context, job), _over_http(server, context, job)):
         dest.abort_upload(job.s3_path, dest.create_upload(job.s3_path))
     uploads = server.client("s3").list_multipart_uploads(Bucket=job.s3_bucket_name).get("Uploads", [])
     assert len(uploads) == 2
 
 
-def test_preflight_refusals_match_the_http_path(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_preflight_refusals_match_the_http_path(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     job = _job(server, drop="s3:GetBucketPolicyStatus")
-    embedded = _error(lambda: _in_process(data_dir, job).preflight(server.region))
-    http = _error(lambda: _over_http(server, data_dir, job).preflight(server.region))
+    embedded = _error(lambda: _in_process(context, job).preflight())
+    http = _error(lambda: _over_http(server, context, job).preflight())
     assert embedded == http and "GetBucketPolicyStatus" in embedded
     # The bucket is gone: the same "does not exist" either way.
     job = _job(server)
     server.client("s3").delete_bucket(Bucket=job.s3_bucket_name)
-    embedded = _error(lambda: _in_process(data_dir, job).preflight())
-    http = _error(lambda: _over_http(server, data_dir, job).preflight())
+    embedded = _error(lambda: _in_process(context, job).preflight())
+    http = _error(lambda: _over_http(server, context, job).preflight())
     assert embedded == http and "does not exist" in embedded
 
 
-def test_refused_trust_fails_on_open(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_refused_trust_fails_on_open(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     job = _job(server)
     server.client("iam").update_assume_role_policy(
         RoleName=job.role_arn.rsplit("/", 1)[1], PolicyDocument=trust_policy("999988887777")
     )
-    message = _error(lambda: _in_process(data_dir, job))
+    message = _error(lambda: _in_process(context, job))
     assert "could not assume the role" in message
     with pytest.raises(ExportError):
-        _embedded_assumer(job, data_dir)()
+        embedded_assumer(job, context)()
 
 
-def test_session_is_renewed_before_it_expires(server: MailcrateServer, data_dir: DataDir) -> None:
+def test_session_is_renewed_before_it_expires(
+    server: MailcrateServer, data_dir: DataDir, context: ServiceContext
+) -> None:
     """A long export outlives the 1-hour session: the destination assumes the role again."""
     job = _job(server)
-    dest = _in_process(data_dir, job)
+    dest = _in_process(context, job)
     first = dest.principal()
     assert dest.principal() is first  # still valid: no new session per call
     dest._principal = dataclasses.replace(first, expires_at=datetime.now(UTC))
@@ -343,6 +386,6 @@ def test_worker_side_import_does_not_load_boto3(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = "import sys, mailcrate.export.job, mailcrate.export.embedded; print('boto3' in sys.modules)"
+    code = "import sys, mailcrate.export.job, mailcrate.export.destination.embedded; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

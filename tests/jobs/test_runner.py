@@ -21,11 +21,14 @@ from mailcrate.datadir import DataDir
 from mailcrate.export import job as runner
 from mailcrate.export.destination import ExportError, TransientExportError, classify
 from mailcrate.export.manifest import ExportLog
+from mailcrate.export.settings import ExportSettings
 from mailcrate.jobs import store
+from mailcrate.jobs.control import JobControl
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import ExportJob, State
 from mailcrate.mail.base import SourceSpec
 from mailcrate.mail.store import create_mailbox
+from mailcrate.services.registry import service_context
 from mailcrate.storage.db import utcnow
 from mailcrate.storage.tables import accounts, organizations
 from tests.jobs.support import fill_maildir
@@ -51,7 +54,7 @@ class FakeDestination:
         if pending:
             raise pending.pop(0)
 
-    def preflight(self, bucket_region: str | None = None) -> None:
+    def preflight(self) -> None:
         self._maybe_fail("preflight")
 
     def create_upload(self, key: str) -> str:
@@ -112,7 +115,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
     monkeypatch.setattr(
         runner, "source_spec", lambda data_dir, job: SourceSpec(embedded=str(root), owner="a@b.c")
     )
-    monkeypatch.setattr(runner.Destination, "open", classmethod(lambda cls, job, **kw: state["dest"]))
+    monkeypatch.setattr(runner, "open_destination", lambda job, **kw: state["dest"])
     yield state
     dd.close()
 
@@ -135,12 +138,12 @@ def _claimed(data_dir: DataDir) -> ExportJob:
     return job
 
 
-SETTINGS = runner.ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=2, retry_base_seconds=0.01)
+SETTINGS = ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=2, retry_base_seconds=0.01)
 
 
-def _run(env: dict[str, Any], control: runner.JobControl | None = None) -> tuple[State | None, ExportJob]:
+def _run(env: dict[str, Any], control: JobControl | None = None) -> tuple[State | None, ExportJob]:
     job = _claimed(env["data_dir"])
-    result = runner.run_job(env["data_dir"], job, "w", SETTINGS, control or runner.JobControl())
+    result = runner.run_job(service_context(env["data_dir"]), job, "w", SETTINGS, control or JobControl())
     final = store.get_by_id_db(env["data_dir"].db, job.job_id)
     assert final is not None
     return result, final
@@ -205,11 +208,11 @@ def test_log_failure_removes_the_zip(env: dict[str, Any]) -> None:
 def test_cancel_stops_and_aborts(env: dict[str, Any]) -> None:
     env["dest"] = FakeDestination({}, part_delay=0.3)
     data_dir = env["data_dir"]
-    settings = runner.ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=1, progress_interval=0.1)
+    settings = ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=1, progress_interval=0.1)
     job = _claimed(data_dir)
     threading.Timer(0.3, lambda: _cancel(data_dir, job.job_id)).start()
     started = time.monotonic()
-    result = runner.run_job(data_dir, job, "w", settings, runner.JobControl())
+    result = runner.run_job(service_context(data_dir), job, "w", settings, JobControl())
     assert result is None and time.monotonic() - started < 3
     final = store.get_by_id_db(data_dir.db, job.job_id)
     assert final is not None and final.state is State.CANCELLED and final.upload_id is None
@@ -223,7 +226,7 @@ def _cancel(data_dir: DataDir, job_id: str) -> None:
 
 def test_shutdown_releases_the_job(env: dict[str, Any]) -> None:
     env["dest"] = FakeDestination({}, part_delay=0.3)
-    control = runner.JobControl()
+    control = JobControl()
     threading.Timer(0.3, control.stopping.set).start()
     result, job = _run(env, control)
     assert result is None and job.state is State.RUNNING and job.lease_owner is None

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
-from mailcrate.jobs.worker import export_settings_from
+from mailcrate.export.settings import export_settings_from
 from mailcrate.storage.db import script_heads
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,18 +15,11 @@ from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import State
+from mailcrate.services.workmail import organizations as workmail_organizations
 from mailcrate.storage.db import utcnow
 from mailcrate.storage.tables import accounts, organizations
-from tests.support.postgres import PostgresServer, start_postgres
 
 LEASE = timedelta(seconds=30)
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -34,7 +27,7 @@ def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir
     """The same rules on SQLite and PostgreSQL (the scale-out database, many workers)."""
     url = None
     if request.param == "postgresql":
-        url = request.getfixturevalue("postgres").create_database("jobs_" + uuid.uuid4().hex[:12])
+        url = request.getfixturevalue("postgres").migrated_database("jobs_" + uuid.uuid4().hex[:12])
     dd = DataDir.open(tmp_path / "data", create=True, database_url=url)
     with dd.db.begin() as conn:
         conn.execute(
@@ -71,7 +64,7 @@ def _job(data_dir: DataDir, entity: str | None = None) -> str:
         client_token=uuid.uuid4().hex,
     )
     with data_dir.db.begin() as conn:
-        store.lock_organization(conn, request.organization_id)
+        workmail_organizations.lock(conn, request.organization_id)
         job, created = store.create(conn, request, Limits(max_running_per_org=1000))
     assert created
     return job.job_id
@@ -109,6 +102,21 @@ def test_expired_lease_is_reclaimed_and_old_worker_locked_out(data_dir: DataDir)
     assert not store.complete(data_dir.db, job_id, "w1")
     assert store.heartbeat(data_dir.db, job_id, "w2", LEASE, estimated_progress=10)
     assert store.claim(data_dir.db, "w3", LEASE) is None  # fresh lease: nobody else gets it
+
+
+def test_a_worker_whose_clock_runs_ahead_cannot_reclaim_a_live_job(
+    data_dir: DataDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases are on the database's clock: a second machine two hours ahead (its own clock is
+    all this process changes) sees the first worker's 30 s lease as live, and the first worker's
+    heartbeat still lands. On the worker's clock the lease looked long expired and was taken."""
+    job_id = _job(data_dir)
+    assert store.claim(data_dir.db, "w1", LEASE) is not None
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    monkeypatch.setattr(store, "utcnow", lambda: ahead)
+    assert store.claim(data_dir.db, "w2", LEASE) is None
+    assert store.oldest_waiting_since(data_dir.db) is None
+    assert store.heartbeat(data_dir.db, job_id, "w1", LEASE, estimated_progress=5)
 
 
 def test_progress_never_decreases_and_100_only_when_completed(data_dir: DataDir) -> None:
@@ -178,7 +186,7 @@ def test_running_limit_holds_under_concurrent_starts(data_dir: DataDir) -> None:
         barrier.wait()
         try:
             with data_dir.db.begin() as conn:
-                store.lock_organization(conn, request.organization_id)
+                workmail_organizations.lock(conn, request.organization_id)
                 store.create(conn, request, limits)
             outcome = "created"
         except store.JobLimitExceeded:

@@ -65,3 +65,24 @@ def test_a_message_that_changed_size_after_listing_reads_to_its_real_end(
             assert b"".join(item.chunks()) == expected
             assert next(items, None) is None  # moved on: read again, it opens the file anew
             assert b"".join(item.chunks()) == expected
+
+
+def test_an_interrupted_read_closes_no_descriptor_it_does_not_own(tmp_path: Path) -> None:
+    """An export that stops mid-message closes the items iterator (which closes the message's
+    descriptor) before the suspended read is finalized. The read closed that number again:
+    ``OSError: [Errno 9] Bad file descriptor`` in the log, or, once another thread had opened a
+    file or socket under the same number, that file closed under its owner."""
+    bodies = {"1000.M1P1.host": _body(3 * CHUNK_SIZE), "1001.M2P1.host": _body(10)}
+    with MaildirSource(_maildir(tmp_path / "Maildir", bodies)) as src:
+        (inbox,) = src.folders()
+        items = src.items(inbox)
+        first = next(items)
+        reading = first.chunks()
+        assert len(next(reading)) == CHUNK_SIZE  # suspended mid-message
+        items.close()  # the export stops: the message's descriptor is closed
+        bystander = os.open(tmp_path / "Maildir" / "cur" / "1001.M2P1.host:2,S", os.O_RDONLY)
+        try:
+            reading.close()  # finalizing the read must not close the bystander's number
+            assert os.pread(bystander, 7, 0) == b"Subject"
+        finally:
+            os.close(bystander)

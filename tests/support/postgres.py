@@ -1,5 +1,8 @@
 """A throw-away PostgreSQL cluster on a free loopback port, for the scale-out tests.
 
+One cluster serves the whole test session (the ``postgres`` fixture of tests/conftest.py); each
+test takes databases of its own from it, migrated ones cloned from a template.
+
 Debian's ``postgresql`` package provides the binaries (installed by scripts/install-test-deps.sh);
 the cluster lives in a temp dir owned by the ``postgres`` user (the server refuses to run as root)
 with fsync off, since it is discarded after the run.
@@ -34,16 +37,35 @@ def _as_postgres(*args: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
 
 
+TEMPLATE = "mailcrate_template"
+
+
 @dataclass
 class PostgresServer:
     base: Path
     port: int
     bin: Path
+    _template_ready: bool = False
 
     def url(self, database: str = "mailcrate") -> str:
         return f"postgresql+psycopg://postgres:postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def migrated_database(self, name: str) -> str:
+        """A new database with mailcrate's schema already at the newest revision: a copy of a
+        template migrated once per cluster (CREATE DATABASE ... TEMPLATE), instead of running
+        every migration again for each test."""
+        if not self._template_ready:
+            from mailcrate.storage.db import Database
+
+            db = Database(self.create_database(TEMPLATE))
+            try:
+                db.migrate()
+            finally:
+                db.dispose()
+            self._template_ready = True
+        return self.create_database(name, template=TEMPLATE)
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
         subprocess.run(
             _as_postgres(
                 str(self.bin / "psql"),
@@ -57,7 +79,7 @@ class PostgresServer:
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-c",
-                f'CREATE DATABASE "{name}"',
+                f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""),
             ),
             check=True,
             capture_output=True,

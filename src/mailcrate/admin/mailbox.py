@@ -132,7 +132,7 @@ def import_mail(
 def check_source(spec: SourceSpec) -> list[tuple[str, int]]:
     """Open the source and list its folders with counts (``bind`` checks before storing)."""
     try:
-        with _open_once(spec) as src:
+        with open_source(spec, quick=True) as src:
             return [
                 ("/".join(f.path) + (" (calendar)" if f.kind == "calendar" else ""), f.count)
                 for f in src.folders()
@@ -143,22 +143,11 @@ def check_source(spec: SourceSpec) -> list[tuple[str, int]]:
         ) from None
 
 
-def _open_once(spec: SourceSpec) -> Any:
-    """Like :func:`open_source`, but an unreachable IMAP server fails after one retry, not five."""
-    if spec.imap is not None and spec.caldav is None:
-        from mailcrate.mail.imap import ImapSource
-
-        return ImapSource(spec.imap, max_retries=1, retry_delay=0.1)
-    return open_source(spec)
-
-
 def bind(data_dir: DataDir, organization_id: str, entity: str, spec: SourceSpec | None) -> MailboxUser:
     """Store (``spec``) or clear (None: back to the embedded store) the user's mailbox source."""
     user = find_user(data_dir, organization_id, entity)
     if spec is not None and spec.owner is None and user.email:
-        spec = SourceSpec(
-            embedded=spec.embedded, imap=spec.imap, maildir=spec.maildir, caldav=spec.caldav, owner=user.email
-        )
+        spec = spec.with_owner(user.email)
     sealed = None if spec is None else data_dir.secrets.seal_text(json.dumps(spec.to_dict()), SOURCE_PURPOSE)
     with data_dir.db.begin() as conn:
         conn.execute(

@@ -125,7 +125,7 @@ def serve(**values: Any) -> None:
 @click.option("--wakeups-on-stdin", is_flag=True, hidden=True, help="Started by serve: stop at end of stdin.")
 def worker(server_url: str | None, wakeups_on_stdin: bool, **values: Any) -> None:
     """Run export workers only (serve starts one; more may run against a shared database)."""
-    from mailcrate.jobs.process import run_worker
+    from mailcrate.runner.worker import run_worker
 
     run_worker(build_settings(values), server_url, wakeups_on_stdin=wakeups_on_stdin)
 

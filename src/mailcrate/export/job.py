@@ -25,71 +25,34 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 import mailcrate.mail.composite  # imported ahead: see below
-import mailcrate.mail.store  # imported ahead: see below
-import mailcrate.protocol.restxml  # noqa: F401 - see below
-from mailcrate.export import embedded as _embedded  # noqa: F401 - see below
-from mailcrate.export.destination import Destination, ExportError, TransientExportError
+import mailcrate.mail.store  # noqa: F401 - imported ahead: see below
+from mailcrate.export.destination import ExportError, TransientExportError, open_destination
 from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
-from mailcrate.export.pipeline import Progress, StopExport, write_archive
+from mailcrate.export.pipeline import Progress, write_archive
+from mailcrate.export.settings import ExportSettings
 from mailcrate.export.uploader import PartUploader, UploadStopped
 from mailcrate.jobs import store
+from mailcrate.jobs.control import JobControl, StopExport
 from mailcrate.jobs.records import ExportJob, State
 from mailcrate.mail.base import SourceError, SourceSpec, TransientSourceError, open_source
+from mailcrate.services.context import ServiceContext
 from mailcrate.storage.db import utcnow
 from mailcrate.storage.tables import users
 
 log = logging.getLogger("mailcrate.export")
 
-# ``embedded`` (the S3/KMS handlers, the policy engine, botocore's model module) and the embedded
-# mail store are imported with the worker rather than by the first job that uses them: those
-# imports take ~0.22 s, which a small export would otherwise pay as part of its own time (a
-# 1k-message export takes ~0.2 s). They add ~13 MiB to the idle worker, which the first export
-# would add anyway (the peak does not change). The same for what every first export imported
-# on its way (measured: the first 1k export of a worker took ~30 ms longer than the next): the
-# source combiner, the S3 protocol that words the AccessDenied of the preflight's
-# GetBucketLocation (the documented role policy does not grant it, so every export is refused
-# it), with xml.sax (~6 ms, 0.3 MiB), and the UTF-7 codec of folder names.
+# The embedded mail store, the source combiner and the UTF-7 codec of folder names are loaded
+# with the worker rather than by the first job that uses them, which would otherwise pay for
+# them in its own time (a 1k-message export takes ~0.2 s); the service context (the S3/KMS/STS
+# specs and the policy engine) is warmed by the runner that builds it (mailcrate.runner).
 codecs.lookup("utf-7")
 
-MIB = 1024 * 1024
 SOURCE_PURPOSE = "mailbox-source"
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    part_size: int = 8 * MIB
-    parts_in_flight: int = 3
-    lease: timedelta = timedelta(seconds=60)
-    endpoint_url: str | None = None  # an external endpoint, "aws", or a remote mailcrate server
-    external: bool = False
-    remote_server: bool = False  # endpoint_url is another mailcrate server (see Destination.open)
-    compresslevel: int = 1
-    zip64_limit: int | None = None
-    transient_retries: int = 3
-    retry_base_seconds: float = 2.0
-    progress_interval: float = 1.0
-    # A botocore Loader shared by the jobs of one pool (parsing the S3 model costs ~0.3 s).
-    loader: Any = field(default=None, compare=False)
-
-
-@dataclass
-class JobControl:
-    """Signals around one running job: ``stopping`` (the server shuts down: release the job for
-    a restart) and ``lost`` (cancelled, or the lease went to another worker)."""
-
-    stopping: threading.Event = field(default_factory=threading.Event)
-    lost: threading.Event = field(default_factory=threading.Event)
-
-    def check(self) -> None:
-        if self.lost.is_set() or self.stopping.is_set():
-            raise StopExport()
 
 
 def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
@@ -108,17 +71,6 @@ def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
     return SourceSpec(
         embedded=str(data_dir.mailbox_root(job.organization_id, job.entity_id)), owner=row.email
     )
-
-
-def _embedded_bucket_region(data_dir: Any, name: str) -> str | None:
-    """The region of a bucket of the embedded S3 (None when it has no such bucket)."""
-    from mailcrate.services.s3 import buckets
-
-    with data_dir.db.read() as conn:
-        try:
-            return buckets.find(conn, name).region
-        except Exception:
-            return None
 
 
 class _Monitor(threading.Thread):
@@ -163,16 +115,18 @@ class _Monitor(threading.Thread):
 
 
 def run_job(
-    data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings, control: JobControl
+    context: ServiceContext, job: ExportJob, worker_id: str, settings: ExportSettings, control: JobControl
 ) -> State | None:
     """Run a claimed job to its end; returns the final state this worker set (None when it
-    released the job or lost it)."""
+    released the job or lost it). ``context`` is the worker's service context: the exporter
+    reaches the embedded S3, KMS and STS only through it."""
+    data_dir = context.data_dir
     monitor = _Monitor(data_dir, job, worker_id, settings, control)
     monitor.start()
     try:
         for attempt in range(settings.transient_retries + 1):
             try:
-                return _attempt(data_dir, job, worker_id, settings, control, monitor)
+                return _attempt(context, job, worker_id, settings, control, monitor)
             except StopExport:
                 return _stopped(data_dir, job, worker_id, control)
             except (TransientExportError, TransientSourceError) as exc:
@@ -243,17 +197,20 @@ class _Background(threading.Thread):
 
 
 class _Preparation(_Background):
-    """The role (AssumeRole, :meth:`Destination.open`), the preflight checks, then
+    """The role (AssumeRole, :func:`open_destination`), the preflight checks, then
     CreateMultipartUpload (its id stored with the job), on a thread of their own while the
     producer lists the mailbox and starts the archive: ~20 ms of a 1k-message export's
-    ~170 ms no longer come before its first byte. Nothing is written to S3 before the checks
+    ~170 ms need not come before its first byte. Nothing is written to S3 before the checks
     pass (the upload is created after them, on this thread); the producer waits for the
     destination (:meth:`destination`, the role only) when it builds its uploader, and parts
     wait for :meth:`upload_id`; both raise what the preparation raised."""
 
-    def __init__(self, data_dir: Any, job: ExportJob, worker_id: str, settings: ExportSettings) -> None:
+    def __init__(
+        self, context: ServiceContext, job: ExportJob, worker_id: str, settings: ExportSettings
+    ) -> None:
         super().__init__(self._prepare, f"export-prepare-{job.job_id[:8]}", start=False)
-        self.data_dir = data_dir
+        self.context = context
+        self.db = context.db
         self.job = job
         self.worker_id = worker_id
         self.settings = settings
@@ -266,9 +223,9 @@ class _Preparation(_Background):
         job, settings = self.job, self.settings
         started = time.perf_counter()
         try:
-            dest = self.dest = Destination.open(
+            dest = self.dest = open_destination(
                 job,
-                data_dir=self.data_dir,
+                context=self.context,
                 endpoint_url=settings.endpoint_url,
                 external=settings.external,
                 remote_server=settings.remote_server,
@@ -281,13 +238,12 @@ class _Preparation(_Background):
         self.seconds["role"] = opened - started
         if job.upload_id:  # left open by an attempt that crashed or was retried
             dest.abort_upload(job.s3_path, job.upload_id)
-            store.set_upload(self.data_dir.db, job.job_id, self.worker_id, None)
-        region = None if settings.external else _embedded_bucket_region(self.data_dir, job.s3_bucket_name)
-        dest.preflight(region)
+            store.set_upload(self.db, job.job_id, self.worker_id, None)
+        dest.preflight()
         checked = time.perf_counter()
         self.seconds["preflight"] = checked - opened
         self.created = dest.create_upload(job.s3_path)
-        if not store.set_upload(self.data_dir.db, job.job_id, self.worker_id, self.created):
+        if not store.set_upload(self.db, job.job_id, self.worker_id, self.created):
             raise StopExport()
         self.seconds["create"] = time.perf_counter() - checked
 
@@ -323,17 +279,18 @@ class _Preparation(_Background):
 
 
 def _attempt(
-    data_dir: Any,
+    context: ServiceContext,
     job: ExportJob,
     worker_id: str,
     settings: ExportSettings,
     control: JobControl,
     monitor: _Monitor,
 ) -> State | None:
+    data_dir = context.data_dir
     phases = _Phases(job)
     key = job.s3_path
     control.check()
-    prep = _Preparation(data_dir, job, worker_id, settings)
+    prep = _Preparation(context, job, worker_id, settings)
     prep.start()
     uploader: PartUploader | None = None
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from mailcrate.export.names import ItemKind
+from mailcrate.jobs.records import export_log_key, export_zip_key  # the S3Path contract
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -242,16 +243,6 @@ class Manifest:
         lines = data.splitlines() if isinstance(data, bytes | str) else data
         header, items = iter_manifest(lines)
         return cls(header, tuple(items))
-
-
-def export_zip_key(s3_prefix: str, job_id: str) -> str:
-    """``<S3Prefix>/<JobId>.zip`` with exactly one ``/`` between, whatever the prefix ends with."""
-    return f"{s3_prefix.rstrip('/')}/{job_id}.zip"
-
-
-def export_log_key(s3_prefix: str, job_id: str) -> str:
-    """``<S3Prefix>/<JobId>.json``: the export log beside the zip."""
-    return f"{s3_prefix.rstrip('/')}/{job_id}.json"
 
 
 _LOG_FIELDS = (

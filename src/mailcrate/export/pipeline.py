@@ -25,6 +25,7 @@ from mailcrate.export import deflate
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem
 from mailcrate.export.names import item_path
 from mailcrate.export.zipstream import PreparedEntry, ZipStreamWriter, prepare
+from mailcrate.jobs.control import StopExport
 from mailcrate.mail.base import Folder, Item, MailboxSource, SourceError, TransientSourceError
 
 __all__ = ["ArchiveFigures", "Progress", "StopExport", "write_archive"]
@@ -34,10 +35,6 @@ __all__ = ["ArchiveFigures", "Progress", "StopExport", "write_archive"]
 #: then keeps as fragmented heap; a 100 MiB export never reaches it, a 5 GiB one always did.
 _SPOOL_IN_MEMORY = 256 * 1024
 _COPY_CHUNK = 1024 * 1024
-
-
-class StopExport(Exception):
-    """Raised by a ``should_stop`` check: the job was cancelled or the worker is stopping."""
 
 
 class Progress:

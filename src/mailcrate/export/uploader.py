@@ -9,7 +9,7 @@ encryption and disk writes), in parallel with the producer's reading and deflati
 The SHA-384 of the whole object (the export log's ``sha384Hash``) is computed in part order by
 a helper thread of each upload, while that part is being sent (both release the GIL), keeping it
 off the producer and out of the part's latency: the last part of a small export, uploaded only
-once the archive ends, no longer waits for its hash (~6 ms per 5 MB) before its upload starts.
+once the archive ends, does not wait for its hash (~6 ms per 5 MB) before its upload starts.
 
 Any failed part (after botocore's own retries) stops the upload: later submits raise the
 error, and the caller aborts the multipart upload. :meth:`PartUploader.cancel` stops it too.
@@ -45,9 +45,8 @@ StreamPart = Callable[[int, Frames], str]  # (part number, frames) -> ETag
 #: Parts of a streaming upload open at once: the one being filled and one closing. A streamed
 #: part is sealed and written while it fills, so once closed only its last chunk, the fsync and
 #: its row remain; more closing parts only held more part buffers. ``in_flight`` (for whole
-#: parts over HTTP) does not apply. Measured (``export-scaling --only size``, 2 rounds): with
-#: 4 slots the 5 GiB export peaked at 231-232 MB (+16-17 % over 100 MiB) and 1 GiB took
-#: 4.22-4.44 s; with 2, 213-216 MB (+7-8 %) and 4.02-4.04 s.
+#: parts over HTTP) does not apply. Two slots beat four on both peak memory and time
+#: (``export-scaling --only size``; figures in BENCHMARKS.md).
 STREAM_SLOTS = 2
 #: The chunk a streamed part is handed over in (the blob store's chunk size).
 CHUNK = 1 << 20

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from typing import Any
 
 log = logging.getLogger("mailcrate.jobs")
 
-__all__ = ["WorkerProcess", "process_shares", "run_worker", "worker_env"]
+__all__ = ["WorkerProcess", "process_shares", "worker_env"]
 
 #: glibc malloc arenas for the worker process. Each upload/reader thread would otherwise get an
 #: arena of its own, and freed part-sized blocks stay mapped in each (measured: see BENCHMARKS.md).
@@ -135,8 +134,8 @@ class WorkerProcess:
     Why more than one: one process runs all of its jobs under one GIL. Ten 100 MiB exports at
     once took 1.05-1.16x their time one by one with ~0.35 of the two cores idle; with the jobs spread
     over two processes, 0.93x (``benchmarks export-scaling --only concurrent``). Why not two
-    always: an idle worker process is ~65 MiB, and issue 8 bounds the serving side's peak during
-    one 5 GiB export at 250 MB. So the first process (slot 0) always runs and is restarted if it
+    always: an idle worker process is ~65 MiB, and the serving side's peak during one 5 GiB
+    export is bounded at 250 MB (BENCHMARKS.md). So the first process (slot 0) always runs and is restarted if it
     dies; the others start only when a job has waited :data:`SPAWN_AFTER` for a worker (every
     thread of the running processes busy) and end by themselves after
     ``export_process_idle_seconds`` without work. ``export_workers`` is spread over the slots
@@ -153,7 +152,7 @@ class WorkerProcess:
         self.settings = settings
         self.wakeup = wakeup
         self.waiting_since = waiting_since
-        self.command = command or [sys.executable, "-m", "mailcrate.jobs"]  # lean: no click CLI
+        self.command = command or [sys.executable, "-m", "mailcrate.runner"]  # lean: no click CLI
         self.shares = process_shares(settings.export_workers, settings.export_processes)
         self._children: dict[int, _Child] = {}
         self._stopping = threading.Event()
@@ -287,75 +286,3 @@ def _end(popen: subprocess.Popen[bytes], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             popen.kill()
             popen.wait()
-
-
-def run_worker(
-    settings: Any,
-    server_url: str | None,
-    *,
-    wakeups_on_stdin: bool = False,
-    poll_interval: float = 0.25,
-    exit_when_idle: float | None = None,
-) -> None:
-    """The child side (``mailcrate worker``): run a pool until SIGTERM/SIGINT, or with
-    ``wakeups_on_stdin`` (how ``serve`` starts it) until its stdin ends, or with
-    ``exit_when_idle`` after that many seconds without a job."""
-    from mailcrate.datadir import DataDir
-    from mailcrate.jobs.worker import WorkerPool, export_settings_from
-    from mailcrate.storage.crypto import SecretBox
-    from mailcrate.storage.db import Database
-
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s",
-        stream=sys.stderr,
-    )
-    path = settings.data_dir
-    if not (path / "master.key").exists():
-        DataDir.open(path, database_url=settings.database_url).close()  # the error message
-    # The server migrated the database; opening it without Alembic keeps this process small.
-    data_dir = DataDir(
-        path=path,
-        db=Database.for_data_dir(path, settings.database_url),
-        secrets=SecretBox.load_or_create(path / "master.key"),
-    )
-    stop = threading.Event()
-    pool = WorkerPool(
-        data_dir,
-        workers=settings.export_workers,
-        settings=lambda: export_settings_from(settings, server_url),
-        max_attempts=settings.export_max_attempts,
-        poll_interval=poll_interval,
-        idle_exit=exit_when_idle,
-    )
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-
-    def read_wakeups() -> None:
-        # os.read on the descriptor, not sys.stdin: a worker that ends on its own (idle) leaves
-        # this daemon thread blocked in the read, and a blocked buffered reader's lock aborts
-        # the interpreter's shutdown ("could not acquire lock for <stdin>", SIGABRT).
-        fd = sys.stdin.fileno()
-        while True:
-            try:
-                line = os.read(fd, 4096)  # one byte per wake-up; several may come at once
-            except (OSError, ValueError):
-                line = b""
-            if not line:  # the parent closed the pipe or is gone
-                stop.set()
-                return
-            pool.wakeup.set()
-
-    pool.start()
-    if wakeups_on_stdin:
-        threading.Thread(target=read_wakeups, name="wakeups", daemon=True).start()
-    try:
-        while not stop.wait(TRIM_INTERVAL) and not pool.idled_out.is_set():
-            trim_malloc()
-    finally:
-        pool.stop()
-        data_dir.close()

@@ -123,3 +123,13 @@ if tuple(export_jobs.c.keys()) != _FIELD_NAMES:  # pragma: no cover - a schema/r
 _STATE = _FIELD_NAMES.index("state")
 _FINISHING = _FIELD_NAMES.index("finishing")
 _TIMES = tuple(_FIELD_NAMES.index(name) for name in ("start_time", "end_time", "lease_expires_at"))
+
+
+def export_zip_key(s3_prefix: str, job_id: str) -> str:
+    """``<S3Prefix>/<JobId>.zip`` with exactly one ``/`` between, whatever the prefix ends with."""
+    return f"{s3_prefix.rstrip('/')}/{job_id}.zip"
+
+
+def export_log_key(s3_prefix: str, job_id: str) -> str:
+    """``<S3Prefix>/<JobId>.json``: the export log beside the zip."""
+    return f"{s3_prefix.rstrip('/')}/{job_id}.json"

@@ -9,9 +9,10 @@ Portable SQL only, so many ``serve``/worker processes may share one PostgreSQL d
 * Every later write of a worker is conditioned on ``lease_owner = :me AND state = 'RUNNING'``:
   a worker that lost its lease (it stalled past the expiry and another reclaimed the job) or
   whose job was cancelled cannot overwrite anything, and learns so from the row count.
-* Start serializes per organization by first writing the organization's row (a no-op update):
-  that takes PostgreSQL's row lock and SQLite's write lock before the limit counts are read, so
-  two concurrent Starts cannot both see room for the 10th job.
+* Start serializes per organization: the WorkMail handler locks the organization's row
+  (:func:`mailcrate.services.workmail.organizations.lock`) in the transaction that calls
+  :func:`create`, before the limit counts are read, so two concurrent Starts cannot both see
+  room for the 10th job.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
-from mailcrate.export.manifest import export_zip_key
 from mailcrate.jobs.limits import Limits
-from mailcrate.jobs.records import ExportJob, State, clip_error
+from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
 from mailcrate.services.pagination import decode_token, encode_token
 from mailcrate.storage.db import Database, as_utc, utcnow
-from mailcrate.storage.tables import organizations
 from mailcrate.storage.tables_jobs import export_jobs as jobs
 
 __all__ = [
@@ -90,15 +89,6 @@ class StartRequest:
 def _one(conn: Connection, *where: Any) -> ExportJob | None:
     row = conn.execute(select(jobs).where(*where)).first()
     return None if row is None else ExportJob.from_row(row)
-
-
-def lock_organization(conn: Connection, organization_id: str) -> None:
-    """Serialize Starts of one organization (see the module docstring)."""
-    conn.execute(
-        update(organizations)
-        .where(organizations.c.organization_id == organization_id)
-        .values(state=organizations.c.state)
-    )
 
 
 def create(
@@ -342,15 +332,14 @@ def cancel(
 # --------------------------------------------------------------------------- worker side
 
 
-def claim(
-    db: Database, worker_id: str, lease: timedelta, *, max_attempts: int = 3, now: datetime | None = None
-) -> ExportJob | None:
+def claim(db: Database, worker_id: str, lease: timedelta, *, max_attempts: int = 3) -> ExportJob | None:
     """Take one RUNNING job that no live worker holds (new, or its worker's lease expired).
 
     A job reclaimed ``max_attempts`` times without finishing is failed as interrupted instead.
+    Leases are on the database's clock (:meth:`Database.clock`), never this machine's.
     """
-    now = now or utcnow()
-    free = _waiting(now)
+    now = utcnow()
+    free = _waiting(db)
     with db.read() as conn:
         candidates = conn.execute(
             select(jobs.c.job_id, jobs.c.attempts).where(free).order_by(jobs.c.start_time).limit(8)
@@ -377,7 +366,7 @@ def claim(
                 .where(jobs.c.job_id == job_id, free)
                 .values(
                     lease_owner=worker_id,
-                    lease_expires_at=now + lease,
+                    lease_expires_at=db.clock(lease),
                     attempts=jobs.c.attempts + 1,
                     finishing=False,
                 )
@@ -387,21 +376,21 @@ def claim(
     return None
 
 
-def _waiting(now: datetime) -> Any:
+def _waiting(db: Database) -> Any:
     """RUNNING jobs that no live worker holds: new, released, or their worker's lease expired."""
     return and_(
         jobs.c.state == State.RUNNING.value,
-        or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < now),
+        or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < db.clock()),
     )
 
 
-def oldest_waiting_since(db: Database, now: datetime | None = None) -> datetime | None:
+def oldest_waiting_since(db: Database) -> datetime | None:
     """The StartTime of the oldest job waiting for a worker (see :func:`claim`), or None.
 
     ``serve`` asks this to decide whether another worker process should start: a job that is
     still unclaimed a moment after its start found every worker busy."""
     with db.read() as conn:
-        since = conn.execute(select(func.min(jobs.c.start_time)).where(_waiting(now or utcnow()))).scalar()
+        since = conn.execute(select(func.min(jobs.c.start_time)).where(_waiting(db))).scalar()
     return as_utc(since)
 
 
@@ -412,7 +401,7 @@ def _mine(job_id: str, worker_id: str) -> Any:
 def heartbeat(db: Database, job_id: str, worker_id: str, lease: timedelta, **figures: Any) -> bool:
     """Renew the lease and store progress figures; False when the job is no longer this
     worker's to run (cancelled, or the lease was lost)."""
-    values: dict[str, Any] = {"lease_expires_at": utcnow() + lease}
+    values: dict[str, Any] = {"lease_expires_at": db.clock(lease)}
     values.update({k: v for k, v in figures.items() if v is not None and k != "estimated_progress"})
     progress = figures.get("estimated_progress")
     with db.begin() as conn:
@@ -426,12 +415,6 @@ def heartbeat(db: Database, job_id: str, worker_id: str, lease: timedelta, **fig
                 .values(estimated_progress=progress)
             )
         return conn.execute(update(jobs).where(where).values(**values)).rowcount == 1
-
-
-def still_mine(db: Database, job_id: str, worker_id: str) -> bool:
-    with db.read() as conn:
-        row = conn.execute(select(jobs.c.job_id).where(_mine(job_id, worker_id))).first()
-    return row is not None
 
 
 def set_upload(db: Database, job_id: str, worker_id: str, upload_id: str | None) -> bool:

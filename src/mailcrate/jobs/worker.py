@@ -2,7 +2,7 @@
 
 One claiming thread takes a RUNNING job that no live worker holds (:func:`store.claim`: a new
 job, or one whose worker died and let its lease expire) for each idle worker thread, which runs
-it (:func:`mailcrate.export.job.run_job`) and comes back idle. While a worker is idle the
+it (the runner it was given: :func:`mailcrate.export.job.run_job` in ``mailcrate serve``) and comes back idle. While a worker is idle the
 claimer waits for a wake-up (Start sets it) or polls every second, which also makes a restarted
 server pick up the jobs its predecessor left RUNNING as soon as their leases expire. Any number of processes may run pools against one
 shared database; the claim is atomic across them.
@@ -21,42 +21,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from mailcrate.export.job import MIB, ExportSettings, JobControl, run_job
 from mailcrate.jobs import store
+from mailcrate.jobs.control import JobControl, JobRunner
 from mailcrate.jobs.records import ExportJob
 
 log = logging.getLogger("mailcrate.jobs")
 
-__all__ = ["WorkerPool", "export_settings_from"]
-
-
-def export_settings_from(settings: Any, server_url: str | None) -> ExportSettings:
-    """The exporter's settings from ``serve``'s settings table. ``server_url`` (``mailcrate
-    worker --server-url``) names a mailcrate server on another machine whose embedded S3 the
-    exports go to over HTTP; without it they go in-process into this data directory's embedded
-    S3, unless ``--aws-endpoint-url`` points elsewhere."""
-    external_url = getattr(settings, "aws_endpoint_url", None)
-    loader = None
-    if external_url or server_url:
-        # Only boto3 (external S3, or a remote server's) reads botocore's models; one loader
-        # shared by the jobs keeps them parsed once. The in-process destination needs none, so
-        # an idle worker does not import botocore's loader for it.
-        import botocore.loaders
-
-        loader = botocore.loaders.create_loader()
-    return ExportSettings(
-        part_size=settings.export_part_size_mib * MIB,
-        parts_in_flight=settings.export_parts_in_flight,
-        lease=timedelta(seconds=settings.export_lease_seconds),
-        endpoint_url=external_url or server_url,
-        external=bool(external_url),
-        remote_server=bool(server_url) and not external_url,
-        loader=loader,
-    )
+__all__ = ["WorkerPool"]
 
 
 def _compile_statements(db: Any, lease: timedelta) -> None:
@@ -81,27 +55,30 @@ class WorkerPool:
 
     Only the claimer talks to the queue table: it takes an idle worker, claims a job for it
     (waiting for a wake-up or the next poll while there is none) and hands the job over. A
-    wake-up therefore costs one claim, not one per idle worker: when every idle thread claimed
-    on each wake-up, the losers' claims ran (and held the GIL and the database) beside the
-    winner's first steps, and the winning claim waited for theirs (measured: pick-up 8-10 ms,
-    losing claims up to 22 ms into the job; now ~1-2 ms). A worker that finishes goes back to
+    wake-up therefore costs one claim, not one per idle worker: losing claims would run (and
+    hold the GIL and the database) beside the winner's first steps, and the winning claim would
+    wait for theirs. A worker that finishes goes back to
     the idle queue, and the claimer claims at once for it: jobs that were waiting for a free
     worker need no wake-up."""
 
     def __init__(
         self,
-        data_dir: Any,
+        db: Any,
         *,
         workers: int,
-        settings: Callable[[], ExportSettings],
+        lease: timedelta,
+        runner: Callable[[], JobRunner],
         max_attempts: int = 3,
         wakeup: threading.Event | None = None,
         poll_interval: float = 1.0,
         idle_exit: float | None = None,
     ) -> None:
-        self.data_dir = data_dir
+        self.db = db
         self.workers = workers
-        self._settings_factory = settings
+        self.lease = lease
+        #: Called once at start: what runs each claimed job (built then, so a pool that is
+        #: never started loads nothing of the exporter).
+        self._runner_factory = runner
         self.max_attempts = max_attempts
         self.wakeup = wakeup or threading.Event()
         self.poll_interval = poll_interval
@@ -115,14 +92,14 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._idle: queue.SimpleQueue[tuple[str, queue.SimpleQueue[ExportJob | None]]] = queue.SimpleQueue()
         self._inboxes: list[queue.SimpleQueue[ExportJob | None]] = []
-        self._settings: ExportSettings | None = None
+        self._run: JobRunner | None = None
 
     def start(self) -> None:
         if self.workers <= 0 or self._threads:
             return
-        self._settings = self._settings_factory()
+        self._run = self._runner_factory()
         self._stopping.clear()
-        _compile_statements(self.data_dir.db, self._settings.lease)
+        _compile_statements(self.db, self.lease)
         for n in range(self.workers):
             inbox: queue.SimpleQueue[ExportJob | None] = queue.SimpleQueue()
             self._inboxes.append(inbox)
@@ -151,12 +128,10 @@ class WorkerPool:
 
     def _claim_for(self, worker_id: str) -> ExportJob | None:
         """A job for ``worker_id``: claimed now, or after wake-ups/polls; None once stopping."""
-        settings = self._settings
-        assert settings is not None
         idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
-                job = store.claim(self.data_dir.db, worker_id, settings.lease, max_attempts=self.max_attempts)
+                job = store.claim(self.db, worker_id, self.lease, max_attempts=self.max_attempts)
             except Exception:
                 log.exception("claiming an export job failed")
                 job = None
@@ -183,17 +158,17 @@ class WorkerPool:
             if job is None:
                 return
             if self._stopping.is_set():  # claimed as the pool stopped: give it back at once
-                store.release(self.data_dir.db, job.job_id, worker_id)
+                store.release(self.db, job.job_id, worker_id)
                 return
             inbox.put(job)
 
     def _work(self, worker_id: str, inbox: queue.SimpleQueue[ExportJob | None]) -> None:
-        settings = self._settings
-        assert settings is not None
+        run = self._run
+        assert run is not None
         while (job := inbox.get()) is not None:
             log.info("worker %s runs job %s (attempt %d)", worker_id, job.job_id, job.attempts)
             try:
-                run_job(self.data_dir, job, worker_id, replace(settings), JobControl(stopping=self._stopping))
+                run(job, worker_id, JobControl(stopping=self._stopping))
             except Exception:
                 log.exception("export job %s crashed its worker", job.job_id)
             if self._stopping.is_set():

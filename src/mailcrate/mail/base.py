@@ -36,9 +36,10 @@ Content problems (malformed MIME, NUL bytes, a message deleted while reading) ar
 
 from __future__ import annotations
 
+import importlib
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
@@ -51,11 +52,15 @@ __all__ = [
     "Item",
     "ItemKind",
     "MailboxSource",
+    "OpenOptions",
     "SourceError",
     "SourceSpec",
+    "SourceType",
     "TransientSourceError",
+    "config_type",
     "nfc",
     "open_source",
+    "source_type",
 ]
 
 ItemKind = Literal["mail", "calendar"]
@@ -183,83 +188,165 @@ class CalDavSpec:
 
 
 @dataclass(frozen=True)
+class OpenOptions:
+    """How a source is opened: ``owner`` is the mailbox owner's address (``From`` of calendar
+    items); ``quick`` asks a network source to give up after one retry (a check, not an export)."""
+
+    owner: str | None = None
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class SourceType:
+    """One kind of place a mailbox can live, as its module registers it (see :data:`SOURCE_TYPES`).
+
+    ``holds``: the kinds of item it reads (at most one mail and one calendar source per spec).
+    ``load``/``dump``: its configuration from/to the JSON value stored (sealed) with the user.
+    ``open``: the source itself."""
+
+    name: str
+    holds: frozenset[ItemKind]
+    load: Callable[[Any], Any]
+    dump: Callable[[Any], Any]
+    open: Callable[[Any, OpenOptions], MailboxSource]
+
+
+def config_type(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """``load``/``dump`` for a configuration dataclass: every field round-trips, and an unknown
+    key is refused so a typo is not silently lost."""
+
+    def load(data: Any) -> Any:
+        if isinstance(data, cls):
+            return data
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        return cls(**data)
+
+    return load, asdict
+
+
+#: Every source type by the key it has in a spec, as ``module:attribute`` of its
+#: :class:`SourceType`: loaded on use (Radicale's plugin loading), so this interface imports no
+#: concrete source and a new source is its own module plus one line here. Mail sources come
+#: before calendar sources (the order a combined source lists them in).
+SOURCE_TYPES: dict[str, str] = {
+    "embedded": "mailcrate.mail.store:SOURCE",
+    "imap": "mailcrate.mail.imap:SOURCE",
+    "maildir": "mailcrate.mail.maildir:SOURCE",
+    "caldav": "mailcrate.mail.caldav_source:SOURCE",
+}
+
+
+def source_type(name: str) -> SourceType:
+    """The registered :class:`SourceType` called ``name``."""
+    where = SOURCE_TYPES.get(name)
+    if where is None:
+        raise ValueError(f"unknown source type {name!r} (known: {', '.join(SOURCE_TYPES)})")
+    module, _, attribute = where.partition(":")
+    loaded = getattr(importlib.import_module(module), attribute)
+    assert isinstance(loaded, SourceType) and loaded.name == name, where
+    return loaded
+
+
 class SourceSpec:
     """Where one user's mailbox lives; JSON-serialisable with :meth:`to_dict`/:meth:`from_dict`.
 
-    Exactly one mail source (``embedded`` root path, ``imap``, or ``maildir`` path) and optionally
-    ``caldav`` for calendars; ``embedded`` already holds calendars, so it cannot be combined with
-    ``caldav``.  A CalDAV-only spec exports calendars only.  ``owner`` is the mailbox owner's
-    address, used as ``From`` of calendar items.  The dict holds passwords: encrypt it at rest.
+    ``SourceSpec(imap=ImapSpec(...), caldav=CalDavSpec(...), owner=...)``: one configuration per
+    registered source type used (its key in :data:`SOURCE_TYPES`), at most one that holds mail
+    and one that holds calendars (the embedded store holds both); a CalDAV-only spec exports
+    calendars only. ``spec.imap`` reads a type's configuration (None when absent). ``owner`` is
+    the mailbox owner's address, used as ``From`` of calendar items. The dict holds passwords:
+    encrypt it at rest.
     """
 
-    embedded: str | None = None
-    imap: ImapSpec | None = None
-    maildir: str | None = None
-    caldav: CalDavSpec | None = None
-    owner: str | None = None
+    __slots__ = ("_parts", "owner")
 
-    def __post_init__(self) -> None:
-        mail = [x for x in (self.embedded, self.imap, self.maildir) if x is not None]
-        if len(mail) > 1:
-            raise ValueError("a source spec takes at most one of embedded, imap, maildir")
-        if not mail and self.caldav is None:
-            raise ValueError("a source spec needs embedded, imap, maildir or caldav")
-        if self.embedded is not None and self.caldav is not None:
-            raise ValueError("the embedded store holds its own calendars; caldav cannot be added")
+    def __init__(self, *, owner: str | None = None, **parts: Any) -> None:
+        loaded: dict[str, Any] = {}
+        holders: dict[str, str] = {}
+        for name in SOURCE_TYPES:  # the registry's order, whatever order they were given in
+            value = parts.pop(name, None)
+            if value is None:
+                continue
+            kind = source_type(name)
+            for held in sorted(kind.holds):
+                if held in holders:
+                    raise ValueError(
+                        f"a source spec takes one {held} source: {holders[held]} and {name} both hold {held}"
+                    )
+                holders[held] = name
+            loaded[name] = kind.load(value)
+        if parts:
+            raise ValueError(f"unknown source spec keys: {sorted(parts)}")
+        if not loaded:
+            raise ValueError(f"a source spec needs one of: {', '.join(SOURCE_TYPES)}")
+        object.__setattr__(self, "_parts", loaded)
+        object.__setattr__(self, "owner", owner)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in SOURCE_TYPES:
+            return self._parts.get(name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a SourceSpec is immutable; use with_owner()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SourceSpec) and (self._parts, self.owner) == (other._parts, other.owner)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self._parts), self.owner))
+
+    def __repr__(self) -> str:
+        return f"SourceSpec({self.describe()!r})"
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The source types this spec uses, in the registry's order."""
+        return tuple(self._parts)
+
+    def with_owner(self, owner: str | None) -> SourceSpec:
+        return SourceSpec(owner=owner, **self._parts)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (includes passwords)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        out = {name: source_type(name).dump(value) for name, value in self._parts.items()}
+        if self.owner is not None:
+            out["owner"] = self.owner
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSpec:
         """Inverse of :meth:`to_dict`; unknown keys are rejected so typos are not silently lost."""
-        known = {"embedded", "imap", "maildir", "caldav", "owner"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown source spec keys: {sorted(unknown)}")
-        return cls(
-            embedded=data.get("embedded"),
-            imap=ImapSpec(**data["imap"]) if data.get("imap") else None,
-            maildir=data.get("maildir"),
-            caldav=CalDavSpec(**data["caldav"]) if data.get("caldav") else None,
-            owner=data.get("owner"),
-        )
+        data = dict(data)
+        return cls(owner=data.pop("owner", None), **data)
 
     def describe(self) -> dict[str, Any]:
         """The spec without secrets, for ``mailbox show`` and logs."""
         out = self.to_dict()
-        for key in ("imap", "caldav"):
-            if key in out:
-                out[key] = {k: v for k, v in out[key].items() if k != "password"}
+        for key, value in out.items():
+            if isinstance(value, dict):
+                out[key] = {k: v for k, v in value.items() if k != "password"}
         return out
 
 
-def open_source(spec: SourceSpec) -> MailboxSource:
-    """Open the source(s) a spec describes; mail and calendar sources are combined."""
-    # Imported here so that importing the interface does not pull network libraries in.
-    from mailcrate.mail.composite import CompositeSource
+def open_source(spec: SourceSpec, *, quick: bool = False) -> MailboxSource:
+    """Open the source(s) a spec describes; mail and calendar sources are combined.
 
+    ``quick``: network sources give up after one retry (``mailbox bind`` checks a binding)."""
+    options = OpenOptions(owner=spec.owner, quick=quick)
     parts: list[MailboxSource] = []
-    if spec.embedded is not None:
-        from mailcrate.mail.store import EmbeddedStore
+    try:
+        for name in spec.types:
+            parts.append(source_type(name).open(getattr(spec, name), options))
+    except BaseException:
+        for part in parts:
+            part.close()
+        raise
+    if len(parts) == 1:
+        return parts[0]
+    from mailcrate.mail.composite import CompositeSource  # the combiner, not a source of its own
 
-        parts.append(EmbeddedStore(spec.embedded, owner=spec.owner))
-    if spec.maildir is not None:
-        from mailcrate.mail.maildir import MaildirSource
-
-        parts.append(MaildirSource(spec.maildir))
-    if spec.imap is not None:
-        from mailcrate.mail.imap import ImapSource
-
-        parts.append(ImapSource(spec.imap))
-    if spec.caldav is not None:
-        from mailcrate.mail.caldav_source import CalDavSource
-
-        try:
-            parts.append(CalDavSource(spec.caldav, owner=spec.owner or spec.caldav.user))
-        except BaseException:
-            for p in parts:
-                p.close()
-            raise
-    return parts[0] if len(parts) == 1 else CompositeSource(parts)
+    return CompositeSource(parts)

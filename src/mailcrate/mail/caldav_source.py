@@ -18,7 +18,18 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from lxml import etree
 
-from mailcrate.mail.base import CalDavSpec, Folder, Item, SourceBase, SourceError, TransientSourceError, nfc
+from mailcrate.mail.base import (
+    CalDavSpec,
+    Folder,
+    Item,
+    OpenOptions,
+    SourceBase,
+    SourceError,
+    SourceType,
+    TransientSourceError,
+    config_type,
+    nfc,
+)
 from mailcrate.mail.calendar_mime import calendar_to_mime
 from mailcrate.mail.ics import has_event
 
@@ -150,3 +161,11 @@ class CalDavSource(SourceBase):
         close = getattr(self._client, "close", None)
         if callable(close):
             close()
+
+
+def _open(spec: CalDavSpec, options: OpenOptions) -> CalDavSource:
+    return CalDavSource(spec, owner=options.owner or spec.user, retries=1 if options.quick else 3)
+
+
+#: A CalDAV account: every calendar of the user's principal (mail.base.SOURCE_TYPES).
+SOURCE = SourceType("caldav", frozenset({"calendar"}), *config_type(CalDavSpec), _open)

@@ -43,7 +43,17 @@ from urllib.parse import urlsplit
 from imapclient import IMAPClient, imap_utf7
 from imapclient.exceptions import LoginError
 
-from mailcrate.mail.base import Folder, ImapSpec, Item, SourceBase, SourceError, nfc
+from mailcrate.mail.base import (
+    Folder,
+    ImapSpec,
+    Item,
+    OpenOptions,
+    SourceBase,
+    SourceError,
+    SourceType,
+    config_type,
+    nfc,
+)
 from mailcrate.mail.imap_fetch import (
     DROPPED,
     Entry,
@@ -559,3 +569,13 @@ def _quiet_close(client: IMAPClient) -> None:
 
 
 __all__ = ["ImapSource", "ssl_context"]
+
+
+def _open(spec: ImapSpec, options: OpenOptions) -> ImapSource:
+    if options.quick:  # a check: an unreachable server fails after one retry, not five
+        return ImapSource(spec, max_retries=1, retry_delay=0.1)
+    return ImapSource(spec)
+
+
+#: An IMAP account (mail.base.SOURCE_TYPES).
+SOURCE = SourceType("imap", frozenset({"mail"}), *config_type(ImapSpec), _open)

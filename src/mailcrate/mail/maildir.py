@@ -19,7 +19,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailcrate.mail.base import CHUNK_SIZE, Folder, Item, SourceBase, SourceError, nfc
+from mailcrate.mail.base import (
+    CHUNK_SIZE,
+    Folder,
+    Item,
+    OpenOptions,
+    SourceBase,
+    SourceError,
+    SourceType,
+    nfc,
+)
 from mailcrate.mail.maildirpp import (
     INBOX,
     flags_from_letters,
@@ -66,6 +75,7 @@ class _OpenMessage:
 
     def read(self) -> Iterator[bytes]:
         fd = self.fd
+        owned = fd is None  # this read opened its own descriptor, and alone may close it
         if fd is None:  # read after the iterator moved on: open it again, wherever it is now
             opened = _open_message(*self.location)
             if opened is None:
@@ -83,7 +93,10 @@ class _OpenMessage:
                 if len(chunk) < want:  # a short read of a regular file: its end
                     return
         finally:
-            if fd != self.fd:
+            # Not "fd != self.fd": an interrupted export closes the iterator (and with it the
+            # shared descriptor, self.fd = None) before this suspended read is finalized, which
+            # then closed the same number again, by then possibly another thread's file.
+            if owned:
                 os.close(fd)
 
     def close(self) -> None:
@@ -182,3 +195,11 @@ def _open_message(folder_dir: Path, unique: str, sub: str, name: str) -> tuple[i
                 except FileNotFoundError:
                     return None
     return None
+
+
+def _open(root: str, options: OpenOptions) -> MaildirSource:
+    return MaildirSource(root)
+
+
+#: A Maildir on disk (mail.base.SOURCE_TYPES): its configuration is the Maildir's path.
+SOURCE = SourceType("maildir", frozenset({"mail"}), str, str, _open)

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
-from mailcrate.mail.base import Folder, Item, SourceBase, SourceError, nfc
+from mailcrate.mail.base import Folder, Item, OpenOptions, SourceBase, SourceError, SourceType, nfc
 from mailcrate.mail.calendar_mime import calendar_to_mime
 from mailcrate.mail.maildir import MaildirSource
 from mailcrate.mail.maildirpp import INBOX, dir_name, letters_from_flags
@@ -293,3 +293,12 @@ __all__ = [
     "deliver_message",
     "folder_dir",
 ]
+
+
+def _open(root: str, options: OpenOptions) -> EmbeddedStore:
+    return EmbeddedStore(root, owner=options.owner)
+
+
+#: The embedded store's registration (mail.base.SOURCE_TYPES): its configuration is the
+#: mailbox's root directory.
+SOURCE = SourceType("embedded", frozenset({"mail", "calendar"}), str, str, _open)

@@ -27,7 +27,6 @@ import binascii
 import math
 import re
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree as ET
@@ -109,8 +108,7 @@ class QueryProtocol:
         problems: list[str] = []
         params = _decode_structure(shape, tree, "", problems)
         if not problems:
-            problems = validate(shape, params)
-            _check_anchored(shape, params, "", problems)
+            problems = validate(shape, params, anchored=True)
         if problems:
             raise ValidationError.from_problems(problems, self.validation_error_code)
         return params
@@ -279,40 +277,6 @@ def _parse_timestamp(text: str) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-@cache
-def anchored_pattern(pattern: str) -> re.Pattern[str] | None:
-    try:  # Java regexes: \w is ASCII-only there, as it is with re.ASCII
-        return re.compile(pattern, re.ASCII)
-    except re.error:
-        return None
-
-
-def _check_anchored(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
-    """Patterns the generic validator searched for must match the whole value."""
-    kind = shape.type_name
-    if kind == "structure":
-        for name, member in shape.members.items():
-            item = value.get(name)
-            if item is not None:
-                _check_anchored(member, item, _member_path(path, name), problems)
-    elif kind == "list":
-        for index, item in enumerate(value, 1):
-            _check_anchored(shape.member, item, f"{path}.{index}.member", problems)
-    elif kind == "map":
-        for key, item in value.items():
-            _check_anchored(shape.key, key, f"{path}.key", problems)
-            _check_anchored(shape.value, item, f"{path}.{key}.value", problems)
-    elif kind == "string" and not shape.enum:
-        pattern = shape.metadata.get("pattern")
-        compiled = anchored_pattern(pattern) if pattern else None
-        if compiled is not None and compiled.fullmatch(value) is None:
-            shown = "***" if shape.metadata.get("sensitive") else value[:200]
-            problems.append(
-                f"Value '{shown}' at '{path}' failed to satisfy constraint: "
-                f"Member must satisfy regular expression pattern: {pattern}"
-            )
 
 
 # --- Python values -> XML -----------------------------------------------------------------------

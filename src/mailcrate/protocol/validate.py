@@ -49,11 +49,16 @@ def _shown(value: Any) -> str:
     return str(value)[:200]
 
 
-def validate(shape: Shape | None, params: dict[str, Any]) -> list[str]:
-    """Return AWS-style problem descriptions (empty when the input is valid)."""
+def validate(shape: Shape | None, params: dict[str, Any], *, anchored: bool = False) -> list[str]:
+    """Return AWS-style problem descriptions (empty when the input is valid).
+
+    ``anchored``: patterns must match the whole value, as the query-protocol services (IAM,
+    STS) apply their models' patterns."""
     problems: list[str] = []
     if shape is not None:
         _check_structure(shape, params, "", problems)
+        if anchored and not problems:
+            _check_anchored(shape, params, "", problems)
     return problems
 
 
@@ -129,3 +134,37 @@ def _check_range(
             f"Value '{shown}' at '{path}' failed to satisfy constraint: "
             f"Member must have {what} less than or equal to {high}"
         )
+
+
+@cache
+def anchored_pattern(pattern: str) -> re.Pattern[str] | None:
+    try:  # Java regexes: \w is ASCII-only there, as it is with re.ASCII
+        return re.compile(pattern, re.ASCII)
+    except re.error:
+        return None
+
+
+def _check_anchored(shape: Shape, value: Any, path: str, problems: list[str]) -> None:
+    """Patterns the generic validator searched for must match the whole value."""
+    kind = shape.type_name
+    if kind == "structure":
+        for name, member in shape.members.items():
+            item = value.get(name)
+            if item is not None:
+                _check_anchored(member, item, _member_path(path, name), problems)
+    elif kind == "list":
+        for index, item in enumerate(value, 1):
+            _check_anchored(shape.member, item, f"{path}.{index}.member", problems)
+    elif kind == "map":
+        for key, item in value.items():
+            _check_anchored(shape.key, key, f"{path}.key", problems)
+            _check_anchored(shape.value, item, f"{path}.{key}.value", problems)
+    elif kind == "string" and not shape.enum:
+        pattern = shape.metadata.get("pattern")
+        compiled = anchored_pattern(pattern) if pattern else None
+        if compiled is not None and compiled.fullmatch(value) is None:
+            shown = "***" if shape.metadata.get("sensitive") else value[:200]
+            problems.append(
+                f"Value '{shown}' at '{path}' failed to satisfy constraint: "
+                f"Member must satisfy regular expression pattern: {pattern}"
+            )

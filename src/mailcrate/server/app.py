@@ -68,14 +68,13 @@ class MailcrateApp:
         self.runtime = runtime
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
-        # API calls are short and CPU-bound: few threads keep them from queueing on the GIL (measured:
-        # 64 threads gave p99 63 ms at 1,477 req/s, 4 threads p99 24 ms at 2,132 req/s). Streamed S3
-        # bodies wait on the network, so they get a pool of their own and never starve API calls.
+        # API calls are short and CPU-bound: few threads keep them from queueing on the GIL (the
+        # figures are in BENCHMARKS.md, api). Streamed S3 bodies wait on the network, so they get
+        # a pool of their own and never starve API calls.
         self.api_limiter = anyio.CapacityLimiter(4)
         self.stream_limiter = anyio.CapacityLimiter(32)
         # Handing a sub-millisecond call to a thread and back costs as much CPU as the call itself
-        # (measured with 100,000 jobs: Describe 1.0 ms of server CPU per request through a thread,
-        # 0.5 ms inline), so bounded reads run on the loop. Only with SQLite: its reads are a
+        # (BENCHMARKS.md, api-jobs), so bounded reads run on the loop. Only with SQLite: its reads are a
         # local B-tree walk that never waits for a writer (WAL); a PostgreSQL read waits on the
         # network, which would stall every other connection, so there every call takes a thread.
         db = getattr(getattr(runtime, "data_dir", None), "db", None)

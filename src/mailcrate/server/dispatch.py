@@ -1,4 +1,7 @@
-"""One request's path through the server: route -> authenticate -> parse -> authorize -> handle.
+"""One request's path through the server: route -> authenticate -> parse -> :func:`invoke`.
+
+:func:`mailcrate.services.invoke.invoke` (validate -> authorize -> handle) is the road every
+caller takes into a service; this module adds what only HTTP needs around it.
 
 Every failure on that path becomes an AWS-shaped error of the protocol the client speaks, in this
 one place; an unexpected exception is logged (without request secrets) and answered as a 500
@@ -13,19 +16,13 @@ import uuid
 from datetime import UTC, datetime
 
 from mailcrate.accounts import Principal, session_token_matches
-from mailcrate.protocol.errors import (
-    AuthError,
-    InternalFailure,
-    ServiceError,
-    UnknownOperationError,
-    ValidationError,
-)
+from mailcrate.protocol.errors import AuthError, InternalFailure, ServiceError, UnknownOperationError
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.sigv4 import SignatureInfo, check_time, parse_signature, verify_signature
-from mailcrate.protocol.validate import validate
 from mailcrate.server.runtime import Runtime
-from mailcrate.services.base import Call, ServiceSpec, WireProtocol
+from mailcrate.services.base import ServiceSpec, WireProtocol
+from mailcrate.services.invoke import invoke
 
 log = logging.getLogger("mailcrate.server")
 _FALLBACK_PROTOCOL = JsonProtocol()
@@ -119,20 +116,20 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             raise AuthError("signature", f"Credential should be scoped to correct service: '{spec.name}'.")
         principal = authenticate(runtime, request, info)
         operation = spec.protocol.operation_name(request, spec.model)
-        handler = spec.handlers.get(operation)
-        if handler is None:
+        if operation not in spec.handlers:
             raise UnknownOperationError(f"{operation} is not implemented by mailcrate")
         op_model = spec.model.operation_model(operation)
         params = spec.protocol.parse(request, op_model)
-        problems = validate(op_model.input_shape, params)
-        if problems:
-            raise ValidationError.from_problems(problems, spec.validation_error_code)
-        region = spec.global_region or (info.region if info else "us-east-1")
-        call = Call(spec.name, operation, params, principal, region, request_id, request, runtime)
-        action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"
-        if action is not None:
-            call.authorize(action, spec.resource_for(call))
-        output = handler(call)
+        output = invoke(
+            runtime.context,
+            principal,
+            spec.name,
+            operation,
+            params,
+            region=info.region if info else None,
+            request=request,
+            request_id=request_id,
+        )
         if isinstance(output, HttpResponse):  # services that stream (S3 GetObject) answer directly
             response = output
         else:

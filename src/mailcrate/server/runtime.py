@@ -1,7 +1,8 @@
 """Everything a request needs beyond itself, built once per server process.
 
-No module-level mutable state: the data directory, settings, service table, authorizer and the
-access-key cache all hang off one :class:`Runtime` that the ASGI app owns.
+No module-level mutable state: the service context (data directory, settings, service table,
+authorizer), the access-key cache and the export wake-up all hang off one :class:`Runtime` that
+the ASGI app owns. Services see only :attr:`Runtime.context`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from mailcrate.accounts import Principal, lookup_access_key
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
-from mailcrate.server.authorize import Authorizer
+from mailcrate.services.authorize import Authorizer
 from mailcrate.services.base import ServiceSpec
+from mailcrate.services.context import ServiceContext, ServiceHooks
 
 _KEY_CACHE_SECONDS = 5.0
 
@@ -37,6 +39,13 @@ class Runtime:
             for name, spec in self.services.items()
             if spec.model.metadata.get("targetPrefix")
         }
+        self.context = ServiceContext(
+            data_dir=self.data_dir,
+            authorizer=self.authorizer,
+            services=self.services,
+            settings=self.settings,
+            hooks=ServiceHooks(export_started=self.export_wakeup.set, access_key_removed=self.forget_key),
+        )
 
     def principal_for(self, access_key_id: str) -> Principal | None:
         """Look a key up, caching briefly so a burst of calls costs one query and one decryption."""

@@ -21,10 +21,8 @@ from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
 from mailcrate.server.app import MailcrateApp
-from mailcrate.server.authorize import Authorizer
 from mailcrate.server.runtime import Runtime
-from mailcrate.services.iam.authz import IamPolicySource
-from mailcrate.services.registry import build_services
+from mailcrate.services.registry import build_services, identity_authorizer
 
 if TYPE_CHECKING:  # imported when --smtp-port asks for it: aiosmtpd costs an idle server ~1.5 MiB
     from mailcrate.mail.smtp import SMTPIntake
@@ -52,7 +50,7 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
         data_dir=data_dir,
         settings=settings,
         services=build_services(),
-        authorizer=Authorizer(policies=IamPolicySource()),
+        authorizer=identity_authorizer(),
     )
     # Export workers run in child processes (`mailcrate worker`): their own GIL and heap; a
     # second one starts while jobs wait for a worker (see WorkerProcess).

@@ -18,7 +18,7 @@ from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
-    from mailcrate.server.runtime import Runtime
+    from mailcrate.services.context import ServiceContext
 
 
 class WireProtocol(Protocol):
@@ -52,8 +52,10 @@ class Call:
     principal: Principal
     region: str
     request_id: str
+    # The HTTP request the call came in (its client address, scheme and headers count for
+    # conditions); in-process calls carry a synthetic one (see services.invoke).
     request: HttpRequest
-    runtime: Runtime
+    context: ServiceContext
 
     @property
     def account_id(self) -> str:
@@ -61,7 +63,7 @@ class Call:
 
     def authorize(self, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
         """Resource-level authorization for handlers that know the resource only after lookup."""
-        self.runtime.authorizer.check(self, action, resource, context or {})
+        self.context.authorizer.check(self, action, resource, context or {})
 
 
 Handler = Callable[[Call], dict[str, Any]]
@@ -74,6 +76,8 @@ class ServiceSpec:
     protocol: WireProtocol
     handlers: Mapping[str, Handler]
     validation_error_code: str = "ValidationException"
+    # The query-protocol services (IAM, STS) apply their models' patterns to the whole value.
+    anchored_patterns: bool = False
     # Global services (IAM) answer in one region whatever the client signed for.
     global_region: str | None = None
     # The resource ARN the generic authorization check uses; "*" when the handler checks itself.

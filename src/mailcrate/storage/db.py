@@ -11,12 +11,12 @@ import ast
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, func, text
 from sqlalchemy.exc import DBAPIError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -82,6 +82,17 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def clock(self, plus: timedelta = timedelta(0)) -> ColumnElement[Any]:
+        """The database's own time (plus ``plus``) as an SQL expression: leases and heartbeats
+        are written and compared on it, so workers on machines whose clocks disagree still agree
+        on whose lease has expired (a worker whose clock ran ahead reclaimed live jobs)."""
+        seconds = plus.total_seconds()
+        if self.is_sqlite:
+            # The text form SQLAlchemy stores DateTime in ("YYYY-MM-DD HH:MM:SS.ffffff", UTC),
+            # so stored values and this compare as they should.
+            return func.strftime("%Y-%m-%d %H:%M:%f", "now", f"{seconds:+.3f} seconds").concat("000")
+        return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, url: str | None = None) -> Database:

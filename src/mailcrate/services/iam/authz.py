@@ -96,7 +96,7 @@ def evaluate(
 
 
 class IamPolicySource:
-    """The :class:`mailcrate.server.authorize.PolicySource` of ``mailcrate serve``.
+    """The :class:`mailcrate.services.authorize.PolicySource` of ``mailcrate serve``.
 
     Context keys: ``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalType``,
     ``aws:username``, ``aws:userid`` (from the principal), ``aws:SourceIp``,
@@ -108,7 +108,7 @@ class IamPolicySource:
         self, principal: Principal, action: str, resource: str, context: Mapping[str, Any], call: Call
     ) -> bool:
         decision = evaluate(
-            call.runtime.data_dir,
+            call.context.data_dir,
             principal,
             action,
             resource,

@@ -21,18 +21,18 @@ def _page(items: list[dict[str, Any]], key: str, marker: str | None) -> dict[str
 
 # --- roles ---------------------------------------------------------------------------------------
 def create_role(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         return {"Role": roles.create(conn, call.account_id, call.params).describe()}
 
 
 def get_role(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         return {"Role": roles.find(conn, call.account_id, call.params["RoleName"]).describe()}
 
 
 def list_roles(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         items, marker = roles.page(
             conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker")
         )
@@ -40,13 +40,13 @@ def list_roles(call: Call) -> dict[str, Any]:
 
 
 def delete_role(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         roles.remove(conn, roles.find(conn, call.account_id, call.params["RoleName"]))
     return {}
 
 
 def update_assume_role_policy(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         role = roles.find(conn, call.account_id, call.params["RoleName"])
         roles.update_trust(conn, role, call.params["PolicyDocument"])
     return {}
@@ -54,7 +54,7 @@ def update_assume_role_policy(call: Call) -> dict[str, Any]:
 
 def put_role_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         role = roles.find(conn, call.account_id, p["RoleName"])
         roles.POLICIES.put(conn, role.role_id, role.name, p["PolicyName"], p["PolicyDocument"])
     return {}
@@ -62,7 +62,7 @@ def put_role_policy(call: Call) -> dict[str, Any]:
 
 def get_role_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         role = roles.find(conn, call.account_id, p["RoleName"])
         text = roles.POLICIES.get(conn, role.role_id, p["PolicyName"])
     return {"RoleName": role.name, "PolicyName": p["PolicyName"], "PolicyDocument": documents.encoded(text)}
@@ -70,7 +70,7 @@ def get_role_policy(call: Call) -> dict[str, Any]:
 
 def list_role_policies(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         role = roles.find(conn, call.account_id, p["RoleName"])
         names, marker = roles.POLICIES.names(conn, role.role_id, p.get("MaxItems"), p.get("Marker"))
     return _page(names, "PolicyNames", marker)  # type: ignore[arg-type]
@@ -78,7 +78,7 @@ def list_role_policies(call: Call) -> dict[str, Any]:
 
 def delete_role_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         role = roles.find(conn, call.account_id, p["RoleName"])
         roles.POLICIES.delete(conn, role.role_id, p["PolicyName"])
     return {}
@@ -102,12 +102,12 @@ def _target_user(call: Call, conn: Connection) -> users.User | None:
 
 
 def create_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         return {"User": users.create(conn, call.account_id, call.params).describe()}
 
 
 def get_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         user = _target_user(call, conn)
         if user is not None:
             return {"User": user.describe()}
@@ -119,7 +119,7 @@ def get_user(call: Call) -> dict[str, Any]:
 
 def list_users(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         items, marker = users.page(
             conn, call.account_id, p.get("PathPrefix"), p.get("MaxItems"), p.get("Marker")
         )
@@ -127,7 +127,7 @@ def list_users(call: Call) -> dict[str, Any]:
 
 
 def delete_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         users.remove(conn, users.find(conn, call.account_id, call.params["UserName"]))
     return {}
 
@@ -140,15 +140,15 @@ def _root_keys_unsupported() -> InvalidInput:
 
 
 def create_access_key(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         user = _target_user(call, conn)
         if user is None:
             raise _root_keys_unsupported()
-        return {"AccessKey": users.create_access_key(conn, call.runtime.data_dir, user)}
+        return {"AccessKey": users.create_access_key(conn, call.context.data_dir, user)}
 
 
 def list_access_keys(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         user = _target_user(call, conn)
         if user is not None:
             return _page(users.list_access_keys(conn, user), "AccessKeyMetadata", None)
@@ -166,18 +166,18 @@ def list_access_keys(call: Call) -> dict[str, Any]:
 
 def delete_access_key(call: Call) -> dict[str, Any]:
     key_id = call.params["AccessKeyId"]
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         user = _target_user(call, conn)
         if user is None:
             raise _root_keys_unsupported()
         users.delete_access_key(conn, user, key_id)
-    call.runtime.forget_key(key_id)
+    call.context.hooks.access_key_removed(key_id)
     return {}
 
 
 def put_user_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         user = users.find(conn, call.account_id, p["UserName"])
         users.POLICIES.put(conn, user.user_id, user.name, p["PolicyName"], p["PolicyDocument"])
     return {}
@@ -185,7 +185,7 @@ def put_user_policy(call: Call) -> dict[str, Any]:
 
 def get_user_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         user = users.find(conn, call.account_id, p["UserName"])
         text = users.POLICIES.get(conn, user.user_id, p["PolicyName"])
     return {"UserName": user.name, "PolicyName": p["PolicyName"], "PolicyDocument": documents.encoded(text)}
@@ -193,7 +193,7 @@ def get_user_policy(call: Call) -> dict[str, Any]:
 
 def list_user_policies(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         user = users.find(conn, call.account_id, p["UserName"])
         names, marker = users.POLICIES.names(conn, user.user_id, p.get("MaxItems"), p.get("Marker"))
     return _page(names, "PolicyNames", marker)  # type: ignore[arg-type]
@@ -201,7 +201,7 @@ def list_user_policies(call: Call) -> dict[str, Any]:
 
 def delete_user_policy(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         user = users.find(conn, call.account_id, p["UserName"])
         users.POLICIES.delete(conn, user.user_id, p["PolicyName"])
     return {}
@@ -238,11 +238,11 @@ def resource_for(call: Call) -> str:
     p = call.params
     account = call.account_id
     if "RoleName" in p:
-        with call.runtime.data_dir.db.read() as conn:
+        with call.context.db.read() as conn:
             path = roles.path_of(conn, account, p["RoleName"])
         return roles.role_arn(account, path or p.get("Path", "/"), p["RoleName"])
     if "UserName" in p:
-        with call.runtime.data_dir.db.read() as conn:
+        with call.context.db.read() as conn:
             path = users.path_of(conn, account, p["UserName"])
         return users.user_arn(account, path or p.get("Path", "/"), p["UserName"])
     if call.operation in _USER_KEY_OPERATIONS and call.principal.kind == "user":
@@ -257,6 +257,7 @@ def spec() -> ServiceSpec:
         protocol=QueryProtocol("ValidationError"),
         handlers=HANDLERS,
         validation_error_code="ValidationError",
+        anchored_patterns=True,
         global_region="us-east-1",
         resource_for=resource_for,
     )

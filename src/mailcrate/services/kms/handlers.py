@@ -20,7 +20,7 @@ _DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 
 
 def _db(call: Call) -> Any:
-    return call.runtime.data_dir.db
+    return call.context.db
 
 
 def _resolve(call: Call, ref: str, conn: Any, *, allow_alias: bool = True) -> keys.Key:
@@ -50,7 +50,7 @@ def create_key(call: Call) -> dict[str, Any]:
     with _db(call).begin() as conn:
         key = keys.create_key(
             conn,
-            call.runtime.data_dir,
+            call.context.data_dir,
             account_id=call.account_id,
             region=call.region,
             key_spec=spec,
@@ -192,7 +192,7 @@ def _generate(call: Call) -> dict[str, Any]:
     key.check_usable()
     crypto.require_symmetric(key, call.operation)
     plaintext = os.urandom(length)
-    blob = crypto.encrypt_with(call.runtime.data_dir, key, plaintext, context)
+    blob = crypto.encrypt_with(call.context.data_dir, key, plaintext, context)
     return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn}
 
 
@@ -210,7 +210,7 @@ def encrypt(call: Call) -> dict[str, Any]:
     p = call.params
     key = _key(call)
     _authorize_crypto(call, "kms:Encrypt", key, p.get("EncryptionContext"))
-    blob = crypto.encrypt_with(call.runtime.data_dir, key, p["Plaintext"], p.get("EncryptionContext"))
+    blob = crypto.encrypt_with(call.context.data_dir, key, p["Plaintext"], p.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 
@@ -226,7 +226,7 @@ def _open(
         if named is not None and _resolve(call, named, conn).key_id != key.key_id:
             raise errors.IncorrectKey()
     _authorize_crypto(call, action, key, context)
-    return key, crypto.decrypt_with(call.runtime.data_dir, key, blob, context)
+    return key, crypto.decrypt_with(call.context.data_dir, key, blob, context)
 
 
 def decrypt(call: Call) -> dict[str, Any]:
@@ -245,7 +245,7 @@ def re_encrypt(call: Call) -> dict[str, Any]:
     destination = _key(call, p["DestinationKeyId"])
     _authorize_crypto(call, "kms:ReEncryptTo", destination, p.get("DestinationEncryptionContext"))
     blob = crypto.encrypt_with(
-        call.runtime.data_dir, destination, plaintext, p.get("DestinationEncryptionContext")
+        call.context.data_dir, destination, plaintext, p.get("DestinationEncryptionContext")
     )
     return {
         "CiphertextBlob": blob,
@@ -261,7 +261,7 @@ def get_public_key(call: Call) -> dict[str, Any]:
     if key.symmetric:
         raise errors.Unsupported(f"{key.arn} is a symmetric key; it has no public key.")
     key.check_usable()
-    private = serialization.load_der_private_key(key.material(call.runtime.data_dir), password=None)
+    private = serialization.load_der_private_key(key.material(call.context.data_dir), password=None)
     public = private.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

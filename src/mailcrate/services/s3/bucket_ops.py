@@ -34,19 +34,19 @@ def create_bucket(call: Call, store: Store) -> dict[str, Any]:
             "was sent to."
         )
     call.authorize("s3:CreateBucket", f"arn:aws:s3:::{name}")
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.create(conn, name, call.account_id, region)
     return {"Location": f"/{bucket.name}", "BucketArn": bucket.arn}
 
 
 def head_bucket(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:ListBucket")
     return {"BucketRegion": bucket.region, "AccessPointAlias": False, "BucketArn": bucket.arn}
 
 
 def get_bucket_location(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:GetBucketLocation")
     return {"LocationConstraint": None if bucket.region == "us-east-1" else bucket.region}
 
@@ -54,7 +54,7 @@ def get_bucket_location(call: Call, store: Store) -> dict[str, Any]:
 def list_buckets(call: Call, store: Store) -> dict[str, Any]:
     call.authorize("s3:ListAllMyBuckets", "*")
     prefix = call.params.get("Prefix") or ""
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         owned = buckets.list_for(conn, call.account_id)
     return {
         "Buckets": [
@@ -69,7 +69,7 @@ def list_buckets(call: Call, store: Store) -> dict[str, Any]:
 
 
 def delete_bucket(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:DeleteBucket")
         if conn.execute(select(s3_objects.c.key).where(s3_objects.c.bucket == bucket.name).limit(1)).first():
             raise errors.BucketNotEmpty("The bucket you tried to delete is not empty", BucketName=bucket.name)
@@ -88,14 +88,14 @@ def put_public_access_block(call: Call, store: Store) -> dict[str, Any]:
             code="MalformedXML",
         )
     values = {name: bool(config.get(name, False)) for name in buckets.PAB_FIELDS}
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:PutBucketPublicAccessBlock")
         buckets.set_field(conn, bucket.name, public_access_block=json.dumps(values))
     return {}
 
 
 def get_public_access_block(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:GetBucketPublicAccessBlock")
     if bucket.public_access_block is None:
         raise errors.NoSuchPublicAccessBlock(
@@ -105,7 +105,7 @@ def get_public_access_block(call: Call, store: Store) -> dict[str, Any]:
 
 
 def delete_public_access_block(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:PutBucketPublicAccessBlock")
         buckets.set_field(conn, bucket.name, public_access_block=None)
     return {}
@@ -115,7 +115,7 @@ def delete_public_access_block(call: Call, store: Store) -> dict[str, Any]:
 def put_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
     text = call.params.get("Policy") or ""
     policy = buckets.parse_policy(text)
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:PutBucketPolicy")
         for statement in policy.statements:
             for resource in statement.resource or ():
@@ -133,7 +133,7 @@ def put_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
 
 
 def get_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:GetBucketPolicy")
     if bucket.policy is None:
         raise errors.NoSuchBucketPolicy("The bucket policy does not exist", BucketName=bucket.name)
@@ -141,14 +141,14 @@ def get_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
 
 
 def delete_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:DeleteBucketPolicy")
         buckets.set_field(conn, bucket.name, policy=None)
     return {}
 
 
 def get_bucket_policy_status(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:GetBucketPolicyStatus")
     if bucket.policy is None:
         raise errors.NoSuchBucketPolicy("The bucket policy does not exist", BucketName=bucket.name)
@@ -176,14 +176,14 @@ def put_bucket_encryption(call: Call, store: Store) -> dict[str, Any]:
         "KMSMasterKeyID": default.get("KMSMasterKeyID"),
         "BucketKeyEnabled": bool(rules[0].get("BucketKeyEnabled")),
     }
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:PutEncryptionConfiguration")
         buckets.set_field(conn, bucket.name, encryption=json.dumps(value))
     return {}
 
 
 def get_bucket_encryption(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:GetEncryptionConfiguration")
     if bucket.encryption is None:
         raise errors.NoEncryptionConfig(
@@ -206,7 +206,7 @@ def get_bucket_encryption(call: Call, store: Store) -> dict[str, Any]:
 
 
 def delete_bucket_encryption(call: Call, store: Store) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, call.params["Bucket"], "s3:PutEncryptionConfiguration")
         buckets.set_field(
             conn, bucket.name, encryption=json.dumps({"SSEAlgorithm": "AES256", "BucketKeyEnabled": False})

@@ -91,16 +91,14 @@ class S3Service:
 
     def store(self, call: Call) -> Store:
         with self._lock:
-            if self._store is None or self._store.data_dir is not call.runtime.data_dir:
-                self._store = Store(call.runtime.data_dir)
+            if self._store is None or self._store.data_dir is not call.context.data_dir:
+                self._store = Store(call.context.data_dir)
             store = self._store
             due = time.monotonic() - self._last_sweep > SWEEP_SECONDS
             if due:
                 self._last_sweep = time.monotonic()
         if due:
-            days = float(
-                getattr(call.runtime.settings, "s3_abandoned_upload_days", DEFAULT_ABANDONED_UPLOAD_DAYS)
-            )
+            days = float(call.context.setting("s3_abandoned_upload_days", DEFAULT_ABANDONED_UPLOAD_DAYS))
             multipart.abort_stale(store, timedelta(days=days))
             store.sweep()
         return store

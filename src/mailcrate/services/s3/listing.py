@@ -132,7 +132,7 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
         )
     else:
         after = p.get("Marker") or ""
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucket", context=context)
         rows, commons, truncated, last = (
             _scan(conn, bucket.name, prefix, delimiter, after, max_keys)

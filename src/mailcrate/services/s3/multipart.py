@@ -49,7 +49,7 @@ def create(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
     check_metadata(p)
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
         )
@@ -59,7 +59,7 @@ def create(call: Call, store: Store) -> dict[str, Any]:
         raise errors.InvalidRequest(f"Checksum algorithm {algorithm} is not supported.")
     attrs = {**content_attributes(p), **encryption.attributes(), "checksum_algorithm": algorithm}
     upload_id = secrets.token_urlsafe(48)
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         conn.execute(
             insert(s3_uploads).values(
                 upload_id=upload_id,
@@ -89,7 +89,7 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
         )
     body: Payload = p["Body"]
     body.signing_secret = call.principal.secret_access_key
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key))
         upload = _upload(conn, bucket.name, key, p["UploadId"])
     attrs = json.loads(upload.attributes)
@@ -99,7 +99,7 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
     checksum = {"algorithm": body.algorithm, "value": body.checksum} if body.checksum else None
     etag = f'"{body.md5_digest.hex()}"'
     try:
-        with call.runtime.data_dir.db.begin() as conn:
+        with call.context.db.begin() as conn:
             _upload(conn, bucket.name, key, p["UploadId"])  # still there?
             old = conn.execute(
                 select(s3_parts.c.file_id).where(
@@ -145,9 +145,9 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
             "The XML you provided was not well-formed or did not validate against our published schema",
             code="MalformedXML",
         )
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key))
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         upload = _upload(conn, bucket.name, key, p["UploadId"])
         stored = {
             r.part_number: r
@@ -245,7 +245,7 @@ def _drop(conn: Any, upload_id: str) -> list[str]:
 def abort(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:AbortMultipartUpload", object_arn(p["Bucket"], key)
         )
@@ -290,7 +290,7 @@ def list_parts(call: Call, store: Store) -> dict[str, Any]:
     key = check_key(p.get("Key"))
     limit = _page_size(p, "MaxParts", "max-parts")
     marker = p.get("PartNumberMarker") or 0
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:ListMultipartUploadParts", object_arn(p["Bucket"], key)
         )
@@ -336,7 +336,7 @@ def list_uploads(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     limit = _page_size(p, "MaxUploads", "max-uploads")
     prefix = p.get("Prefix") or ""
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucketMultipartUploads")
         query = select(s3_uploads).where(s3_uploads.c.bucket == bucket.name)
         if p.get("KeyMarker"):

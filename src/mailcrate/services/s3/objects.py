@@ -100,7 +100,7 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
             "Your proposed upload exceeds the maximum allowed size", code="EntityTooLarge"
         )
     check_metadata(p)
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
         )
@@ -130,7 +130,7 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
 
 def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]) -> None:
     try:
-        with call.runtime.data_dir.db.begin() as conn:
+        with call.context.db.begin() as conn:
             buckets.find(conn, record.bucket)  # deleted meanwhile?
             released = store.commit(conn, record)
     except BaseException:
@@ -142,7 +142,7 @@ def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]
 def _load(call: Call, action: str, version_id: str | None = None) -> tuple[buckets.Bucket, ObjectRecord]:
     p = call.params
     key = check_key(p.get("Key"))
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], action, object_arn(p["Bucket"], key))
         record = Store.get(conn, bucket.name, key)
     if record is None:
@@ -320,7 +320,7 @@ def head_object(call: Call, store: Store) -> dict[str, Any]:
 def delete_object(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:DeleteObject", object_arn(p["Bucket"], key))
         released = store.remove(conn, bucket.name, key)
     store.free(released)
@@ -343,7 +343,7 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
         raise errors.InvalidRequest(
             "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
         )
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         bucket = buckets.find(conn, p["Bucket"])
     deleted, failed = [], []
     for item in items:
@@ -351,7 +351,7 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
         try:
             check_key(key)
             buckets.authorize(call, bucket, "s3:DeleteObject", object_arn(bucket.name, key))
-            with call.runtime.data_dir.db.begin() as conn:
+            with call.context.db.begin() as conn:
                 released = store.remove(conn, bucket.name, key)
             store.free(released)
             deleted.append({"Key": key})
@@ -373,7 +373,7 @@ def copy_object(call: Call, store: Store) -> dict[str, Any]:
             "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
             ArgumentName="x-amz-copy-source",
         )
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         src_bucket = buckets.visible(
             conn, call, src_bucket_name, "s3:GetObject", object_arn(src_bucket_name, src_key)
         )

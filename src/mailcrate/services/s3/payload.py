@@ -415,6 +415,10 @@ class StreamPayload(BufferPayload):
         super().__init__(b"", md5=False)
         self.declared_length = None
         self._frames = frames
+        # Drawn now, not after the last frame: the writer stops asking for frames once it has
+        # the last one, so code after the loop never ran and every streamed part (and so every
+        # export zip) got the ETag of no bytes, "d41d8cd98f00b204e9800998ecf8427e-N".
+        self.md5_digest = secrets.token_bytes(16)
 
     def framed(self, limit: int | None = None) -> Iterator[tuple[memoryview, bool]]:
         """The ``(chunk, last)`` pairs, counted into :attr:`size` (``EntityTooLarge`` past ``limit``)."""
@@ -428,7 +432,6 @@ class StreamPayload(BufferPayload):
             yield chunk, last
             if last:
                 break
-        self.md5_digest = secrets.token_bytes(16)
 
     def chunks(self, size: int = READ_SIZE, limit: int | None = None) -> Iterator[bytes]:
         for chunk, _ in self.framed(limit):

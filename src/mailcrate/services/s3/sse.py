@@ -105,7 +105,7 @@ def new_data_key(
 ) -> tuple[Encryption, bytes, str]:
     """Choose the encryption, make the object's data key; returns (encryption, key, stored blob)."""
     algorithm, key_ref, bucket_key, extra = requested(params, bucket)
-    data_dir = call.runtime.data_dir
+    data_dir = call.context.data_dir
     if algorithm == AES256:
         plaintext = os.urandom(32)
         sealed = data_dir.secrets.seal(plaintext, _sse_s3_purpose(bucket, key))
@@ -131,7 +131,7 @@ def new_data_key(
 
 def open_data_key(call: Call, bucket: Bucket, key: str, encryption: Encryption, blob: str) -> bytes:
     """The object's data key; for SSE-KMS only if the caller may ``kms:Decrypt`` with its key."""
-    data_dir = call.runtime.data_dir
+    data_dir = call.context.data_dir
     if blob.startswith("s3:"):
         return data_dir.secrets.open(blob[3:], _sse_s3_purpose(bucket, key))
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailcrate.policy import Decision
+from mailcrate.policy import Decision, RequestPrincipal
 from mailcrate.protocol.models import service_model
 from mailcrate.protocol.query import QueryProtocol
 from mailcrate.services.base import Call, Handler, ServiceSpec
@@ -19,34 +19,43 @@ def assume_role(call: Call) -> dict[str, Any]:
     if p.get("Policy") is not None or p.get("PolicyArns"):
         # Session policies narrow a session; ignoring them would grant more than asked for.
         raise sessions.StsValidationError("mailcrate does not support session policies (Policy, PolicyArns).")
-    with call.runtime.data_dir.db.begin() as conn:
+    principal = call.principal
+    as_service = principal.kind == "service"
+    with call.context.db.begin() as conn:
         role = roles.find_by_arn(conn, role_arn)
-        caller = identity_of(conn, call.principal)
+        caller = RequestPrincipal.for_service(principal.arn) if as_service else _identity(conn, principal)
         if role is None or caller is None:
-            raise sessions.denied(call.principal.arn, role_arn)
-        seconds = sessions.check_duration(
-            role, p.get("DurationSeconds"), chained=call.principal.kind == "session"
-        )
+            raise sessions.denied(principal.arn, role_arn)
+        seconds = sessions.check_duration(role, p.get("DurationSeconds"), chained=principal.kind == "session")
         context = {
             "sts:ExternalId": p.get("ExternalId"),
             "sts:RoleSessionName": p["RoleSessionName"],
             "sts:SourceIdentity": p.get("SourceIdentity"),
         }
+        if as_service:
+            # A service assuming a role on a customer's behalf names the resource it acts for;
+            # AWS sends no aws:SourceIp / aws:SecureTransport for such a call.
+            context |= {"aws:SourceAccount": principal.source_account, "aws:SourceArn": principal.source_arn}
         decision = sessions.trust_decision(
             role,
-            caller.principal,
+            caller,
             context,
-            source_ip=call.request.client_ip,
-            secure_transport=call.request.scheme == "https",
+            source_ip=None if as_service else call.request.client_ip,
+            secure_transport=None if as_service else call.request.scheme == "https",
         )
         if decision is not Decision.ALLOW:
             raise sessions.denied(call.principal.arn, role_arn)
         output = sessions.issue_credentials(
-            conn, call.runtime.data_dir, role, p["RoleSessionName"], seconds, source=call.principal.arn
+            conn, call.context.data_dir, role, p["RoleSessionName"], seconds, source=call.principal.arn
         )
     if p.get("SourceIdentity"):
         output["SourceIdentity"] = p["SourceIdentity"]
     return output
+
+
+def _identity(conn: Any, principal: Any) -> RequestPrincipal | None:
+    identity = identity_of(conn, principal)
+    return identity.principal if identity is not None else None
 
 
 def get_caller_identity(call: Call) -> dict[str, Any]:
@@ -65,6 +74,14 @@ def resource_for(call: Call) -> str:
     return call.params.get("RoleArn") or "*"
 
 
+def action_for(call: Call) -> str | None:
+    """A service principal has no identity policies: the role's trust policy alone decides
+    (checked by :func:`assume_role`), and a service may call nothing else."""
+    if call.principal.kind == "service" and call.operation == "AssumeRole":
+        return None
+    return f"sts:{call.operation}"
+
+
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name="sts",
@@ -72,5 +89,7 @@ def spec() -> ServiceSpec:
         protocol=QueryProtocol("ValidationError"),
         handlers=HANDLERS,
         validation_error_code="ValidationError",
+        anchored_patterns=True,
         resource_for=resource_for,
+        action_for=action_for,
     )

@@ -21,26 +21,25 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete
 
-from mailcrate.accounts import new_access_key_id, new_secret_access_key, store_access_key
+from mailcrate.accounts import Principal, new_access_key_id, new_secret_access_key, store_access_key
 from mailcrate.datadir import DataDir
 from mailcrate.policy import Decision, RequestContext, RequestPrincipal, evaluate_resource_policy
 from mailcrate.protocol.errors import ServiceError
-from mailcrate.protocol.query import anchored_pattern
 from mailcrate.services.iam import documents, roles
 from mailcrate.storage.db import utcnow
+
+if TYPE_CHECKING:
+    from mailcrate.services.context import ServiceContext
 from mailcrate.storage.tables import access_keys
 
 DEFAULT_DURATION = 3600
 MIN_DURATION = 900
 CHAINED_MAX_DURATION = 3600
 ASSUME_ROLE = "sts:AssumeRole"
-_SESSION_NAME = "[\\w+=,.@-]*"
-_EXTERNAL_ID = "[\\w+=,.@:\\/-]*"
 _PRUNE_AFTER = timedelta(hours=1)
 
 
@@ -155,60 +154,43 @@ def issue_credentials(
     }
 
 
-def _check_name(value: str | None, pattern: str, label: str, low: int, high: int) -> None:
-    if value is None:
-        return
-    compiled = anchored_pattern(pattern)
-    if not low <= len(value) <= high or compiled is None or compiled.fullmatch(value) is None:
-        raise StsValidationError(
-            f"1 validation error detected: Value '{value[:200]}' at '{label}' failed to satisfy "
-            f"constraint: Member must have length between {low} and {high} and satisfy regular "
-            f"expression pattern: {pattern}"
-        )
-
-
 def assume_role_as_service(
-    data_dir: DataDir | Path | str,
+    context: ServiceContext,
     *,
     service: str,
     role_arn: str,
     session_name: str,
     external_id: str | None,
-    source_account: str | None,
+    source_account: str,
     source_arn: str | None,
     duration_seconds: int = DEFAULT_DURATION,
 ) -> dict[str, Any]:
     """Assume ``role_arn`` as the service principal ``service`` (e.g.
-    ``export.workmail.amazonaws.com``), in-process, for the export workers.
+    ``export.workmail.amazonaws.com``), in-process, for the export workers: STS ``AssumeRole``
+    through :func:`~mailcrate.services.invoke.invoke`, so the model's checks and the handler's
+    trust-policy evaluation are the ones an HTTP caller gets.
 
     The trust policy is evaluated with ``sts:ExternalId``, ``aws:SourceAccount`` and
     ``aws:SourceArn`` in the context. Returns the AssumeRole output (``Credentials`` with
     ``AccessKeyId``, ``SecretAccessKey``, ``SessionToken``, ``Expiration``; ``AssumedRoleUser``).
     Raises :class:`AccessDenied` (code ``AccessDenied``) when the role does not exist or its trust
-    policy does not allow the service, :class:`StsValidationError` for bad names or durations.
-    ``data_dir`` may be an open :class:`DataDir` or its path.
+    policy does not allow the service, a validation error for bad names or durations.
     """
-    owned = not isinstance(data_dir, DataDir)
-    handle = DataDir.open(Path(data_dir)) if owned else data_dir
-    assert isinstance(handle, DataDir)
-    try:
-        _check_name(session_name, _SESSION_NAME, "roleSessionName", 2, 64)
-        _check_name(external_id, _EXTERNAL_ID, "externalId", 2, 1224)
-        caller = RequestPrincipal.for_service(service)
-        with handle.db.begin() as conn:
-            role = roles.find_by_arn(conn, role_arn)
-            if role is None:
-                raise denied(service, role_arn)
-            seconds = check_duration(role, duration_seconds)
-            context = {
-                "sts:ExternalId": external_id,
-                "sts:RoleSessionName": session_name,
-                "aws:SourceAccount": source_account,
-                "aws:SourceArn": source_arn,
-            }
-            if trust_decision(role, caller, context) is not Decision.ALLOW:
-                raise denied(service, role_arn)
-            return issue_credentials(conn, handle, role, session_name, seconds, source=service)
-    finally:
-        if owned:
-            handle.close()
+    from mailcrate.services.invoke import invoke  # the one road; it imports this room's spec
+
+    params: dict[str, Any] = {
+        "RoleArn": role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": duration_seconds,
+    }
+    if external_id is not None:
+        params["ExternalId"] = external_id
+    principal = Principal.for_service(service, source_account=source_account, source_arn=source_arn)
+    answer = invoke(context, principal, "sts", "AssumeRole", params, region=_region_of(source_arn))
+    assert isinstance(answer, dict)
+    return answer
+
+
+def _region_of(arn: str | None) -> str | None:
+    parts = (arn or "").split(":", 5)
+    return parts[3] if len(parts) == 6 and parts[3] else None

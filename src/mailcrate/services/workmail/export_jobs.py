@@ -27,10 +27,10 @@ DEFAULT_PAGE = 100
 
 
 def limits_for(call: Call) -> Limits:
-    settings = call.runtime.settings
+    setting = call.context.setting
     return Limits(
-        max_running_per_org=getattr(settings, "export_max_running_per_org", 10),
-        mailbox_interval=timedelta(seconds=getattr(settings, "export_mailbox_interval_seconds", 86400)),
+        max_running_per_org=setting("export_max_running_per_org", 10),
+        mailbox_interval=timedelta(seconds=setting("export_mailbox_interval_seconds", 86400)),
     )
 
 
@@ -42,8 +42,8 @@ def _arn_region(arn: str) -> str:
 def start_mailbox_export_job(call: Call) -> dict[str, Any]:
     p = call.params
     org_id = p["OrganizationId"]
-    with call.runtime.data_dir.db.begin() as conn:
-        store.lock_organization(conn, org_id)
+    with call.context.db.begin() as conn:
+        organizations.lock(conn, org_id)
         org = organizations.find_active(conn, call.account_id, call.region, org_id)
         user = users.resolve(conn, org.organization_id, p["EntityId"], include_deleted=False)
         if user.state != users.ENABLED:
@@ -77,15 +77,13 @@ def start_mailbox_export_job(call: Call) -> dict[str, Any]:
         except store.JobLimitExceeded as exc:
             raise LimitExceeded(str(exc)) from None
     if created:
-        wake = getattr(call.runtime, "export_wakeup", None)
-        if wake is not None:
-            wake.set()
+        call.context.hooks.export_started()
     return {"JobId": job.job_id}
 
 
 def describe_mailbox_export_job(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
             row = store.describe_row(conn, org.organization_id, p["JobId"])
@@ -116,7 +114,7 @@ def describe_mailbox_export_job(call: Call) -> dict[str, Any]:
 
 def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
             rows, token = store.page(
@@ -152,7 +150,7 @@ def list_mailbox_export_jobs(call: Call) -> dict[str, Any]:
 
 def cancel_mailbox_export_job(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
             store.cancel(conn, org.organization_id, p["JobId"], p.get("ClientToken"))

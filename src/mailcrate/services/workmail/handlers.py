@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailcrate.jobs import store
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
@@ -25,13 +24,13 @@ def _org_locked(call: Call, conn: Any) -> organizations.Organization:
     email addresses are checked for uniqueness before they are written, and without the lock
     concurrent calls all passed the check (12 concurrent CreateUser with one name: 4 created)."""
     org = _org(call, conn)
-    store.lock_organization(conn, org.organization_id)
+    organizations.lock(conn, org.organization_id)
     return org
 
 
 def create_organization(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         organization_id = organizations.create(
             conn,
             account_id=call.account_id,
@@ -45,7 +44,7 @@ def create_organization(call: Call) -> dict[str, Any]:
 
 
 def describe_organization(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = _org(call, conn, active=False)
     return {
         "OrganizationId": org.organization_id,
@@ -61,7 +60,7 @@ def describe_organization(call: Call) -> dict[str, Any]:
 
 def list_organizations(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         items, token = organizations.page(
             conn, call.account_id, call.region, p.get("MaxResults", DEFAULT_PAGE), p.get("NextToken")
         )
@@ -78,27 +77,27 @@ def list_organizations(call: Call) -> dict[str, Any]:
 
 
 def delete_organization(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org(call, conn, active=False)
-        organizations.delete(conn, call.runtime.data_dir, org, force=call.params.get("ForceDelete", False))
+        organizations.delete(conn, call.context.data_dir, org, force=call.params.get("ForceDelete", False))
     return {"OrganizationId": org.organization_id, "State": organizations.DELETED}
 
 
 def create_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org_locked(call, conn)
         return {"UserId": users.create(conn, org, call.params)}
 
 
 def describe_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = _org(call, conn)
         return users.resolve(conn, org.organization_id, call.params["UserId"]).describe()
 
 
 def list_users(call: Call) -> dict[str, Any]:
     p = call.params
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = _org(call, conn)
         items, token = users.page(
             conn, org, p.get("Filters", {}), p.get("MaxResults", DEFAULT_PAGE), p.get("NextToken")
@@ -107,44 +106,44 @@ def list_users(call: Call) -> dict[str, Any]:
 
 
 def update_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org(call, conn)
         users.update_user(conn, users.resolve(conn, org.organization_id, call.params["UserId"]), call.params)
     return {}
 
 
 def delete_user(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org(call, conn)
         users.delete(conn, users.resolve(conn, org.organization_id, call.params["UserId"]))
     return {}
 
 
 def register_to_workmail(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org_locked(call, conn)
         user = users.resolve(conn, org.organization_id, call.params["EntityId"])
-        users.register(conn, call.runtime.data_dir, org, user, call.params["Email"])
+        users.register(conn, call.context.data_dir, org, user, call.params["Email"])
     return {}
 
 
 def deregister_from_workmail(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.begin() as conn:
+    with call.context.db.begin() as conn:
         org = _org(call, conn)
         user = users.resolve(conn, org.organization_id, call.params["EntityId"])
-        users.deregister(conn, call.runtime.data_dir, org, user)
+        users.deregister(conn, call.context.data_dir, org, user)
     return {}
 
 
 def get_mailbox_details(call: Call) -> dict[str, Any]:
-    with call.runtime.data_dir.db.read() as conn:
+    with call.context.db.read() as conn:
         org = _org(call, conn)
         user = users.resolve(conn, org.organization_id, call.params["UserId"])
     if user.state != users.ENABLED:
         raise EntityNotFound(f"{call.params['UserId']} (no mailbox: the user is not registered to WorkMail)")
     return {
         "MailboxQuota": user.row.mailbox_quota_mb or MAILBOX_QUOTA_MB,
-        "MailboxSize": round(users.mailbox_size_mb(call.runtime.data_dir, org, user), 6),
+        "MailboxSize": round(users.mailbox_size_mb(call.context.data_dir, org, user), 6),
     }
 
 

@@ -245,3 +245,15 @@ def mail_domain_exists(conn: Connection, organization_id: str, domain: str) -> b
         ).first()
         is not None
     )
+
+
+def lock(conn: Connection, organization_id: str) -> None:
+    """Serialize writes that check an organization-wide rule (the export limits, unique user
+    names and addresses) by first writing the organization's row (a no-op update): that takes
+    PostgreSQL's row lock and SQLite's write lock before the rule's counts are read, so two
+    concurrent calls cannot both see room."""
+    conn.execute(
+        update(organizations)
+        .where(organizations.c.organization_id == organization_id)
+        .values(state=organizations.c.state)
+    )

@@ -1,9 +1,9 @@
-"""``python -m mailcrate.jobs``: the worker child that ``mailcrate serve`` starts.
+"""``python -m mailcrate.runner``: the worker child that ``mailcrate serve`` starts.
 
 The same as ``mailcrate worker``, without the click CLI and the modules of the other commands
 (accounts, admin, quickstart): the child's settings arrive as MAILCRATE_* variables
 (:func:`mailcrate.jobs.process.worker_env`), so only two flags need parsing. This keeps the
-child's idle RSS down (it is summed with the server's in issue 8's memory targets).
+child's idle RSS down (it is summed with the server's in the memory targets of BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ def main(argv: list[str]) -> int:
             server_url = arg.split("=", 1)[1]
         else:
             print(
-                "usage: python -m mailcrate.jobs [--wakeups-on-stdin] [--exit-when-idle SECONDS] "
+                "usage: python -m mailcrate.runner [--wakeups-on-stdin] [--exit-when-idle SECONDS] "
                 f"[--server-url URL] ({arg}?)",
                 file=sys.stderr,
             )
             return 2
-    from mailcrate.jobs.process import run_worker
+    from mailcrate.runner.worker import run_worker
 
     run_worker(
         settings_from_env(), server_url, wakeups_on_stdin=wakeups_on_stdin, exit_when_idle=exit_when_idle

@@ -35,7 +35,7 @@ class Authorizer:
             return
         if self.policies is not None and self.policies.is_allowed(principal, action, resource, context, call):
             return
-        protocol = call.runtime.services[call.service].protocol
+        protocol = call.context.services[call.service].protocol
         raise ServiceError(
             f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource} "
             "because no identity-based policy allows the action",

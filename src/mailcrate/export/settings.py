@@ -1,0 +1,53 @@
+"""The exporter's knobs, taken from ``serve``'s settings table once per worker pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+MIB = 1024 * 1024
+
+__all__ = ["MIB", "ExportSettings", "export_settings_from"]
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    part_size: int = 8 * MIB
+    parts_in_flight: int = 3
+    lease: timedelta = timedelta(seconds=60)
+    endpoint_url: str | None = None  # an external endpoint, "aws", or a remote mailcrate server
+    external: bool = False
+    remote_server: bool = False  # endpoint_url is another mailcrate server (see Destination.open)
+    compresslevel: int = 1
+    zip64_limit: int | None = None
+    transient_retries: int = 3
+    retry_base_seconds: float = 2.0
+    progress_interval: float = 1.0
+    # A botocore Loader shared by the jobs of one pool (parsing the S3 model costs ~0.3 s).
+    loader: Any = field(default=None, compare=False)
+
+
+def export_settings_from(settings: Any, server_url: str | None) -> ExportSettings:
+    """The exporter's settings from ``serve``'s settings table. ``server_url`` (``mailcrate
+    worker --server-url``) names a mailcrate server on another machine whose embedded S3 the
+    exports go to over HTTP; without it they go in-process into this data directory's embedded
+    S3, unless ``--aws-endpoint-url`` points elsewhere."""
+    external_url = getattr(settings, "aws_endpoint_url", None)
+    loader = None
+    if external_url or server_url:
+        # Only boto3 (external S3, or a remote server's) reads botocore's models; one loader
+        # shared by the jobs keeps them parsed once. The in-process destination needs none, so
+        # an idle worker does not import botocore's loader for it.
+        import botocore.loaders
+
+        loader = botocore.loaders.create_loader()
+    return ExportSettings(
+        part_size=settings.export_part_size_mib * MIB,
+        parts_in_flight=settings.export_parts_in_flight,
+        lease=timedelta(seconds=settings.export_lease_seconds),
+        endpoint_url=external_url or server_url,
+        external=bool(external_url),
+        remote_server=bool(server_url) and not external_url,
+        loader=loader,
+    )

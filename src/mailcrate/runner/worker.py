@@ -1,0 +1,115 @@
+"""A worker process: a pool of export workers running the exporter against this data directory.
+
+This sits above both rooms it joins: :mod:`mailcrate.jobs` (claims, leases, the pool's threads)
+knows nothing of exports, and :mod:`mailcrate.export` (running one job) nothing of pools; here a
+pool is given the exporter as the runner of its jobs, with one service context per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from mailcrate.datadir import DataDir
+from mailcrate.export.job import run_job
+from mailcrate.export.settings import export_settings_from
+from mailcrate.jobs.control import JobControl, JobRunner
+from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
+from mailcrate.jobs.records import ExportJob
+from mailcrate.jobs.worker import WorkerPool
+from mailcrate.services.registry import service_context
+from mailcrate.storage.crypto import SecretBox
+from mailcrate.storage.db import Database
+
+__all__ = ["export_runner", "run_worker"]
+
+#: The services an export calls in-process (STS AssumeRole, S3 writes, KMS through S3 and
+#: DescribeKey); their specs are built when the pool starts, not by its first job.
+EXPORT_SERVICES = ("sts", "s3", "kms")
+
+
+def export_runner(data_dir: DataDir, settings: Any, server_url: str | None) -> JobRunner:
+    """What runs each claimed job of a pool: the exporter, with this process's service context."""
+    context = service_context(data_dir, settings=settings)
+    for name in EXPORT_SERVICES:
+        context.services[name]
+    export_settings = export_settings_from(settings, server_url)
+
+    def run(job: ExportJob, worker_id: str, control: JobControl) -> object:
+        return run_job(context, job, worker_id, replace(export_settings), control)
+
+    return run
+
+
+def run_worker(
+    settings: Any,
+    server_url: str | None,
+    *,
+    wakeups_on_stdin: bool = False,
+    poll_interval: float = 0.25,
+    exit_when_idle: float | None = None,
+) -> None:
+    """The child side (``mailcrate worker``): run a pool until SIGTERM/SIGINT, or with
+    ``wakeups_on_stdin`` (how ``serve`` starts it) until its stdin ends, or with
+    ``exit_when_idle`` after that many seconds without a job."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s",
+        stream=sys.stderr,
+    )
+    path = settings.data_dir
+    if not (path / "master.key").exists():
+        DataDir.open(path, database_url=settings.database_url).close()  # the error message
+    # The server migrated the database; opening it without Alembic keeps this process small.
+    data_dir = DataDir(
+        path=path,
+        db=Database.for_data_dir(path, settings.database_url),
+        secrets=SecretBox.load_or_create(path / "master.key"),
+    )
+    stop = threading.Event()
+    pool = WorkerPool(
+        data_dir.db,
+        workers=settings.export_workers,
+        lease=timedelta(seconds=settings.export_lease_seconds),
+        runner=lambda: export_runner(data_dir, settings, server_url),
+        max_attempts=settings.export_max_attempts,
+        poll_interval=poll_interval,
+        idle_exit=exit_when_idle,
+    )
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+
+    def read_wakeups() -> None:
+        # os.read on the descriptor, not sys.stdin: a worker that ends on its own (idle) leaves
+        # this daemon thread blocked in the read, and a blocked buffered reader's lock aborts
+        # the interpreter's shutdown ("could not acquire lock for <stdin>", SIGABRT).
+        fd = sys.stdin.fileno()
+        while True:
+            try:
+                line = os.read(fd, 4096)  # one byte per wake-up; several may come at once
+            except (OSError, ValueError):
+                line = b""
+            if not line:  # the parent closed the pipe or is gone
+                stop.set()
+                return
+            pool.wakeup.set()
+
+    pool.start()
+    if wakeups_on_stdin:
+        threading.Thread(target=read_wakeups, name="wakeups", daemon=True).start()
+    try:
+        while not stop.wait(TRIM_INTERVAL) and not pool.idled_out.is_set():
+            trim_malloc()
+    finally:
+        pool.stop()
+        data_dir.close()
