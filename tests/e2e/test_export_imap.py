@@ -15,18 +15,17 @@ from mailcrate.mail.base import ImapSpec, SourceSpec
 from mailcrate.storage.tables import users
 from tests.e2e.test_export_embedded import PREFIX, _download, _setup, _start
 from tests.jobs.support import check_export, message, new_mailbox, wait_job
-from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.servers import DovecotServer
 from tests.support.mailcrate_server import MailcrateServer
+
+USER, PASSWORD = "exportimap", "exportimap-pw"
 
 
 @pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"))
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+def mailbox_owner(dovecot: DovecotServer) -> str:
+    """A user of this module's own on the session's Dovecot (tests/conftest.py)."""
+    dovecot.add_users({USER: PASSWORD})
+    return USER
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +45,20 @@ def _bind(server: MailcrateServer, user_id: str, spec: SourceSpec) -> None:
         data_dir.close()
 
 
-def test_export_from_dovecot(server: MailcrateServer, dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_export_from_dovecot(
+    server: MailcrateServer, dovecot: DovecotServer, mailbox_owner: str, tmp_path: Path
+) -> None:
     folders = {("INBOX",): 400, ("Sent",): 120, ("Projects", "Ωmega"): 60, ("Archive",): 30}
     n = 0
     for path, count in folders.items():
         dovecot.put_messages(
-            "alice",
+            mailbox_owner,
             path,
             [(message(n + i, 4000 + 37 * i, "/".join(path)), "S" if i % 2 else "") for i in range(count)],
         )
         n += count
     mb = new_mailbox(server)
-    spec = SourceSpec(imap=ImapSpec(url=dovecot.url, user="alice", password="alicepw"), owner=mb.email)
+    spec = SourceSpec(imap=ImapSpec(url=dovecot.url, user=mailbox_owner, password=PASSWORD), owner=mb.email)
     _bind(server, mb.user_id, spec)
     env = _setup(server, tmp_path)
     job_id = _start(server, mb, env)
@@ -68,7 +69,7 @@ def test_export_from_dovecot(server: MailcrateServer, dovecot: DovecotServer, tm
     manifest = check_export(zip_path, log_path, mb, spec)
     assert len(manifest.items) == n
     assert {item.folder for item in manifest.items} >= {("Inbox",), ("Sent",), ("Projects", "Ωmega")}
-    assert "alicepw" not in (tmp_path / "export.json").read_text()
+    assert PASSWORD not in (tmp_path / "export.json").read_text()
 
 
 def test_unreachable_imap_fails_with_clear_error(server: MailcrateServer, tmp_path: Path) -> None:

@@ -72,6 +72,24 @@ class DovecotServer:
             raise ValueError("Dovecot's Maildir++ layout cannot hold '.' or '/' in folder names")
         return self.maildir(user) / ("." + ".".join(imap_utf7.encode(p).decode() for p in path))
 
+    def add_users(self, users: dict[str, str]) -> dict[str, str]:
+        """Give the running server more users (Dovecot re-reads its passwd-file when it changes),
+        each with an empty INBOX: how a test module gets mailboxes of its own on the shared
+        server. Returns ``users``."""
+        clash = set(users) & set(self.users)
+        if clash:
+            raise ValueError(f"users already on this Dovecot: {sorted(clash)}")
+        self.users.update(users)
+        passwd = self.base_dir / "users"
+        with open(passwd, "a") as f:
+            f.write("".join(f"{u}:{{PLAIN}}{pw}::::::\n" for u, pw in users.items()))
+        for user in users:
+            home = self.mail_root / user
+            home.mkdir()
+            os.chown(home, self._uid, self._gid)
+            self.add_folder(user, ("INBOX",))
+        return users
+
     def add_folder(self, user: str, path: tuple[str, ...]) -> Path:
         d = self.folder_dir(user, path)
         for p in (d.parent, d, d / "cur", d / "new", d / "tmp"):
