@@ -67,3 +67,17 @@ class InternalFailure(ServiceError):
     code = "InternalFailure"
     status = 500
     sender_fault = False
+
+
+class ServiceUnavailable(ServiceError):
+    """A dependency of the server is down or full (the database, the data directory's disk):
+    nothing was changed, and the same request may succeed later. Answered 503 with
+    ``Retry-After`` in the protocol's own error shape (AWS's clients retry it as throttling)."""
+
+    code = "ServiceUnavailable"
+    status = 503
+    sender_fault = False
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

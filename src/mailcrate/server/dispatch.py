@@ -16,13 +16,19 @@ import uuid
 from datetime import UTC, datetime
 
 from mailcrate.accounts import Principal, session_token_matches
-from mailcrate.protocol.errors import AuthError, InternalFailure, ServiceError, UnknownOperationError
+from mailcrate.protocol.errors import (
+    AuthError,
+    InternalFailure,
+    ServiceError,
+    ServiceUnavailable,
+    UnknownOperationError,
+)
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.sigv4 import SignatureInfo, check_time, parse_signature, verify_signature
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.base import ServiceSpec, WireProtocol
-from mailcrate.services.invoke import invoke
+from mailcrate.services.invoke import invoke, unavailable_error
 
 log = logging.getLogger("mailcrate.server")
 _FALLBACK_PROTOCOL = JsonProtocol()
@@ -86,7 +92,17 @@ def _render_error(error: ServiceError, spec: ServiceSpec | None, request_id: str
     protocol: WireProtocol = spec.protocol if spec is not None else _FALLBACK_PROTOCOL
     if isinstance(error, AuthError):
         error.code = protocol.auth_error_codes.get(error.kind, "AccessDenied")  # type: ignore[misc]
-    return protocol.serialize_error(error, spec.model if spec else None, request_id)
+    response = protocol.serialize_error(error, spec.model if spec else None, request_id)
+    if isinstance(error, ServiceUnavailable):
+        response.headers.append(("Retry-After", str(error.retry_after)))
+    return response
+
+
+def _log_unavailable(
+    spec: ServiceSpec | None, operation: str, error: ServiceUnavailable, request_id: str
+) -> None:
+    """The environment's fault, said in one line without a traceback (there is no bug to find)."""
+    log.warning("%s.%s: %s (request %s)", spec.name if spec else "-", operation, error.message, request_id)
 
 
 def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
@@ -136,13 +152,20 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             response = spec.protocol.serialize(op_model, output, request_id)
     except ServiceError as error:
         response = _render_error(error, spec, request_id)
-    except Exception:
-        log.exception(
-            "internal error in %s.%s (request %s)", spec.name if spec else "?", operation, request_id
-        )
-        response = _render_error(
-            InternalFailure("We encountered an internal error. Please try again."), spec, request_id
-        )
+        if isinstance(error, ServiceUnavailable):
+            _log_unavailable(spec, operation, error, request_id)
+    except Exception as exc:
+        unavailable = unavailable_error(exc)  # e.g. the key lookup found the database down
+        if unavailable is not None:
+            response = _render_error(unavailable, spec, request_id)
+            _log_unavailable(spec, operation, unavailable, request_id)
+        else:
+            log.exception(
+                "internal error in %s.%s (request %s)", spec.name if spec else "?", operation, request_id
+            )
+            response = _render_error(
+                InternalFailure("We encountered an internal error. Please try again."), spec, request_id
+            )
     elapsed_ms = (time.perf_counter() - started) * 1000
     log.info(
         "%s %s.%s -> %d %.1fms %s",

@@ -14,13 +14,14 @@ import uuid
 from typing import Any
 
 from mailcrate.accounts import Principal
-from mailcrate.protocol.errors import UnknownOperationError, ValidationError
+from mailcrate.protocol.errors import ServiceError, ServiceUnavailable, UnknownOperationError, ValidationError
 from mailcrate.protocol.http import Headers, HttpRequest, HttpResponse
 from mailcrate.protocol.validate import validate
 from mailcrate.services.base import Call, ServiceSpec
 from mailcrate.services.context import ServiceContext
+from mailcrate.storage.faults import storage_fault
 
-__all__ = ["in_process_request", "invoke", "spec_of"]
+__all__ = ["in_process_request", "invoke", "spec_of", "unavailable_error"]
 
 DEFAULT_REGION = "us-east-1"
 
@@ -75,7 +76,26 @@ def invoke(
         request if request is not None else in_process_request(),
         context,
     )
-    action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"
-    if action is not None:
-        call.authorize(action, spec.resource_for(call))
-    return handler(call)
+    try:
+        action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"
+        if action is not None:
+            call.authorize(action, spec.resource_for(call))
+        return handler(call)
+    except Exception as exc:
+        unavailable = unavailable_error(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
+
+
+def unavailable_error(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 a failure of the storage underneath deserves (a full disk, a database that cannot
+    be reached: try again later), or None for any other failure."""
+    if isinstance(exc, ServiceError):
+        return None
+    fault = storage_fault(exc)
+    if fault is None:
+        return None
+    return ServiceUnavailable(
+        f"The service is unavailable: {fault.value} on the server. Nothing was changed; try again later."
+    )

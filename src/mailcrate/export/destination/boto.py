@@ -18,6 +18,10 @@ from mailcrate.jobs.records import ExportJob
 log = logging.getLogger("mailcrate.export")
 
 REAL_AWS = "aws"
+#: Seconds a request may wait for the endpoint's next bytes. A part that stalls is retried
+#: (botocore's retries, then the job's) after this, not after minutes: at 300 s one UploadPart
+#: that never answered held its job for up to ~25 minutes across the retries.
+READ_TIMEOUT = 30.0
 
 __all__ = ["REAL_AWS", "BotoDestination", "PartBody", "endpoint_for"]
 
@@ -79,6 +83,7 @@ class BotoDestination(Checks):
         assume: Callable[[], dict[str, Any]],
         max_connections: int = 10,
         loader: Any = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> BotoDestination:
         """Assume the job's role with ``assume`` and build S3/KMS clients at ``endpoint_url``."""
         import boto3  # only here: in-process exports never load boto3
@@ -103,7 +108,7 @@ class BotoDestination(Checks):
             s3=s3_config,
             max_pool_connections=max_connections,
             connect_timeout=10,
-            read_timeout=300,
+            read_timeout=read_timeout,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )

@@ -7,11 +7,12 @@ never hold secrets.
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mailcrate.jobs.records import ExportJob
 from mailcrate.protocol.errors import ServiceError
+from mailcrate.storage.faults import StorageFault
 
 __all__ = [
     "TRANSIENT_CODES",
@@ -81,6 +82,12 @@ def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
     answer = error_answer(exc)
     if answer is not None:
         code, message, status, headers = answer
+        if status == 503 and StorageFault.DISK_FULL.value in message:
+            # Retrying fills the same disk again: fail now and say what to free.
+            return ExportError(
+                f"The export could not be stored: {StorageFault.DISK_FULL.value} where the S3 "
+                f"endpoint keeps bucket {bucket} ({action}). Free space there and start a new export."
+            )
         if code in TRANSIENT_CODES or status >= 500:
             return TransientExportError(
                 f"S3 answered {code or status} to {action} of bucket {bucket}: {message}"
@@ -128,7 +135,9 @@ def classify(exc: BaseException, job: ExportJob, action: str) -> ExportError:
                 f"on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/*. (S3: {message[:300]})"
             )
         return ExportError(f"S3 refused {action} on bucket {bucket}: {code or status}: {message}")
-    if isinstance(exc, (BotoConnectionError, ConnectionError, TimeoutError)):
+    if isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError)):
+        # HTTPClientError: read timeouts and connections closed mid-answer (not botocore
+        # ConnectionErrors), once botocore's own retries are spent; as transient as a 5xx.
         return TransientExportError(
             f"Connection to the S3 endpoint failed during {action}: {type(exc).__name__}"
         )

@@ -15,6 +15,7 @@ renamed into place, so a crash never leaves a partial file where a reader would 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import struct
@@ -242,9 +243,21 @@ class _Sealer:
         nonce = os.urandom(NONCE)
         self._buf[:NONCE] = nonce
         self.aead.encrypt_into(nonce, chunk, _aad(self.raw_id, index, last), self._view[NONCE:length])
-        if out.write(self._view[:length]) != length:  # a regular file takes it all or raises
-            raise OSError(f"short write to an object file (chunk {index})")
+        _write_all(out, self._view[:length])
         return length
+
+
+def _write_all(out: Any, data: memoryview) -> None:
+    """Write all of ``data`` to an unbuffered file. A regular file takes a short write only when
+    the disk fills: the next write then raises ENOSPC, which the server answers 503 and an
+    export reports as "no space left on device" (a short write used to be an OSError of its own
+    that said neither)."""
+    done = 0
+    while done < len(data):
+        written = out.write(data[done:])
+        if not written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        done += written
 
 
 def _fsync_dir(directory: Path) -> None:
