@@ -141,6 +141,17 @@ class Settings:
         "to AWS itself with the value `aws`; the job's role is assumed with sts:AssumeRole "
         "(ExternalId = account id) using credentials from the standard AWS chain.",
     )
+    # --- production: TLS, configuration file (issue 19 part A) ------------------------------
+    tls_cert: str | None = _setting(
+        "--tls-cert",
+        "MAILCRATE_TLS_CERT",
+        None,
+        "Serve HTTPS (and offer SMTP STARTTLS) with this PEM certificate chain, server certificate "
+        "first; reloaded with the key on SIGHUP. `mailcrate init --tls` makes one.",
+    )
+    tls_key: str | None = _setting(
+        "--tls-key", "MAILCRATE_TLS_KEY", None, "The PEM private key of --tls-cert."
+    )
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
@@ -176,6 +187,8 @@ class Settings:
             raise ValueError("export-max-running-per-org must be at least 1")
         if self.export_mailbox_interval_seconds < 0:
             raise ValueError("export-mailbox-interval-seconds must not be negative")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
 

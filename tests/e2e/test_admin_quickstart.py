@@ -19,7 +19,8 @@ README_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/b
 
 
 def _stopped(output: str) -> None:
-    match = re.search(r"mailcrate serve is running at http://127\.0\.0\.1:(\d+)", output)
+    # The quickstart serves HTTPS with the certificate it made (issue 19).
+    match = re.search(r"mailcrate serve is running at https://127\.0\.0\.1:(\d+)", output)
     assert match, output
     assert not port_open("127.0.0.1", int(match[1])), "quickstart left its server running"
 
@@ -29,7 +30,7 @@ def _check_first_run(first: subprocess.CompletedProcess[str], env: dict[str, str
     assert re.search(
         r"verified export of alice: 306 items, \d+ bytes, SHA-384 matches the export log", out
     ), out
-    for step in ("sample mailbox: 300 messages", "KMS key: created", "S3 bucket: created", "IAM role: created",
+    for step in ("TLS certificate", "sample mailbox: 300 messages", "KMS key: created", "S3 bucket: created", "IAM role: created",
                  "role permission policy: created", "export COMPLETED"):  # fmt: skip
         assert step in first.stderr, first.stderr
     assert "aws workmail start-mailbox-export-job" in out and "aws iam create-role" in out

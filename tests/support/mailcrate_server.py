@@ -25,7 +25,7 @@ ACCOUNT_ID = "111122223333"
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 REGION = "us-east-1"
-_LISTEN_RE = re.compile(r"mailcrate listening on http://(?P<host>[^\s:]+):(?P<port>\d+)")
+_LISTEN_RE = re.compile(r"mailcrate listening on (?P<scheme>https?)://(?P<host>[^\s:]+):(?P<port>\d+)")
 BIN = Path(sys.executable).parent
 
 
@@ -45,10 +45,11 @@ class MailcrateServer:
     port: int = 0
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    scheme: str = "http"  # https when started with --tls-cert (as the server announces)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def init(self) -> None:
         subprocess.run(
@@ -93,6 +94,7 @@ class MailcrateServer:
             match = _LISTEN_RE.search(line)
             if match:
                 self.port = int(match["port"])
+                self.scheme = match["scheme"]
                 return self
         raise RuntimeError("mailcrate serve did not announce its port in time")
 
@@ -146,11 +148,13 @@ class MailcrateServer:
         secret_access_key: str | None = None,
         session_token: str | None = None,
         region: str | None = None,
+        verify: str | None = None,
         **config: Any,
     ) -> Any:
         return boto3.session.Session().client(
             service,
             endpoint_url=self.endpoint,
+            verify=verify,
             region_name=region or self.region,
             aws_access_key_id=access_key_id or self.access_key_id,
             aws_secret_access_key=secret_access_key or self.secret_access_key,

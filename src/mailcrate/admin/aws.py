@@ -12,11 +12,14 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from mailcrate.admin.errors import AdminError
 
 if TYPE_CHECKING:  # boto3 is imported when a client is made: `mailcrate serve` never pays for it
     import boto3
 
-__all__ = ["AwsTarget", "jsonable"]
+__all__ = ["AwsTarget", "check_endpoint", "jsonable"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class AwsTarget:
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     max_attempts: int | None = None  # None: AWS_MAX_ATTEMPTS / the config file, else 3
+    ca_bundle: str | None = None  # None: AWS_CA_BUNDLE / the config file, else the system's CAs
 
     def session(self) -> boto3.session.Session:
         import boto3
@@ -50,6 +54,9 @@ class AwsTarget:
     def client(self, service: str, session: boto3.session.Session | None = None) -> Any:
         from botocore.config import Config
 
+        if self.endpoint:
+            check_endpoint(self.endpoint)
+
         config = Config(
             retries={
                 "mode": "standard",
@@ -59,11 +66,27 @@ class AwsTarget:
             read_timeout=120,
             s3={"addressing_style": "path"} if self.endpoint else None,
         )
-        return (session or self.session()).client(service, endpoint_url=self.endpoint_url, config=config)
+        return (session or self.session()).client(
+            service, endpoint_url=self.endpoint_url, config=config, verify=self.ca_bundle
+        )
 
     def region_name(self) -> str:
         """The region requests are signed for (after the chain has been consulted)."""
         return self.session().region_name or "us-east-1"
+
+
+def check_endpoint(url: str) -> None:
+    """Refuse an endpoint botocore would only fail on deep inside (``htp://``, no scheme)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    rest = url.split("://", 1)[-1] if "://" in url else url
+    guess = f"http://{rest}" if rest else "http://127.0.0.1:4566"
+    raise AdminError(
+        f"--endpoint-url {url!r} is not an http:// or https:// URL",
+        f"did you mean {guess} (https:// for a server started with --tls-cert)?",
+        exit_code=2,
+    )
 
 
 def jsonable(value: Any) -> Any:

@@ -32,6 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.certificates import ensure_tls_files
 from mailcrate.admin.download import Downloaded, download_export
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.jobs import JobStatus, start_job, wait_job
@@ -41,7 +42,7 @@ from mailcrate.admin.setup import DEFAULT_KEY_ALIAS, SetupResult, ensure_prerequ
 
 __all__ = ["ChildServer", "QuickstartResult", "run_quickstart"]
 
-_LISTEN = re.compile(r"mailcrate listening on (?P<url>http://\S+)")
+_LISTEN = re.compile(r"mailcrate listening on (?P<url>https?://\S+)")
 PREFIX = "mailbox-exports"
 USER_BASE = "alice"
 
@@ -130,6 +131,7 @@ class QuickstartResult:
     job_seconds: float = 0.0
     downloaded: Downloaded | None = None
     files: Path | None = None
+    ca_bundle: Path | None = None
     steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -154,6 +156,7 @@ class QuickstartResult:
             "exportSeconds": round(self.job_seconds, 3),
             "download": d.to_dict() if d else None,
             "files": str(self.files) if self.files else None,
+            "caBundle": str(self.ca_bundle) if self.ca_bundle else None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -269,7 +272,11 @@ def run_quickstart(
     result = QuickstartResult(data_dir=data_dir)
     _init(data_dir, result)
     say(f"data directory {data_dir} (account {result.account_id}, region {result.region})")
-    with ChildServer(data_dir, data_dir / "quickstart-serve.log") as server:
+    tls = ensure_tls_files(data_dir)
+    result.ca_bundle = tls.ca_cert
+    say(f"TLS certificate {tls.server_cert}, signed by the local CA {tls.ca_cert}")
+    tls_args = ("--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key))
+    with ChildServer(data_dir, data_dir / "quickstart-serve.log", tls_args) as server:
         result.endpoint = server.endpoint
         say(f"mailcrate serve is running at {server.endpoint} (log: {server.log_path})")
         target = AwsTarget(
@@ -277,6 +284,7 @@ def run_quickstart(
             region=result.region,
             access_key_id=result.access_key_id,
             secret_access_key=result.secret_access_key,
+            ca_bundle=str(tls.ca_cert),
         )
         wm = target.client("workmail")
         _organization(wm, result)
@@ -376,10 +384,10 @@ def repeat_commands(result: QuickstartResult) -> list[str]:
     name = _byhand(result.user_name)
     account = result.account_id
     return [
-        "# credentials, endpoint, policy files (the quickstart's server has stopped: start one)",
-        f'eval "$(mailcrate init --data-dir {d})"',
+        "# credentials, TLS, endpoint, policy files (the quickstart's server has stopped: start one)",
+        f'eval "$(mailcrate init --data-dir {d} --tls)"   # also AWS_CA_BUNDLE, MAILCRATE_TLS_CERT/KEY',
         f"mailcrate serve --data-dir {d} --port 4566 &",
-        "export AWS_ENDPOINT_URL=http://127.0.0.1:4566   # or --endpoint-url on each command",
+        "export AWS_ENDPOINT_URL=https://localhost:4566   # or --endpoint-url on each command",
         f"cd {files}   # mailbox-export-trust-policy.json, mailbox-export-policy.json",
         "# a user with a mailbox (here: filled from the export just unpacked)",
         f"aws workmail create-user --organization-id {org} --name {name} --display-name {name} "

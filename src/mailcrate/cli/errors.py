@@ -96,12 +96,39 @@ def _client_error(exc: Any) -> tuple[str, str | None]:
     return (text, None)
 
 
+def _tls_error(exc: Exception) -> tuple[str, str | None, int]:
+    """An https:// endpoint that failed the handshake: say which of the usual three it was."""
+    where, text = _endpoint(exc), str(exc)
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "packet length too long" in text:
+        return (
+            f"{where} does not speak TLS",
+            "a server started without --tls-cert serves plain HTTP: use http:// in --endpoint-url",
+            1,
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            f"the TLS certificate of {where} is not trusted",
+            "trust the server's CA: export AWS_CA_BUNDLE=DATA_DIR/tls/ca.pem (made by `mailcrate init "
+            "--tls`), or the CA that signed its certificate",
+            1,
+        )
+    if "doesn't match" in text or "hostname" in text.lower():
+        return (
+            f"the TLS certificate of {where} is not valid for that host name",
+            "use a name the certificate lists (e.g. localhost), or make one for this name with "
+            "`mailcrate init --tls --tls-name NAME` (after moving DATA_DIR/tls/server.* away)",
+            1,
+        )
+    return (f"TLS with {where} failed: {text}", "check --endpoint-url and the server's certificate", 1)
+
+
 def explain(exc: BaseException) -> tuple[str, str | None, int]:
     """(message, hint, exit code) for an exception."""
     if isinstance(exc, AdminError):
         return exc.message, exc.hint, exc.exit_code
     from botocore.exceptions import (
         ClientError,
+        ConnectionClosedError,
         ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
@@ -110,6 +137,7 @@ def explain(exc: BaseException) -> tuple[str, str | None, int]:
         PartialCredentialsError,
         ProfileNotFound,
         ReadTimeoutError,
+        SSLError,
     )
 
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
@@ -122,6 +150,14 @@ def explain(exc: BaseException) -> tuple[str, str | None, int]:
         return (
             f"cannot reach {_endpoint(exc)}",
             "is `mailcrate serve` running there? check --endpoint-url (or AWS_ENDPOINT_URL)",
+            1,
+        )
+    if isinstance(exc, SSLError):
+        return _tls_error(exc)
+    if isinstance(exc, ConnectionClosedError) and _endpoint(exc).startswith("http://"):
+        return (
+            f"{_endpoint(exc)} closed the connection without an answer",
+            "a server started with --tls-cert speaks TLS only: use https:// in --endpoint-url",
             1,
         )
     if isinstance(exc, ReadTimeoutError):
@@ -157,6 +193,9 @@ def _report(ctx: click.Context, exc: BaseException) -> NoReturn:
 def _invoke(ctx: click.Context, run: Callable[[], Any]) -> Any:
     if not logging.getLogger().handlers:  # library warnings (an IMAP reconnect) as plain lines
         logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+        # urllib3 logs a certificate/host mismatch (with the whole certificate) before the
+        # SSLError that _tls_error explains in one line.
+        logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
     try:
         return run()
     except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):

@@ -15,6 +15,7 @@ from mailcrate.cli.errors import FriendlyGroup, debug_option
 from mailcrate.cli.options import settings_options
 from mailcrate.config import Settings
 from mailcrate.mail.base import CalDavSpec, ImapSpec, SourceSpec
+from mailcrate.network import is_loopback, url_host
 
 __all__ = ["caldav_spec_from", "imap_spec_from", "mailbox", "read_secret", "source_options"]
 
@@ -87,10 +88,26 @@ def source_options(func: Any) -> Any:
         click.option(
             "--caldav-ca-file", type=click.Path(dir_okay=False, exists=True), help="Trust this CA file too."
         ),
+        click.option(
+            "--allow-plaintext",
+            is_flag=True,
+            help="Allow imap:// without --imap-starttls, or http:// CalDAV, to a host other than this "
+            "machine (the password then crosses the network in clear).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _refuse_plaintext(url: str, what: str, fix: str, values: dict[str, Any]) -> None:
+    """A password for a remote host goes over TLS unless the operator says otherwise."""
+    host = url_host(url)
+    if values.get("allow_plaintext") or not host or is_loopback(host):
+        return
+    raise click.UsageError(
+        f"{url} would send the {what} password to {host} in clear; {fix}, or pass --allow-plaintext"
+    )
 
 
 def imap_spec_from(values: dict[str, Any]) -> ImapSpec | None:
@@ -99,6 +116,8 @@ def imap_spec_from(values: dict[str, Any]) -> ImapSpec | None:
         return None
     if not values.get("imap_user"):
         raise click.UsageError("--imap needs --imap-user")
+    if url.lower().startswith("imap://") and not values.get("imap_starttls"):
+        _refuse_plaintext(url, "IMAP", "use imaps:// or --imap-starttls", values)
     return ImapSpec(
         url=url,
         user=values["imap_user"],
@@ -117,6 +136,8 @@ def caldav_spec_from(values: dict[str, Any]) -> CalDavSpec | None:
         return None
     if not values.get("caldav_user"):
         raise click.UsageError("--caldav needs --caldav-user")
+    if url.lower().startswith("http://"):
+        _refuse_plaintext(url, "CalDAV", "use https://", values)
     return CalDavSpec(
         url=url,
         user=values["caldav_user"],

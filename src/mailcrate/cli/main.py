@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,7 +38,20 @@ def cli() -> None:
 @cli.command()
 @settings_options("data_dir", "database_url")
 @_account_options
-def init(**values: Any) -> None:
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Also make a local CA and a server certificate (DATA_DIR/tls) and print how to use them.",
+)
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    metavar="NAME",
+    help="A host name or address clients use to reach the server (repeatable; default: localhost, "
+    "127.0.0.1, ::1 and this host's name). Only used when the certificate is made.",
+)
+def init(tls: bool, tls_names: tuple[str, ...], **values: Any) -> None:
     """Create the data directory, its account and root access key (idempotent)."""
     result = _make_account(init_account, values, create=True)
     state = "initialised" if result.created else "is already initialised"
@@ -44,6 +59,30 @@ def init(**values: Any) -> None:
         f"# {values['data_dir'] or 'data directory'} {state} for account {result.account_id}", err=True
     )
     _print_exports(result)
+    if tls:
+        _print_tls(build_settings(values).data_dir, list(tls_names))
+
+
+def _print_tls(data_dir: Path, names: list[str]) -> None:
+    """Make (or keep) the certificates and print the variables that use and trust them."""
+    from mailcrate.admin.certificates import default_names, ensure_tls_files
+
+    files = ensure_tls_files(data_dir, names or None)
+    state = "made" if files.created else "kept (already there)"
+    click.echo(f"# TLS: local CA and server certificate {state} in {files.directory}", err=True)
+    if files.created:
+        click.echo(f"#   valid for: {', '.join(names or default_names())}", err=True)
+    click.echo(
+        f"#   clients trust the CA with AWS_CA_BUNDLE (set below) or: aws --ca-bundle {files.ca_cert}",
+        err=True,
+    )
+    click.echo(
+        "#   `mailcrate serve` finds the certificate through MAILCRATE_TLS_CERT/KEY (set below)", err=True
+    )
+    q = shlex.quote
+    click.echo(f"export AWS_CA_BUNDLE={q(str(files.ca_cert))}")
+    click.echo(f"export MAILCRATE_TLS_CERT={q(str(files.server_cert))}")
+    click.echo(f"export MAILCRATE_TLS_KEY={q(str(files.server_key))}")
 
 
 @cli.group()
@@ -103,11 +142,12 @@ def _print_exports(result: InitResult) -> None:
 def serve(**values: Any) -> None:
     """Serve WorkMail (and the other embedded AWS services) on one SigV4 port."""
     from mailcrate.server.serve import serve as run
+    from mailcrate.server.tls import TlsError
 
     settings = build_settings(values)
     try:
         run(settings)
-    except DataDirError as exc:
+    except (DataDirError, TlsError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(

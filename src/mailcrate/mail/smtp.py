@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,20 @@ class SMTPIntake:
 
 
 def start_smtp(
-    host: str, port: int, resolve_recipient: ResolveRecipient, max_message_size: int = 25 * 1024 * 1024
+    host: str,
+    port: int,
+    resolve_recipient: ResolveRecipient,
+    max_message_size: int = 25 * 1024 * 1024,
+    *,
+    tls_context: ssl.SSLContext | None = None,
 ) -> SMTPIntake:
-    """Listen on ``host:port`` (a real port number, not 0) in a background thread."""
+    """Listen on ``host:port`` (a real port number, not 0) in a background thread.
+
+    With ``tls_context`` the server offers STARTTLS (RFC 3207) with that certificate; it does
+    not require it, since a sending MTA that cannot upgrade would otherwise bounce the mail."""
     kwargs: dict[str, Any] = {"data_size_limit": max_message_size, "decode_data": False}
+    if tls_context is not None:
+        kwargs["tls_context"] = tls_context
     controller = Controller(_Handler(resolve_recipient), hostname=host, port=port, **kwargs)
     controller.start()
     return SMTPIntake(controller, host, port)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -20,17 +21,25 @@ from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
+from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.runtime import Runtime
+from mailcrate.server.tls import ServerTls
 from mailcrate.services.registry import build_services, identity_authorizer
 
 if TYPE_CHECKING:  # imported when --smtp-port asks for it: aiosmtpd costs an idle server ~1.5 MiB
+    import ssl
+
     from mailcrate.mail.smtp import SMTPIntake
+
+log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its graceful shutdown (the process then dies by the signal);
     a service manager expects a clean exit status 0 after a requested stop, so swallow it."""
+
+    tls: ServerTls | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -38,6 +47,9 @@ class _Server(uvicorn.Server):
             yield
             return
         original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        tls = self.tls
+        if tls is not None:  # SIGHUP: load the renewed certificate (server/tls.py)
+            original[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda _sig, _frame: tls.reload())
         try:
             yield
         finally:
@@ -45,7 +57,9 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
+def build_app(
+    settings: Settings, data_dir: DataDir, tls_context: ssl.SSLContext | None = None
+) -> MailcrateApp:
     runtime = Runtime(
         data_dir=data_dir,
         settings=settings,
@@ -59,7 +73,7 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
     )
     startup, shutdown = [pool.start], [pool.stop]
     if settings.smtp_port is not None:
-        intake = _SmtpIntake(settings, data_dir)
+        intake = _SmtpIntake(settings, data_dir, tls_context)
         startup.append(intake.start)
         shutdown.append(intake.stop)
     return MailcrateApp(runtime, on_startup=startup, on_shutdown=shutdown)
@@ -68,9 +82,10 @@ def build_app(settings: Settings, data_dir: DataDir) -> MailcrateApp:
 class _SmtpIntake:
     """SMTP delivery into the embedded store, living as long as the server."""
 
-    def __init__(self, settings: Settings, data_dir: DataDir) -> None:
+    def __init__(self, settings: Settings, data_dir: DataDir, tls_context: ssl.SSLContext | None) -> None:
         self.settings = settings
         self.data_dir = data_dir
+        self.tls_context = tls_context
         self.handle: SMTPIntake | None = None
 
     def start(self) -> None:
@@ -83,8 +98,13 @@ class _SmtpIntake:
             self.settings.smtp_port,
             lambda address: mailbox_for_address(self.data_dir, address),
             self.settings.smtp_max_message_bytes,
+            tls_context=self.tls_context,
         )
-        print(f"mailcrate accepting SMTP on {self.settings.host}:{self.settings.smtp_port}", flush=True)
+        starttls = " (STARTTLS offered)" if self.tls_context is not None else ""
+        print(
+            f"mailcrate accepting SMTP on {self.settings.host}:{self.settings.smtp_port}{starttls}",
+            flush=True,
+        )
 
     def stop(self) -> None:
         if self.handle is not None:
@@ -120,6 +140,12 @@ def _start_trimmer() -> None:
     threading.Thread(target=run, name="malloc-trim", daemon=True).start()
 
 
+def _load_tls(settings: Settings) -> ServerTls | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return ServerTls(Path(settings.tls_cert), Path(settings.tls_key))
+
+
 def serve(settings: Settings) -> None:
     limit_malloc_arenas()
     _start_trimmer()
@@ -128,8 +154,16 @@ def serve(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    tls = _load_tls(settings)
+    if tls is None and not is_loopback(settings.host):  # said before binding, whatever happens next
+        log.warning(
+            "listening on %s without TLS: requests and answers (exported mail, session tokens, KMS "
+            "data keys) cross the network in clear; start with --tls-cert/--tls-key "
+            "(`mailcrate init --tls` makes a certificate)",
+            settings.host,
+        )
     data_dir = DataDir.open(settings.data_dir, database_url=settings.database_url)
-    app = build_app(settings, data_dir)
+    app = build_app(settings, data_dir, tls.context if tls else None)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -144,9 +178,18 @@ def serve(settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=10,
         server_header=False,
+        # uvicorn decides "this is TLS" from the file names, then we hand it our own context
+        # (the one SIGHUP reloads and SMTP STARTTLS shares).
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     server = _Server(config)
-    print(f"mailcrate listening on http://{shown_host}:{port} (data dir {settings.data_dir})", flush=True)
+    if tls is not None:
+        config.load()
+        config.ssl = tls.context
+        server.tls = tls
+    scheme = "https" if tls is not None else "http"
+    print(f"mailcrate listening on {scheme}://{shown_host}:{port} (data dir {settings.data_dir})", flush=True)
     try:
         server.run(sockets=[sock])
     finally:
