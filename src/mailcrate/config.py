@@ -1,5 +1,8 @@
 """One validated settings table: every knob with its flag, environment variable, default and help.
 
+A setting with ``path=True`` names a file or directory; in a configuration file
+(:mod:`mailcrate.config_file`) it is relative to the file's directory.
+
 The CLI builds its options from this table (:func:`mailcrate.cli.options.settings_options`), so
 a setting is declared once and documented once. Values are validated when the
 :class:`Settings` object is built, not where they are used.
@@ -26,7 +29,11 @@ def _setting(flag: str, env: str, default: Any, help: str, **extra: Any) -> Any:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = _setting(
-        "--data-dir", "MAILCRATE_DATA_DIR", None, "Data directory (default: ~/.local/share/mailcrate)."
+        "--data-dir",
+        "MAILCRATE_DATA_DIR",
+        None,
+        "Data directory (default: ~/.local/share/mailcrate).",
+        path=True,
     )
     host: str = _setting(
         "--host", "MAILCRATE_HOST", "127.0.0.1", "Address to listen on (loopback by default)."
@@ -148,9 +155,10 @@ class Settings:
         None,
         "Serve HTTPS (and offer SMTP STARTTLS) with this PEM certificate chain, server certificate "
         "first; reloaded with the key on SIGHUP. `mailcrate init --tls` makes one.",
+        path=True,
     )
     tls_key: str | None = _setting(
-        "--tls-key", "MAILCRATE_TLS_KEY", None, "The PEM private key of --tls-cert."
+        "--tls-key", "MAILCRATE_TLS_KEY", None, "The PEM private key of --tls-cert.", path=True
     )
 
     def __post_init__(self) -> None:
