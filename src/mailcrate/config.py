@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from mailcrate.storage.drivers import normalise_database_url
+
 
 def default_data_dir() -> Path:
     """Per-user default, following the XDG base-directory convention."""
@@ -195,6 +197,8 @@ class Settings:
             raise ValueError("export-max-running-per-org must be at least 1")
         if self.export_mailbox_interval_seconds < 0:
             raise ValueError("export-mailbox-interval-seconds must not be negative")
+        if self.database_url is not None:  # postgresql:// means psycopg 3 (the postgres extra)
+            object.__setattr__(self, "database_url", normalise_database_url(self.database_url))
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:

@@ -11,15 +11,25 @@ Layout (all 0700/0600, readable only by the service's user):
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
+
 from mailcrate.storage.crypto import SecretBox
 from mailcrate.storage.db import Database
+from mailcrate.storage.drivers import DatabaseUrlError, check_database_url, normalise_database_url
 
 
 class DataDirError(Exception):
-    """The data directory is missing, unreadable or was never initialised."""
+    """The data directory is missing, unreadable or was never initialised, or its database
+    cannot be used."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver's error without its SQL and bound values (which may carry secrets)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass
@@ -41,8 +51,18 @@ class DataDir:
 
     @classmethod
     def open(cls, path: Path, *, create: bool = False, database_url: str | None = None) -> DataDir:
-        """Open (or with ``create`` make) the directory and migrate its database."""
+        """Open (or with ``create`` make) the directory and migrate its database.
+
+        A directory this call creates is removed again if the database cannot be used (driver
+        missing, server unreachable), so a failed ``init`` leaves nothing half-made behind."""
         path = Path(path)
+        if database_url is not None:
+            database_url = normalise_database_url(database_url)
+            try:
+                check_database_url(database_url)
+            except DatabaseUrlError as exc:
+                raise DataDirError(str(exc)) from None
+        made = create and not path.exists()
         if create:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
@@ -50,11 +70,20 @@ class DataDir:
             raise DataDirError(
                 f"{path} is not an initialised mailcrate data directory (run `mailcrate init`)"
             )
-        for sub in ("mailboxes", "s3"):
-            (path / sub).mkdir(mode=0o700, exist_ok=True)
-        secrets = SecretBox.load_or_create(path / "master.key")
-        db = Database.for_data_dir(path, database_url)
-        db.migrate()
+        try:
+            for sub in ("mailboxes", "s3"):
+                (path / sub).mkdir(mode=0o700, exist_ok=True)
+            secrets = SecretBox.load_or_create(path / "master.key")
+            db = Database.for_data_dir(path, database_url)
+            try:
+                db.migrate()
+            except OperationalError as exc:
+                db.dispose()
+                raise DataDirError(f"cannot use the database: {_first_line(exc.orig or exc)}") from None
+        except BaseException:
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
         if db.is_sqlite:
             os.chmod(path / "mailcrate.db", 0o600)
         return cls(path=path, db=db, secrets=secrets)
