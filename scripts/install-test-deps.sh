@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian/Ubuntu machine:
 #   system packages: dovecot-imapd (IMAP source tests), isync (mbsync baseline), postgresql
-#   (scale-out tests), zip/unzip (archive checks); Python: a venv at .venv with mailcrate[test].
+#   (scale-out tests), zip/unzip (archive checks), systemd (systemd-analyze verify of deploy/);
+#   Python: a venv at .venv with mailcrate[test].
 # Package post-install scripts must not start daemons on the default ports: tests start their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v zip >/dev/null 2>&1 || need+=(zip)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # checks deploy/*.service
 if [ ${#need[@]} -gt 0 ]; then
   made_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then

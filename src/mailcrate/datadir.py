@@ -15,16 +15,30 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from mailcrate.storage.crypto import SecretBox
 from mailcrate.storage.db import Database
 from mailcrate.storage.drivers import DatabaseUrlError, check_database_url, normalise_database_url
+from mailcrate.storage.tables import accounts
 
 
 class DataDirError(Exception):
     """The data directory is missing, unreadable or was never initialised, or its database
     cannot be used."""
+
+
+def _missing_key(path: Path) -> str:
+    return (
+        f"{path / 'master.key'} is missing, but the database already holds accounts whose secrets it "
+        "sealed: restore master.key from your backup (a new key cannot open them)"
+    )
+
+
+def _holds_accounts(db: Database) -> bool:
+    with db.begin() as conn:
+        return conn.execute(select(accounts.c.account_id).limit(1)).first() is not None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -67,19 +81,26 @@ class DataDir:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
         elif not (path / "master.key").exists():
+            if (path / "mailcrate.db").exists():
+                raise DataDirError(_missing_key(path))
             raise DataDirError(
                 f"{path} is not an initialised mailcrate data directory (run `mailcrate init`)"
             )
         try:
             for sub in ("mailboxes", "s3"):
                 (path / sub).mkdir(mode=0o700, exist_ok=True)
-            secrets = SecretBox.load_or_create(path / "master.key")
             db = Database.for_data_dir(path, database_url)
             try:
                 db.migrate()
+                if not (path / "master.key").exists() and _holds_accounts(db):
+                    raise DataDirError(_missing_key(path))
             except OperationalError as exc:
                 db.dispose()
                 raise DataDirError(f"cannot use the database: {_first_line(exc.orig or exc)}") from None
+            except DataDirError:
+                db.dispose()
+                raise
+            secrets = SecretBox.load_or_create(path / "master.key")
         except BaseException:
             if made:
                 shutil.rmtree(path, ignore_errors=True)
