@@ -221,6 +221,18 @@ def _wait_for_cert(port: int, ready, timeout: float = 10) -> x509.Certificate:
         time.sleep(0.1)
 
 
+def test_sighup_without_tls_keeps_serving(server: MailcrateServer) -> None:
+    """``systemctl reload`` on a plain-HTTP server must not end it (SIGHUP's default action)."""
+    assert server.process is not None and server.log_path is not None
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "nothing to reload" not in server.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "SIGHUP: nothing to reload" in server.log_path.read_text()
+    assert server.process.poll() is None
+    assert server.client("sts").get_caller_identity()["Account"] == server.account_id
+
+
 def test_warning_when_listening_beyond_loopback_without_tls(tmp_path: Path, server: MailcrateServer) -> None:
     """192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this machine: the bind fails after the
     warning, so nothing ever listens beyond loopback."""

@@ -41,15 +41,21 @@ class _Server(uvicorn.Server):
 
     tls: ServerTls | None = None
 
+    def _reload(self, _sig: int, _frame: object) -> None:
+        if self.tls is not None:
+            self.tls.reload()
+        else:
+            log.warning("SIGHUP: nothing to reload (no --tls-cert)")
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        tls = self.tls
-        if tls is not None:  # SIGHUP: load the renewed certificate (server/tls.py)
-            original[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda _sig, _frame: tls.reload())
+        # SIGHUP (systemctl reload): load the renewed certificate (server/tls.py). Without TLS
+        # there is nothing to reload, but the default action would end the server.
+        original[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._reload)
         try:
             yield
         finally:
