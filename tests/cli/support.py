@@ -58,3 +58,9 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
     hints = [line for line in lines if line.startswith("hint: ")]
     assert len(errors) == 1 and len(hints) == 1, result.stderr
     return errors[0], hints[0]
+
+
+def mailbox_args(server: MailcrateServer, mailbox: Any) -> tuple[str, ...]:
+    """``--data-dir``, ``--organization-id``, ``--entity-id`` of a test mailbox (``new_mailbox``)."""
+    return ("--data-dir", str(server.data_dir), "--organization-id", mailbox.organization_id,
+            "--entity-id", mailbox.user_id)  # fmt: skip

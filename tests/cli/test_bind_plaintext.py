@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.support import no_aws_env, run
+from tests.cli.support import mailbox_args, no_aws_env, run
 from tests.jobs.support import new_mailbox
 from tests.support.mailcrate_server import MailcrateServer
 
@@ -21,14 +21,7 @@ def _source(server: MailcrateServer, base: tuple[str, ...]) -> dict:
 def test_plaintext_to_a_remote_host_needs_allow_plaintext(server: MailcrateServer, tmp_path: Path) -> None:
     mb = new_mailbox(server)
     (tmp_path / "pw").write_text("Imap-Passw0rd\n")
-    base = (
-        "--data-dir",
-        str(server.data_dir),
-        "--organization-id",
-        mb.organization_id,
-        "--entity-id",
-        mb.user_id,
-    )
+    base = mailbox_args(server, mb)
     imap = ("--imap-user", "alice", "--imap-password-file", str(tmp_path / "pw"), "--no-check")
     dav = ("--caldav-user", "alice", "--caldav-password-file", str(tmp_path / "pw"))
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mailcrate.mail.store import EmbeddedStore
-from tests.cli.support import no_aws_env, one_line_error, run
+from tests.cli.support import mailbox_args, no_aws_env, one_line_error, run
 from tests.jobs.support import fill_maildir, message, new_mailbox
 from tests.support.mailcrate_server import MailcrateServer
 
@@ -103,14 +103,7 @@ def test_bind_and_show_never_reveal_the_password(server: MailcrateServer, tmp_pa
     mb = new_mailbox(server)
     secret = "s3cret-Imap-Passw0rd-xyz"
     (tmp_path / "pw").write_text(secret + "\n")
-    base = (
-        "--data-dir",
-        str(server.data_dir),
-        "--organization-id",
-        mb.organization_id,
-        "--entity-id",
-        mb.user_id,
-    )
+    base = mailbox_args(server, mb)
     shown = run("mailbox", "show", *base, "--output", "json", env=no_aws_env())
     assert json.loads(shown.stdout)["Source"] == "embedded"
     bound = run("mailbox", "bind", *base, "--imap", "imaps://mail.example.org", "--imap-user", "alice",
