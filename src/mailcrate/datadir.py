@@ -67,8 +67,9 @@ class DataDir:
     def open(cls, path: Path, *, create: bool = False, database_url: str | None = None) -> DataDir:
         """Open (or with ``create`` make) the directory and migrate its database.
 
-        A directory this call creates is removed again if the database cannot be used (driver
-        missing, server unreachable), so a failed ``init`` leaves nothing half-made behind."""
+        A directory this call creates (or found empty) is emptied again if the database cannot
+        be used (driver missing, server unreachable), so a failed ``init`` leaves nothing
+        half-made behind."""
         path = Path(path)
         if database_url is not None:
             database_url = normalise_database_url(database_url)
@@ -76,7 +77,10 @@ class DataDir:
                 check_database_url(database_url)
             except DatabaseUrlError as exc:
                 raise DataDirError(str(exc)) from None
+        # What a failure must undo: the directory if this call makes it, its contents if it was
+        # empty (a directory made beforehand, e.g. by systemd's StateDirectory=).
         made = create and not path.exists()
+        was_empty = create and not made and path.is_dir() and not any(path.iterdir())
         if create:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
@@ -104,6 +108,12 @@ class DataDir:
         except BaseException:
             if made:
                 shutil.rmtree(path, ignore_errors=True)
+            elif was_empty:
+                for child in path.iterdir():
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
             raise
         if db.is_sqlite:
             os.chmod(path / "mailcrate.db", 0o600)

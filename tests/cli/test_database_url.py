@@ -43,6 +43,11 @@ def test_unreachable_or_malformed_database_makes_nothing(tmp_path: Path) -> None
                          "postgresql://mailcrate:Secret-pw-1@127.0.0.1:1/mailcrate", env=no_aws_env()))  # fmt: skip
     assert "cannot use the database" in line and "Connection refused" in line and "Secret-pw-1" not in line
     assert not data.exists()
+    data.mkdir(mode=0o700)  # made beforehand (systemd's StateDirectory=): left empty, not removed
+    line = _one_line(run("init", "--data-dir", str(data), "--database-url",
+                         "postgresql://mailcrate@127.0.0.1:1/mailcrate", env=no_aws_env()))  # fmt: skip
+    assert "cannot use the database" in line and data.is_dir() and list(data.iterdir()) == []
+    data.rmdir()
     for url, message in (("nosuchdb://x", "unknown database"), ("not a url", "is not a database URL")):
         assert message in _one_line(
             run("init", "--data-dir", str(data), "--database-url", url, env=no_aws_env())
