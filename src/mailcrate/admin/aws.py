@@ -83,7 +83,7 @@ def check_endpoint(url: str) -> None:
     rest = url.split("://", 1)[-1] if "://" in url else url
     guess = f"http://{rest}" if rest else "http://127.0.0.1:4566"
     raise AdminError(
-        f"--endpoint-url {url!r} is not an http:// or https:// URL",
+        f"the endpoint {url!r} (--endpoint-url or AWS_ENDPOINT_URL) is not an http:// or https:// URL",
         f"did you mean {guess} (https:// for a server started with --tls-cert)?",
         exit_code=2,
     )
