@@ -183,8 +183,15 @@ def _served_cert(port: int) -> x509.Certificate:
     return x509.load_pem_x509_certificate(ssl.get_server_certificate(("127.0.0.1", port)).encode())
 
 
+def _starttls_cert(port: int, ca: Path) -> x509.Certificate:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=str(ca)))
+        return x509.load_der_x509_certificate(smtp.sock.getpeercert(binary_form=True))
+
+
 def test_sighup_reloads_the_certificate(tmp_path: Path) -> None:
-    server, exports = _tls_server(tmp_path / "data")
+    smtp_port = _free_port()
+    server, exports = _tls_server(tmp_path / "data", "--smtp-port", str(smtp_port))
     try:
         cert_file, key_file = Path(exports["MAILCRATE_TLS_CERT"]), Path(exports["MAILCRATE_TLS_KEY"])
         first = _served_cert(server.port)
@@ -198,6 +205,7 @@ def test_sighup_reloads_the_certificate(tmp_path: Path) -> None:
         assert second == x509.load_pem_x509_certificate(renewed.server_cert.read_bytes())
         sts = server.client("sts", verify=str(renewed.ca_cert))
         assert sts.get_caller_identity()["Account"] == server.account_id
+        assert _starttls_cert(smtp_port, renewed.ca_cert) == second  # SMTP shares the context
         # A broken key is refused: the renewed certificate stays in use and the server answers.
         key_file.write_text("not a key\n")
         server.process.send_signal(signal.SIGHUP)
