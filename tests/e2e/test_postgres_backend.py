@@ -11,7 +11,10 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_export_embedded import PREFIX, _download, _setup, _start
+from tests.e2e.test_tls import _init_tls
 from tests.jobs.support import check_export, fill_maildir, new_mailbox, wait_job
 from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
 from tests.support.postgres import PostgresServer
@@ -91,22 +94,35 @@ def test_two_servers_share_one_postgres_database(postgres: PostgresServer, tmp_p
         second.stop()
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 def test_worker_on_another_machine_writes_through_the_servers_s3(
-    postgres: PostgresServer, tmp_path: Path
+    postgres: PostgresServer, tmp_path: Path, tls: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``mailcrate worker --server-url URL`` with its own data directory (another machine: it
     shares the database and the master key, not the server's disk) exports over HTTP into the
     server's embedded S3: the user downloads the archive from the server, and nothing lands in
-    the worker's own S3 directory."""
-    url = postgres.create_database("remote_worker")
+    the worker's own S3 directory. Over HTTPS (docs/operations.md), the server has the
+    certificate of ``mailcrate init --tls`` and the worker, like the test's own aws CLI and boto3
+    calls, trusts its CA through ``AWS_CA_BUNDLE``."""
+    url = postgres.create_database(f"remote_worker_{'https' if tls else 'http'}")
     server = MailcrateServer(
         data_dir=tmp_path / "server",
         extra_args=("--database-url", url, "--export-workers", "0", "--log-level", "info"),
     )
     _init(server, url)
+    if tls:
+        exports = _init_tls(server)
+        server.extra_args += (
+            "--tls-cert",
+            exports["MAILCRATE_TLS_CERT"],
+            "--tls-key",
+            exports["MAILCRATE_TLS_KEY"],
+        )
+        monkeypatch.setenv("AWS_CA_BUNDLE", exports["AWS_CA_BUNDLE"])  # inherited by the worker
     worker_dir = tmp_path / "worker"
     _share_master_key(server.data_dir, worker_dir)
     server.start()
+    assert server.endpoint.startswith("https://" if tls else "http://")
     worker = None
     try:
         mb = new_mailbox(server)
