@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,25 @@ class DataDir:
     @property
     def s3_root(self) -> Path:
         return self.path / "s3"
+
+    @property
+    def node_id(self) -> str:
+        """Which data directory this is, among the nodes sharing one database: a random id kept
+        in ``node.id`` (made on first use). Nodes that share one directory (a shared
+        filesystem) share the id, and so the embedded mailboxes in it."""
+        marker = self.path / "node.id"
+        if not marker.exists():
+            # Written whole under another name, then linked: a reader never sees it half-made,
+            # and of two processes making it at once the first link wins.
+            draft = self.path / f".node.id.{uuid.uuid4().hex}"
+            draft.write_text(uuid.uuid4().hex + "\n")
+            try:
+                os.link(draft, marker)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        return marker.read_text().strip()
 
     def mailbox_root(self, organization_id: str, user_id: str) -> Path:
         return self.mailboxes / organization_id / user_id

@@ -21,7 +21,7 @@ from mailcrate.datadir import DataDir, DataDirError
 from mailcrate.mail.base import SourceError, SourceSpec, open_source
 from mailcrate.mail.intake import ImportReport, import_paths
 from mailcrate.services.workmail import users
-from mailcrate.services.workmail.errors import EntityNotFound
+from mailcrate.services.workmail.errors import EntityNotFound, MailboxOnAnotherNode
 from mailcrate.storage.tables import organizations
 from mailcrate.storage.tables import users as users_table
 
@@ -126,7 +126,21 @@ def import_mail(
             raise AdminError(
                 f"{p}: no such file or directory", "give mbox files, Maildir trees, .eml or .ics files"
             )
-    return user, import_paths(user.root, paths, folder)
+    return user, import_paths(writable_root(data_dir, user), paths, folder)
+
+
+def writable_root(data_dir: DataDir, user: MailboxUser) -> Path:
+    """The user's embedded mailbox, to write mail into on this node: the first write makes this
+    node's data directory its home; one that another node's holds is refused (its mail would be
+    split, and that node's exports would miss what is written here)."""
+    try:
+        with data_dir.db.begin() as conn:
+            users.claim_mailbox_home(conn, user.organization_id, user.user_id, data_dir.node_id)
+    except MailboxOnAnotherNode as exc:
+        raise AdminError(
+            exc.message, "run this on the node that holds the mailbox, or share one data directory"
+        ) from None
+    return user.root
 
 
 def check_source(spec: SourceSpec) -> list[tuple[str, int]]:

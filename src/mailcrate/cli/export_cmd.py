@@ -454,7 +454,7 @@ def _print_item_report(report: ItemReport, done: str, skipped: str) -> None:
     "--organization-id", envvar="MAILCRATE_ORGANIZATION_ID", help="Embedded target: the organization."
 )
 @click.option("--entity-id", help="Embedded target: the user (id, name or address).")
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @source_options
 @click.option(
     "--log",
@@ -469,6 +469,7 @@ def restore_cmd(
     organization_id: str | None,
     entity_id: str | None,
     data_dir: Path | None,
+    database_url: str | None,
     log_path: Path | None,
     output: str,
     **values: Any,
@@ -480,7 +481,7 @@ def restore_cmd(
     Re-running skips what is already there, so an interrupted restore is resumed by running it
     again."""
     from mailcrate.admin.archive import open_verified
-    from mailcrate.admin.mailbox import find_user, open_data_dir
+    from mailcrate.admin.mailbox import find_user, open_data_dir, writable_root
     from mailcrate.admin.restore import (
         check_archive,
         restore_embedded,
@@ -511,16 +512,18 @@ def restore_cmd(
                 raise click.UsageError(
                     "the embedded mailbox holds its own calendars; --caldav goes with --imap"
                 )
-            dd = open_data_dir(Settings(data_dir=data_dir).data_dir)
+            dd = open_data_dir(Settings(data_dir=data_dir).data_dir, database_url)
             try:
                 user = find_user(dd, organization_id or "", entity_id or "")
+                if user.state != "ENABLED":
+                    raise AdminError(
+                        f"user {user.name} has no mailbox (state {user.state})",
+                        "register it to WorkMail first",
+                    )
+                root = writable_root(dd, user)
             finally:
                 dd.close()
-            if user.state != "ENABLED":
-                raise AdminError(
-                    f"user {user.name} has no mailbox (state {user.state})", "register it to WorkMail first"
-                )
-            report = restore_embedded(zip_path, user.root, archive=archive)
+            report = restore_embedded(zip_path, root, archive=archive)
         elif imap is not None:
             report = restore_imap(zip_path, imap, caldav=caldav, log_path=log_path, archive=archive)
         else:

@@ -156,7 +156,7 @@ def mailbox() -> None:
 
 
 @mailbox.command("import")
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @org_option
 @entity_option
 @click.option(
@@ -169,6 +169,7 @@ def mailbox() -> None:
 @debug_option
 def import_cmd(
     data_dir: Path | None,
+    database_url: str | None,
     organization_id: str,
     entity_id: str,
     folder: str | None,
@@ -180,7 +181,7 @@ def import_cmd(
     Safe to re-run: a message already in its folder (same bytes) is not stored again."""
     from mailcrate.admin import mailbox as mb
 
-    dd = mb.open_data_dir(_data_dir(data_dir))
+    dd = mb.open_data_dir(_data_dir(data_dir), database_url)
     try:
         user, report = mb.import_mail(dd, organization_id, entity_id, list(paths), folder)
     finally:
@@ -204,7 +205,7 @@ def import_cmd(
 
 
 @mailbox.command("bind")
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @org_option
 @entity_option
 @source_options
@@ -224,6 +225,7 @@ def import_cmd(
 @debug_option
 def bind_cmd(
     data_dir: Path | None,
+    database_url: str | None,
     organization_id: str,
     entity_id: str,
     maildir: Path | None,
@@ -254,7 +256,7 @@ def bind_cmd(
         else SourceSpec(imap=imap, maildir=str(maildir.resolve()) if maildir else None, caldav=caldav)
     )
     folders = mb.check_source(spec) if (spec is not None and check) else None
-    dd = mb.open_data_dir(_data_dir(data_dir))
+    dd = mb.open_data_dir(_data_dir(data_dir), database_url)
     try:
         user = mb.bind(dd, organization_id, entity_id, spec)
     finally:
@@ -289,16 +291,18 @@ def _describe_binding(d: dict[str, Any]) -> str:
 
 
 @mailbox.command("show")
-@settings_options("data_dir")
+@settings_options("data_dir", "database_url")
 @org_option
 @entity_option
 @output_option
 @debug_option
-def show_cmd(data_dir: Path | None, organization_id: str, entity_id: str, output: str) -> None:
+def show_cmd(
+    data_dir: Path | None, database_url: str | None, organization_id: str, entity_id: str, output: str
+) -> None:
     """Show where a user's mailbox is read from (without secrets)."""
     from mailcrate.admin import mailbox as mb
 
-    dd = mb.open_data_dir(_data_dir(data_dir))
+    dd = mb.open_data_dir(_data_dir(data_dir), database_url)
     try:
         user = mb.find_user(dd, organization_id, entity_id)
     finally:

@@ -56,10 +56,13 @@ SOURCE_PURPOSE = "mailbox-source"
 
 
 def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
-    """The user's mailbox: an external source bound with ``mailbox bind``, or the embedded store."""
+    """The user's mailbox: an external source bound with ``mailbox bind``, or the embedded store
+    of this node's data directory, which must hold the mailbox's mail: a node with an empty copy
+    (several nodes, each with a data directory of its own) would export nothing and call it
+    COMPLETED."""
     with data_dir.db.read() as conn:
         row = conn.execute(
-            select(users.c.state, users.c.email, users.c.source_sealed).where(
+            select(users.c.state, users.c.email, users.c.source_sealed, users.c.mailbox_node).where(
                 users.c.user_id == job.entity_id, users.c.organization_id == job.organization_id
             )
         ).first()
@@ -68,9 +71,15 @@ def source_spec(data_dir: Any, job: ExportJob) -> SourceSpec:
     if row.source_sealed:
         spec = json.loads(data_dir.secrets.open_text(row.source_sealed, SOURCE_PURPOSE))
         return SourceSpec.from_dict(spec)
-    return SourceSpec(
-        embedded=str(data_dir.mailbox_root(job.organization_id, job.entity_id)), owner=row.email
-    )
+    root = data_dir.mailbox_root(job.organization_id, job.entity_id)
+    here = data_dir.node_id
+    if (row.mailbox_node is not None and row.mailbox_node != here) or not root.is_dir():
+        where = f"node {row.mailbox_node}" if row.mailbox_node else "another node"
+        raise ExportError(
+            f"The mailbox of {job.entity_id} is stored in the data directory of {where}, not in this "
+            f"node's ({here}). Export it from that node, or give the nodes one shared data directory."
+        )
+    return SourceSpec(embedded=str(root), owner=row.email)
 
 
 class _Monitor(threading.Thread):

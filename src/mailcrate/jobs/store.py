@@ -30,6 +30,7 @@ from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
 from mailcrate.services.pagination import decode_token, encode_token
 from mailcrate.storage.db import Database, as_utc, utcnow
+from mailcrate.storage.tables import users
 from mailcrate.storage.tables_jobs import export_jobs as jobs
 
 __all__ = [
@@ -332,14 +333,18 @@ def cancel(
 # --------------------------------------------------------------------------- worker side
 
 
-def claim(db: Database, worker_id: str, lease: timedelta, *, max_attempts: int = 3) -> ExportJob | None:
+def claim(
+    db: Database, worker_id: str, lease: timedelta, *, max_attempts: int = 3, node_id: str | None = None
+) -> ExportJob | None:
     """Take one RUNNING job that no live worker holds (new, or its worker's lease expired).
 
     A job reclaimed ``max_attempts`` times without finishing is failed as interrupted instead.
-    Leases are on the database's clock (:meth:`Database.clock`), never this machine's.
+    Leases are on the database's clock (:meth:`Database.clock`), never this machine's. With
+    ``node_id`` (the claiming worker's data directory), jobs whose embedded mailbox another
+    node's data directory holds are left to that node.
     """
     now = utcnow()
-    free = _waiting(db)
+    free = _waiting(db, node_id)
     with db.read() as conn:
         candidates = conn.execute(
             select(jobs.c.job_id, jobs.c.attempts).where(free).order_by(jobs.c.start_time).limit(8)
@@ -376,21 +381,39 @@ def claim(db: Database, worker_id: str, lease: timedelta, *, max_attempts: int =
     return None
 
 
-def _waiting(db: Database) -> Any:
-    """RUNNING jobs that no live worker holds: new, released, or their worker's lease expired."""
-    return and_(
+def _waiting(db: Database, node_id: str | None = None) -> Any:
+    """RUNNING jobs that no live worker holds: new, released, or their worker's lease expired;
+    with ``node_id``, only those that node can export (see :func:`_held_elsewhere`)."""
+    waiting = and_(
         jobs.c.state == State.RUNNING.value,
         or_(jobs.c.lease_owner.is_(None), jobs.c.lease_expires_at < db.clock()),
     )
+    return waiting if node_id is None else and_(waiting, ~_held_elsewhere(node_id))
 
 
-def oldest_waiting_since(db: Database) -> datetime | None:
+def _held_elsewhere(node_id: str) -> Any:
+    """The job's mailbox is embedded (no bound source) and its mail is in another node's data
+    directory: exported there, or a node with an empty copy would export nothing."""
+    return (
+        select(users.c.user_id)
+        .where(
+            users.c.organization_id == jobs.c.organization_id,
+            users.c.user_id == jobs.c.entity_id,
+            users.c.source_sealed.is_(None),
+            users.c.mailbox_node.is_not(None),
+            users.c.mailbox_node != node_id,
+        )
+        .exists()
+    )
+
+
+def oldest_waiting_since(db: Database, node_id: str | None = None) -> datetime | None:
     """The StartTime of the oldest job waiting for a worker (see :func:`claim`), or None.
 
     ``serve`` asks this to decide whether another worker process should start: a job that is
     still unclaimed a moment after its start found every worker busy."""
     with db.read() as conn:
-        since = conn.execute(select(func.min(jobs.c.start_time)).where(_waiting(db))).scalar()
+        since = conn.execute(select(func.min(jobs.c.start_time)).where(_waiting(db, node_id))).scalar()
     return as_utc(since)
 
 

@@ -72,8 +72,12 @@ class WorkerPool:
         wakeup: threading.Event | None = None,
         poll_interval: float = 1.0,
         idle_exit: float | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.db = db
+        #: The data directory's node id: jobs of embedded mailboxes another node holds are not
+        #: claimed here (mailcrate.jobs.store.claim).
+        self.node_id = node_id
         self.workers = workers
         self.lease = lease
         #: Called once at start: what runs each claimed job (built then, so a pool that is
@@ -131,7 +135,9 @@ class WorkerPool:
         idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
-                job = store.claim(self.db, worker_id, self.lease, max_attempts=self.max_attempts)
+                job = store.claim(
+                    self.db, worker_id, self.lease, max_attempts=self.max_attempts, node_id=self.node_id
+                )
             except Exception:
                 log.exception("claiming an export job failed")
                 job = None

@@ -36,7 +36,11 @@ class _Handler:
         self, server: SMTPServer, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         loop = asyncio.get_running_loop()
-        root = await loop.run_in_executor(None, self.resolve, address)
+        try:
+            root = await loop.run_in_executor(None, self.resolve, address)
+        except Exception as exc:  # e.g. the mailbox lives in another node's data directory
+            log.warning("SMTP recipient %s not deliverable here: %s", address, exc)
+            return "451 4.3.0 Recipient mailbox not available on this server; try again later"
         if root is None:
             return "550 5.1.1 Recipient address rejected: user unknown"
         roots: dict[str, Path] = envelope.__dict__.setdefault("mailcrate_roots", {})

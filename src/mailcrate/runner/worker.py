@@ -78,6 +78,7 @@ def run_worker(
         workers=settings.export_workers,
         lease=timedelta(seconds=settings.export_lease_seconds),
         runner=lambda: export_runner(data_dir, settings, server_url),
+        node_id=data_dir.node_id,
         max_attempts=settings.export_max_attempts,
         poll_interval=poll_interval,
         idle_exit=exit_when_idle,

@@ -74,8 +74,11 @@ def build_app(
     )
     # Export workers run in child processes (`mailcrate worker`): their own GIL and heap; a
     # second one starts while jobs wait for a worker (see WorkerProcess).
+    node_id = data_dir.node_id
     pool = WorkerProcess(
-        settings, runtime.export_wakeup, waiting_since=lambda: store.oldest_waiting_since(data_dir.db)
+        settings,
+        runtime.export_wakeup,
+        waiting_since=lambda: store.oldest_waiting_since(data_dir.db, node_id),
     )
     startup, shutdown = [pool.start], [pool.stop]
     if settings.smtp_port is not None:

@@ -111,6 +111,9 @@ users = Table(
     Column("mailbox_quota_mb", Integer, nullable=False, default=51200),
     # An external mailbox source (IMAP/CalDAV/Maildir), JSON sealed with the master key.
     Column("source_sealed", Text, nullable=True),
+    # The data directory (its node id) that holds the embedded mailbox's mail: set by the first
+    # write of mail into it; NULL while none was written. Only that node may export it.
+    Column("mailbox_node", String(64), nullable=True),
     Index("ix_user_org_created", "organization_id", "created_at"),
     Index("ix_user_org_name", "organization_id", "name_key"),
     Index("ix_user_org_email", "organization_id", "email_key"),

@@ -70,3 +70,10 @@ class InvalidPassword(ServiceError):
 
 class LimitExceeded(ServiceError):
     code = "LimitExceededException"
+
+
+class MailboxOnAnotherNode(ServiceError):
+    """Mail for an embedded mailbox would be written on a node whose data directory does not
+    hold it (each node has its own): the mail would be split, and an export would miss part."""
+
+    code = "EntityStateException"

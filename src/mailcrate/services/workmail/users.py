@@ -28,6 +28,7 @@ from mailcrate.services.workmail.errors import (
     EntityState,
     InvalidParameter,
     InvalidPassword,
+    MailboxOnAnotherNode,
     MailDomainNotFound,
     NameAvailability,
 )
@@ -295,7 +296,8 @@ def mailbox_size_mb(data_dir: DataDir, org: Organization, user: User) -> float:
 
 
 def mailbox_for_address(data_dir: DataDir, address: str) -> Path | None:
-    """The embedded mailbox of the registered user with this address (SMTP delivery), if any."""
+    """The embedded mailbox of the registered user with this address (SMTP delivery), if any;
+    :class:`MailboxOnAnotherNode` when another node's data directory holds it."""
     with data_dir.db.read() as conn:
         row = conn.execute(
             select(users.c.organization_id, users.c.user_id).where(
@@ -304,4 +306,21 @@ def mailbox_for_address(data_dir: DataDir, address: str) -> Path | None:
         ).first()
     if row is None:
         return None
+    with data_dir.db.begin() as conn:
+        claim_mailbox_home(conn, row.organization_id, row.user_id, data_dir.node_id)
     return data_dir.mailbox_root(row.organization_id, row.user_id)
+
+
+def claim_mailbox_home(conn: Connection, organization_id: str, user_id: str, node_id: str) -> None:
+    """Before mail is written into an embedded mailbox on the node ``node_id``: the first write
+    makes this node the mailbox's home; a write on any other node is refused, so a mailbox's
+    mail is never split between data directories (only its home node exports it)."""
+    where = (users.c.organization_id == organization_id, users.c.user_id == user_id)
+    conn.execute(update(users).where(*where, users.c.mailbox_node.is_(None)).values(mailbox_node=node_id))
+    home = conn.execute(select(users.c.mailbox_node).where(*where)).scalar()
+    if home is not None and home != node_id:
+        raise MailboxOnAnotherNode(
+            f"The mailbox of {user_id} is stored in the data directory of another node ({home}); "
+            f"this node is {node_id}. Write its mail on that node, or give the nodes one shared "
+            "data directory."
+        )
