@@ -25,7 +25,7 @@ import mailcrate.storage
 from mailcrate.storage.db import Database, script_heads
 from mailcrate.storage.tables import mail_domains
 from tests.e2e.test_postgres_backend import _init as _init_postgres
-from tests.protocol.test_hostile_requests import _race
+from tests.protocol.hostile.support import race
 from tests.support.mailcrate_server import MailcrateServer
 from tests.support.postgres import PostgresServer
 
@@ -77,7 +77,7 @@ def _create_at_once(server: MailcrateServer, alias: str) -> list[str]:
     """CALLERS creates of ``alias`` at once, every other one in upper case."""
     clients = [server.client("workmail") for _ in range(CALLERS)]
     spellings = [alias if n % 2 else alias.upper() for n in range(CALLERS)]
-    return _race(
+    return race(
         [lambda c=c, a=a: c.create_organization(Alias=a) for c, a in zip(clients, spellings, strict=True)]
     )
 
@@ -122,12 +122,15 @@ def _before_0006(server: MailcrateServer, url: str, alias: str) -> list[str]:
     cfg.set_main_option("script_location", str(Path(mailcrate.storage.__file__).with_name("migrations")))
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006_org_alias_key@-1")
+        command.downgrade(cfg, "0006_org_alias_key")  # what came after it on its branch
+        command.downgrade(cfg, "0006_org_alias_key@-1")  # then 0006 itself
     ids = ["m-" + uuid.uuid4().hex for _ in range(3)]
     start = datetime.now(UTC) - timedelta(hours=1)
     with db.engine.begin() as conn:
         revisions = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
-        assert revisions == script_heads() - {"0006_org_alias_key"}  # the other branches untouched
+        # The other branches untouched; the workmail branch's head (0006 or what revises it, 0008)
+        # went back with it.
+        assert revisions == script_heads() - {"0006_org_alias_key", "0008_mailbox_node"}
         for n, (organization_id, spelling) in enumerate(zip(ids, [alias, alias.upper(), alias], strict=True)):
             conn.execute(
                 insert(_OLD_ORGANIZATIONS).values(

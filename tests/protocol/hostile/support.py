@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +28,7 @@ from urllib.parse import urlencode
 from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from mailcrate.services.pagination import encode_token
 from tests.support.mailcrate_server import MailcrateServer
@@ -239,3 +242,24 @@ def s3(w: World, method: str, key: str | None = None, **kw: Any) -> Reply:
     """``key`` is appended to the bucket path verbatim (already percent-encoded as wanted)."""
     path = f"/{w.bucket}" + (f"/{key}" if key is not None else "")
     return send(w.server, method, path, service="s3", **kw)
+
+
+def stored_files(server: MailcrateServer) -> set[str]:
+    root = server.data_dir / "s3"
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+def race(calls: list[Callable[[], Any]]) -> list[str]:
+    """Run the calls at once (each with its own client, released together); their outcomes."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Any]) -> str:
+        barrier.wait()
+        try:
+            call()
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+        return "OK"
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return sorted(pool.map(run, calls))

@@ -4,18 +4,14 @@ and the S3 streams cannot be used to leak values or hold the server."""
 from __future__ import annotations
 
 import http.client
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,6 +27,7 @@ from tests.protocol.hostile.support import (
     _DeclaredPayloadSigner,
     _start,
     assert_error,
+    race,
     s3,
     workmail,
 )
@@ -166,22 +163,6 @@ def test_a_chunk_claiming_a_huge_size_is_not_buffered(world: World, decoded_leng
     assert_error(reply, "s3", 404, "NoSuchKey")
 
 
-def _race(calls: list[Callable[[], Any]]) -> list[str]:
-    """Run the calls at once (each with its own client, released together); their outcomes."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> str:
-        barrier.wait()
-        try:
-            call()
-        except ClientError as exc:
-            return exc.response["Error"]["Code"]
-        return "OK"
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return sorted(pool.map(run, calls))
-
-
 def test_concurrent_duplicates_are_refused(world: World) -> None:
     """Names, email addresses and aliases are checked before they are written: 12 calls at once
     that all pass the check must still create one (up to 4 were created before)."""
@@ -190,7 +171,7 @@ def test_concurrent_duplicates_are_refused(world: World) -> None:
     wm = clients[0]
     org = wm.create_organization(Alias="race" + uuid.uuid4().hex[:10])["OrganizationId"]
     domain = wm.describe_organization(OrganizationId=org)["DefaultMailDomain"]
-    outcomes = _race(
+    outcomes = race(
         [
             lambda c=c: c.create_user(OrganizationId=org, Name="same", DisplayName="Same", Password=PASSWORD)
             for c in clients
@@ -201,7 +182,7 @@ def test_concurrent_duplicates_are_refused(world: World) -> None:
         wm.create_user(OrganizationId=org, Name=f"u{n}", DisplayName="U", Password=PASSWORD)["UserId"]
         for n in range(12)
     ]
-    outcomes = _race(
+    outcomes = race(
         [
             lambda c=c, uid=uid: c.register_to_work_mail(
                 OrganizationId=org, EntityId=uid, Email=f"same@{domain}"
@@ -214,7 +195,7 @@ def test_concurrent_duplicates_are_refused(world: World) -> None:
     assert sum(u["Name"] == "same" for u in listed) == 1
     assert sum(u.get("Email") == f"same@{domain}" for u in listed) == 1
     alias = "race" + uuid.uuid4().hex[:10]
-    outcomes = _race([lambda c=c: c.create_organization(Alias=alias) for c in clients])
+    outcomes = race([lambda c=c: c.create_organization(Alias=alias) for c in clients])
     assert outcomes == ["NameAvailabilityException"] * 11 + ["OK"]
     aliases = [o["Alias"] for o in wm.list_organizations(MaxResults=100)["OrganizationSummaries"]]
     assert aliases.count(alias) == 1

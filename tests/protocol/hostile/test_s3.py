@@ -31,8 +31,8 @@ from tests.protocol.hostile.support import (
     s3,
     send,
     signature_of,
+    stored_files,
 )
-from tests.support.mailcrate_server import MailcrateServer
 from tests.support.signing import signed_chunked_body
 
 
@@ -498,14 +498,9 @@ def test_pathological_wildcards_in_a_policy_cannot_hang_a_request(world: World) 
         client.delete_bucket(Bucket=bucket)
 
 
-def _stored_files(server: MailcrateServer) -> set[str]:
-    root = server.data_dir / "s3"
-    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
-
-
 def test_rejected_uploads_leave_no_file(world: World) -> None:
     """A body refused mid-stream or at its end is removed from disk, not only from the listing."""
-    before = _stored_files(world.server)
+    before = stored_files(world.server)
     replies = [
         s3(world, "PUT", "disk-sha", body=b"x" * 100_000, declared_sha256=hashlib.sha256(b"y").hexdigest()),
         _put_chunked(world, "disk-lies", _chunked([b"a" * 100_000]), 100_001),
@@ -521,7 +516,7 @@ def test_rejected_uploads_leave_no_file(world: World) -> None:
         ),
     ]
     assert [r.status for r in replies] == [400, 400, 400, 403, 400], [r.body[:200] for r in replies]
-    assert _stored_files(world.server) == before
+    assert stored_files(world.server) == before
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mailcrate.services.pagination import encode_token
-from tests.protocol.test_hostile_requests import (
-    _stored_files,
-    assert_error,
-    send,
-    still_answering,  # noqa: F401  (autouse: the server answers /health after every test)
-)
+from tests.protocol.hostile.support import assert_error, send, stored_files
 from tests.support.mailcrate_server import MailcrateServer
 
 SERVE_ARGS = ("--export-workers", "0")
@@ -242,10 +237,10 @@ def test_metadata_up_to_2kb_is_stored(s3: Any, listed: str) -> None:
 @pytest.fixture
 def files_unchanged(server: MailcrateServer, s3: Any, listed: str) -> Iterator[None]:
     """The bucket lists the same keys and the data directory holds the same files after the test."""
-    before = _stored_files(server)
+    before = stored_files(server)
     yield
     assert _keys(s3, listed) == KEYS
-    assert _stored_files(server) == before
+    assert stored_files(server) == before
 
 
 @pytest.mark.usefixtures("files_unchanged")
