@@ -13,28 +13,10 @@ import socket
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.s3.support import code_of
+from tests.s3.support import code_of, raw_request
 from tests.support.mailcrate_server import MailcrateServer
-
-
-def _raw(server: MailcrateServer, method: str, path: str, headers: dict[str, str]) -> bytes:
-    """The request line and headers of a SigV4-signed S3 request (UNSIGNED-PAYLOAD), as bytes."""
-    request = AWSRequest(
-        method=method,
-        url=server.endpoint + path,
-        headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD", **headers},
-    )
-    SigV4Auth(Credentials(server.access_key_id, server.secret_access_key), "s3", server.region).add_auth(
-        request
-    )
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
-    lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
@@ -62,7 +44,7 @@ def test_raw_socket_next_request_after_early_404_with_expect(server: MailcrateSe
     server.client("s3").create_bucket(Bucket="conn-raw")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            _raw(
+            raw_request(
                 server,
                 "PUT",
                 "/no-such-bucket-here/key",
@@ -73,7 +55,7 @@ def test_raw_socket_next_request_after_early_404_with_expect(server: MailcrateSe
         assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
         # As a pooled client does: no body, the next request on the same connection.
         try:
-            sock.sendall(_raw(server, "GET", "/conn-raw?list-type=2", {}))
+            sock.sendall(raw_request(server, "GET", "/conn-raw?list-type=2", {}))
             status2, _, body2 = _read_response(sock)
         except (BrokenPipeError, ConnectionResetError):
             status2, body2 = 0, b""
@@ -90,11 +72,13 @@ def test_raw_socket_body_sent_without_expect_keeps_the_connection(server: Mailcr
     """Without Expect the client sends its body anyway: it is skipped and the connection reused."""
     server.client("s3").create_bucket(Bucket="conn-raw-noexpect")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(_raw(server, "PUT", "/no-such-bucket-here/key", {"Content-Length": "64"}) + b"x" * 64)
+        sock.sendall(
+            raw_request(server, "PUT", "/no-such-bucket-here/key", {"Content-Length": "64"}) + b"x" * 64
+        )
         status, headers, _ = _read_response(sock)
         assert status == 404
         assert headers.get("connection") != "close"
-        sock.sendall(_raw(server, "GET", "/conn-raw-noexpect?list-type=2", {}))
+        sock.sendall(raw_request(server, "GET", "/conn-raw-noexpect?list-type=2", {}))
         status2, _, body2 = _read_response(sock)
         assert status2 == 200 and b"<Name>conn-raw-noexpect</Name>" in body2
 

@@ -17,7 +17,7 @@ from typing import Any
 from mailcrate.protocol.models import service_model
 from mailcrate.protocol.restxml import RestXmlProtocol, address
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.s3 import bucket_ops, listing, multipart, objects
+from mailcrate.services.s3 import bucket_ops, listing, multipart, objects, reads
 from mailcrate.services.s3.payload import Payload
 from mailcrate.services.s3.store import Store
 
@@ -43,8 +43,8 @@ OPERATIONS: dict[str, StoreHandler] = {
     "GetBucketEncryption": bucket_ops.get_bucket_encryption,
     "DeleteBucketEncryption": bucket_ops.delete_bucket_encryption,
     "PutObject": objects.put_object,
-    "GetObject": objects.get_object,
-    "HeadObject": objects.head_object,
+    "GetObject": reads.get_object,
+    "HeadObject": reads.head_object,
     "DeleteObject": objects.delete_object,
     "DeleteObjects": objects.delete_objects,
     "CopyObject": objects.copy_object,

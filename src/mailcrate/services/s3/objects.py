@@ -13,7 +13,6 @@ from urllib.parse import unquote
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, errors
-from mailcrate.services.s3.blobstore import CorruptObject
 from mailcrate.services.s3.payload import Payload
 from mailcrate.services.s3.sse import Encryption, new_data_key, open_data_key
 from mailcrate.services.s3.store import ObjectRecord, Store
@@ -261,60 +260,6 @@ def _unsatisfiable(header: str, size: int) -> ServiceError:
     return errors.InvalidRange(
         "The requested range is not satisfiable", RangeRequested=header, ActualObjectSize=size
     )
-
-
-def get_object(call: Call, store: Store, *, head: bool = False) -> dict[str, Any]:
-    p = call.params
-    bucket, record = _load(call, "s3:GetObject", p.get("VersionId"))
-    if p.get("PartNumber") is not None:
-        raise errors.ServiceError(
-            "GetObject by part number is not supported by mailcrate", code="NotImplemented", status=501
-        )
-    status = _check_conditions(p, record)
-    out = describe(record, p.get("ChecksumMode"))
-    if status == 304:
-        return {"__status__": 304, "ETag": record.etag, "LastModified": record.last_modified}
-    span = parse_range(p.get("Range"), record.size)
-    encryption = Encryption.from_attributes(record.attributes)
-    data_key = open_data_key(call, bucket, record.key, encryption, record.data_key_blob)
-    if span is not None:
-        start, end = span
-        out.update(
-            __status__=206,
-            ContentLength=end - start,
-            ContentRange=f"bytes {start}-{end - 1}/{record.size}",
-        )
-        for name in [k for k in out if k.startswith("Checksum")]:
-            del out[name]
-    else:
-        start, end = 0, record.size
-    for name in (
-        "ResponseContentType",
-        "ResponseContentDisposition",
-        "ResponseCacheControl",
-        "ResponseContentEncoding",
-        "ResponseContentLanguage",
-    ):
-        if p.get(name):
-            if _NOT_HEADER_TEXT.search(p[name]):
-                raise errors.InvalidArgument(
-                    f"{name} contains characters an HTTP header cannot carry.", ArgumentName=name
-                )
-            out[name[len("Response") :]] = p[name]
-    if not head:
-        out["Body"] = _guarded(store.read(record, data_key, start, end), record)
-    return out
-
-
-def _guarded(chunks: Iterator[bytes], record: ObjectRecord) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    except CorruptObject as exc:
-        raise errors.InternalError(f"Stored data of {record.key} failed authentication") from exc
-
-
-def head_object(call: Call, store: Store) -> dict[str, Any]:
-    return get_object(call, store, head=True)
 
 
 def delete_object(call: Call, store: Store) -> dict[str, Any]:
