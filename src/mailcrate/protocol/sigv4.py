@@ -14,6 +14,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 from botocore.utils import normalize_url_path
@@ -56,6 +57,26 @@ class SignatureInfo:
         )
 
 
+def _from_date_header(value: str | None) -> str | None:
+    """A signature may take its time from ``Date`` instead of ``X-Amz-Date`` (then signed as a
+    header like any other); the string to sign still carries it as YYYYMMDDTHHMMSSZ. Accepts
+    that form or an HTTP date (RFC 9110 IMF-fixdate); None for anything else, so the request
+    is refused as one without a date.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/signing-elements.html"""
+    if not value:
+        return None
+    value = value.strip()
+    if _AMZ_DATE_RE.match(value):
+        return value
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def _split_credential(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
@@ -80,6 +101,8 @@ def parse_signature(request: HttpRequest) -> SignatureInfo | None:
             )
         key, date, region, service = _split_credential(match["credential"])
         amz_date = request.headers.get("x-amz-date")
+        if amz_date is None and "date" in match["signed"].lower().split(";"):
+            amz_date = _from_date_header(request.headers.get("date"))
         if amz_date is None:
             raise AuthError("incomplete", "Authorization header requires existence of the X-Amz-Date header.")
         return SignatureInfo(

@@ -17,7 +17,7 @@ from typing import Any
 from mailcrate.protocol.models import service_model
 from mailcrate.protocol.restxml import RestXmlProtocol, address
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.s3 import bucket_ops, listing, multipart, objects, reads
+from mailcrate.services.s3 import bucket_ops, copies, listing, multipart, objects, reads
 from mailcrate.services.s3.payload import Payload
 from mailcrate.services.s3.store import Store
 
@@ -47,9 +47,11 @@ OPERATIONS: dict[str, StoreHandler] = {
     "HeadObject": reads.head_object,
     "DeleteObject": objects.delete_object,
     "DeleteObjects": objects.delete_objects,
-    "CopyObject": objects.copy_object,
+    "CopyObject": copies.copy_object,
+    "UploadPartCopy": copies.upload_part_copy,
     "ListObjectsV2": lambda call, store: listing.list_objects(call, v2=True),
     "ListObjects": lambda call, store: listing.list_objects(call, v2=False),
+    "ListObjectVersions": lambda call, store: listing.list_object_versions(call),
     "CreateMultipartUpload": multipart.create,
     "UploadPart": multipart.upload_part,
     "CompleteMultipartUpload": multipart.complete,
@@ -62,6 +64,7 @@ OPERATIONS: dict[str, StoreHandler] = {
 IAM_ACTIONS = {
     "ListObjectsV2": "s3:ListBucket",
     "ListObjects": "s3:ListBucket",
+    "ListObjectVersions": "s3:ListBucketVersions",
     "HeadBucket": "s3:ListBucket",
     "HeadObject": "s3:GetObject",
     "ListBuckets": "s3:ListAllMyBuckets",
@@ -69,6 +72,7 @@ IAM_ACTIONS = {
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
     "CopyObject": "s3:PutObject",
+    "UploadPartCopy": "s3:PutObject",
     "DeleteObjects": "s3:DeleteObject",
     "ListParts": "s3:ListMultipartUploadParts",
     "ListMultipartUploads": "s3:ListBucketMultipartUploads",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -74,6 +75,9 @@ def _scan(
                 at = row.key.find(delimiter, len(prefix))
                 if at >= 0:
                     common = row.key[: at + len(delimiter)]
+                    if common <= after:  # the marker is this common prefix (a NextMarker): sent
+                        cursor = common + _SENTINEL
+                        break
                     if not prefixes or prefixes[-1] != common:
                         prefixes.append(common)
                     cursor = common + _SENTINEL
@@ -85,9 +89,7 @@ def _scan(
                 return contents, prefixes, False, cursor
 
 
-def _render(rows: list[Any], encode: bool) -> list[dict[str, Any]]:
-    import json
-
+def _render(rows: list[Any], encode: bool, owner: dict[str, str] | None = None) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         item = {
@@ -97,6 +99,8 @@ def _render(rows: list[Any], encode: bool) -> list[dict[str, Any]]:
             "Size": row.size,
             "StorageClass": "STANDARD",
         }
+        if owner is not None:
+            item["Owner"] = owner
         checksum = json.loads(row.attributes).get("checksum")
         if checksum:
             item["ChecksumAlgorithm"] = [checksum["algorithm"]]
@@ -105,21 +109,81 @@ def _render(rows: list[Any], encode: bool) -> list[dict[str, Any]]:
     return out
 
 
-def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
-    p = call.params
-    prefix = p.get("Prefix") or ""
-    delimiter = p.get("Delimiter") or ""
+def _owner(bucket: buckets.Bucket) -> dict[str, str]:
+    """Objects here belong to the bucket's account (there are no ACLs to hand them to another)."""
+    return {"ID": bucket.account_id, "DisplayName": bucket.account_id}
+
+
+def _page_args(p: dict[str, Any]) -> tuple[str, str, int, str | None]:
+    """(prefix, delimiter, max-keys up to 1000, encoding-type) of a listing, checked."""
     max_keys = p.get("MaxKeys", 1000)
     if max_keys < 0:
         raise errors.InvalidArgument(
             "Argument maxKeys must be an integer between 0 and 2147483647", ArgumentName="maxKeys"
         )
-    max_keys = min(max_keys, 1000)
     encoding = p.get("EncodingType")
     if encoding not in (None, "url"):
         raise errors.InvalidArgument(
             "Invalid Encoding Method specified in Request", ArgumentName="encoding-type"
         )
+    return p.get("Prefix") or "", p.get("Delimiter") or "", min(max_keys, 1000), encoding
+
+
+def list_object_versions(call: Call) -> dict[str, Any]:
+    """ListObjectVersions of a bucket that has never had versioning: every object is its one
+    version, ``null``, and the latest (what S3 answers for an unversioned bucket; tools that
+    empty a bucket before deleting it list versions). A version-id-marker of ``null`` (the only
+    version) continues after its key.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersionSuspendedBuckets.html"""
+    p = call.params
+    prefix, delimiter, max_keys, encoding = _page_args(p)
+    marker = p.get("KeyMarker") or ""
+    version_marker = p.get("VersionIdMarker")
+    if version_marker and not marker:
+        raise errors.InvalidArgument(
+            "A version-id marker cannot be specified without a key marker.", ArgumentName="version-id-marker"
+        )
+    if version_marker not in (None, "", "null"):
+        raise errors.InvalidArgument("Invalid version id specified", ArgumentName="version-id-marker")
+    context = {"s3:prefix": prefix, "s3:max-keys": max_keys}
+    if delimiter:
+        context["s3:delimiter"] = delimiter
+    with call.context.db.read() as conn:
+        bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucketVersions", context=context)
+        rows, commons, truncated, last = (
+            _scan(conn, bucket.name, prefix, delimiter, marker, max_keys)
+            if max_keys
+            else ([], [], False, marker)
+        )
+    encode = encoding == "url"
+
+    def enc(value: str | None) -> str | None:
+        return quote(value, safe="/") if (encode and value) else value
+
+    versions = _render(rows, encode, _owner(bucket))
+    for version in versions:
+        version.update(VersionId="null", IsLatest=True)
+    out: dict[str, Any] = {
+        "Name": bucket.name,
+        "Prefix": enc(prefix),
+        "Delimiter": enc(delimiter) or None,
+        "KeyMarker": enc(marker),
+        "VersionIdMarker": version_marker or None,
+        "MaxKeys": max_keys,
+        "IsTruncated": truncated,
+        "Versions": versions or None,
+        "CommonPrefixes": [{"Prefix": enc(c)} for c in commons] or None,
+        "EncodingType": encoding,
+    }
+    if truncated:
+        out["NextKeyMarker"] = enc(last.removesuffix(_SENTINEL))
+        out["NextVersionIdMarker"] = "null"
+    return out
+
+
+def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
+    p = call.params
+    prefix, delimiter, max_keys, encoding = _page_args(p)
     encode = encoding == "url"
     context = {"s3:prefix": prefix, "s3:max-keys": max_keys}
     if delimiter:
@@ -127,7 +191,7 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
     if v2:
         after = (
             _untoken(p["Bucket"], p["ContinuationToken"])
-            if p.get("ContinuationToken") is not None  # an empty one was not issued either
+            if p.get("ContinuationToken")  # an empty one is no token, as S3 takes it
             else (p.get("StartAfter") or "")
         )
     else:
@@ -149,7 +213,7 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
         "Delimiter": enc(delimiter) or None,
         "MaxKeys": max_keys,
         "IsTruncated": truncated,
-        "Contents": _render(rows, encode) or None,
+        "Contents": _render(rows, encode, _owner(bucket) if p.get("FetchOwner") or not v2 else None) or None,
         "CommonPrefixes": [{"Prefix": enc(c)} for c in commons] or None,
         "EncodingType": encoding,
     }
@@ -161,6 +225,6 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
             out["NextContinuationToken"] = _token(p["Bucket"], last)
     else:
         out["Marker"] = enc(p.get("Marker") or "")
-        if truncated and delimiter:
-            out["NextMarker"] = enc(last)
+        if truncated and delimiter:  # the last key or common prefix sent, as S3 names it
+            out["NextMarker"] = enc(last.removesuffix(_SENTINEL))
     return out

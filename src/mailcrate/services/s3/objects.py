@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, errors
 from mailcrate.services.s3.payload import Payload
-from mailcrate.services.s3.sse import Encryption, new_data_key, open_data_key
+from mailcrate.services.s3.sse import Encryption, new_data_key
 from mailcrate.services.s3.store import ObjectRecord, Store
 from mailcrate.storage.db import utcnow
 
@@ -127,10 +124,34 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
     return out
 
 
+def check_write_conditions(conn: Any, record: ObjectRecord, p: dict[str, Any]) -> None:
+    """Conditional writes (If-Match / If-None-Match on PutObject and CompleteMultipartUpload),
+    decided in the committing transaction so two writers cannot both pass: If-Match needs the
+    object to exist (else NoSuchKey) with that ETag (or ``*``); If-None-Match ``*`` needs it
+    absent, an ETag needs it to differ. A failed one is 412 and changes nothing.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html"""
+    if_match, if_none_match = p.get("IfMatch"), p.get("IfNoneMatch")
+    if if_match is None and if_none_match is None:
+        return
+    current = Store.get(conn, record.bucket, record.key)
+    if if_match is not None:
+        if current is None:
+            raise errors.NoSuchKey(record.key)
+        if if_match.strip() != "*" and current.etag.strip('"') not in _etags(if_match):
+            raise _precondition_failed("If-Match")
+    if (
+        if_none_match is not None
+        and current is not None
+        and (if_none_match.strip() == "*" or current.etag.strip('"') in _etags(if_none_match))
+    ):
+        raise _precondition_failed("If-None-Match")
+
+
 def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]) -> None:
     try:
         with call.context.db.begin() as conn:
             buckets.find(conn, record.bucket)  # deleted meanwhile?
+            check_write_conditions(conn, record, call.params)
             released = store.commit(conn, record)
     except BaseException:
         store.free(new_files)
@@ -303,71 +324,3 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
         except ServiceError as error:
             failed.append({"Key": key, "Code": error.code, "Message": error.message})
     return {"Deleted": None if payload.get("Quiet") else deleted, "Errors": failed or None}
-
-
-def copy_object(call: Call, store: Store) -> dict[str, Any]:
-    p = call.params
-    key = check_key(p.get("Key"))
-    directive = p.get("MetadataDirective", "COPY")
-    if directive == "REPLACE":  # with COPY the request's metadata is ignored, whatever its size
-        check_metadata(p)
-    source = unquote(p["CopySource"].split("?versionId=")[0]).lstrip("/")
-    src_bucket_name, _, src_key = source.partition("/")
-    if not src_bucket_name or not src_key:
-        raise errors.InvalidArgument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            ArgumentName="x-amz-copy-source",
-        )
-    with call.context.db.read() as conn:
-        src_bucket = buckets.visible(
-            conn, call, src_bucket_name, "s3:GetObject", object_arn(src_bucket_name, src_key)
-        )
-        record = Store.get(conn, src_bucket.name, src_key)
-        if record is None:
-            raise errors.NoSuchKey(src_key)
-        _check_copy_conditions(p, record)  # ignored before: the copy was made whatever they said
-        bucket = buckets.visible(
-            conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
-        )
-    same = (src_bucket.name, src_key) == (bucket.name, key)
-    if same and directive != "REPLACE" and not p.get("ServerSideEncryption"):
-        raise errors.InvalidRequest(
-            "This copy request is illegal because it is trying to copy an object to itself without changing the "
-            "object's metadata, storage class, website redirect location or encryption attributes."
-        )
-    src_key_bytes = open_data_key(
-        call, src_bucket, src_key, Encryption.from_attributes(record.attributes), record.data_key_blob
-    )
-    encryption, data_key, blob = new_data_key(call, bucket, key, p)
-    md5 = hashlib.md5()
-
-    def pieces() -> Iterator[bytes]:
-        for chunk in store.read(record, src_key_bytes):
-            md5.update(chunk)
-            yield chunk
-
-    file_id, size = store.write_file(data_key, pieces())
-    attrs = (
-        content_attributes(p)
-        if directive == "REPLACE"
-        else {k: v for k, v in record.attributes.items() if k in (*CONTENT_FIELDS, "Expires", "Metadata")}
-    )
-    if record.attributes.get("checksum", {}).get("type") == "FULL_OBJECT":
-        attrs["checksum"] = record.attributes["checksum"]
-    attrs.update(encryption.attributes())
-    new = ObjectRecord(
-        bucket.name,
-        key,
-        secrets.token_hex(16),
-        size,
-        f'"{md5.hexdigest()}"',
-        utcnow(),
-        attrs,
-        [(file_id, size)],
-        blob,
-    )
-    _commit(call, store, new, [file_id])
-    return {
-        "CopyObjectResult": {"ETag": new.etag, "LastModified": new.last_modified},
-        **encryption.response(),
-    }
