@@ -304,10 +304,9 @@ def test_metadata_size_counts_utf8_bytes(server: MailcrateServer, s3: Any, liste
     """1 + 2 * 1023 bytes of key and UTF-8 value fit; 1 + 2 * 1024 do not (though 1025 characters)."""
     fits = _raw_put(server, listed, "meta-utf8", ("\u00e9" * 1023).encode(), b"x")
     assert fits.status == 200, fits.body
-    assert (
-        s3.head_object(Bucket=listed, Key="meta-utf8")["Metadata"]["k"].encode("latin-1").decode()
-        == "\u00e9" * 1023
-    )
+    # The UTF-8 the client sent is kept as its text and returned one byte per character (what
+    # boto3 reads back as the same text; Ceph s3-tests test_object_set_get_unicode_metadata).
+    assert s3.head_object(Bucket=listed, Key="meta-utf8")["Metadata"]["k"] == "\u00e9" * 1023
     s3.delete_object(Bucket=listed, Key="meta-utf8")
     reply = _raw_put(server, listed, "meta-utf8", ("\u00e9" * 1024).encode(), b"y" * 256 * 1024)
     assert_error(reply, "s3", 400, "MetadataTooLarge")

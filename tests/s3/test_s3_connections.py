@@ -109,3 +109,14 @@ def test_boto3_pooled_connection_after_early_rejection(server: MailcrateServer, 
         assert s3.get_object(Bucket=bucket, Key="ok")["Body"].read() == body
     log = server.log_path.read_text() if server.log_path else ""
     assert "Invalid HTTP request" not in log
+
+
+@pytest.mark.parametrize("length", ["", "-1", "abc"])
+def test_malformed_content_length_is_answered_400(server: MailcrateServer, length: str) -> None:
+    """Malformed framing is refused by the HTTP layer with a 400 and a close, never a silent drop
+    (Ceph's s3-tests test_*_create_bad_contentlength_* send these; their client reports the close)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nbar".encode())
+        status, headers, _ = _read_response(sock)
+    assert status == 400
+    assert headers.get("connection") == "close"

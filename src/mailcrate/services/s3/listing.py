@@ -209,7 +209,9 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
 
     out: dict[str, Any] = {
         "Name": bucket.name,
-        "Prefix": enc(prefix),
+        # v1 sends its Prefix as given even with encoding-type=url (botocore decodes only
+        # Marker, NextMarker, Delimiter and the keys and common prefixes of a v1 answer).
+        "Prefix": enc(prefix) if v2 else prefix,
         "Delimiter": enc(delimiter) or None,
         "MaxKeys": max_keys,
         "IsTruncated": truncated,

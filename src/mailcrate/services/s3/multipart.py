@@ -226,6 +226,14 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
                 "value": checksums.composite_checksum(algorithm, digests),
                 "type": "COMPOSITE",
             }
+        for name in checksums.ALGORITHMS:  # the client's own composite checksum, if it sent one
+            given = p.get(f"Checksum{name}")
+            if given is not None and (
+                object_checksum is None
+                or object_checksum["algorithm"] != name
+                or given != object_checksum["value"]
+            ):
+                raise checksums.BadDigest(f"The {name} you specified did not match the calculated checksum.")
         size = sum(row.size for row, _ in chosen)
         if p.get("MpuObjectSize") is not None and p["MpuObjectSize"] != size:
             raise errors.InvalidRequest("The provided MpuObjectSize does not match the size of the object.")

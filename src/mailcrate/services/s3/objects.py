@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.header
 import re
 import secrets
 from datetime import datetime
@@ -50,6 +51,25 @@ def _wire_bytes(text: str) -> int:
         return len(text.encode("utf-8", "surrogatepass"))
 
 
+def _header_text(value: str) -> str:
+    """A metadata value as the text the client meant: headers arrive latin-1 decoded, and a
+    client that sent UTF-8 (urllib3 2, browsers) meant its characters, not their bytes."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def _header_value(value: str) -> str:
+    """A stored metadata value as a response header: as is if latin-1 carries it (one byte per
+    character, as clients read headers), else RFC 2047 encoded as S3 sends non-ASCII metadata."""
+    try:
+        value.encode("latin-1")
+        return value
+    except UnicodeEncodeError:
+        return email.header.Header(value, "utf-8").encode()
+
+
 def check_metadata(params: dict[str, Any]) -> None:
     """Refuse user metadata over S3's 2 KB, before any body is read or anything is stored.
 
@@ -67,13 +87,13 @@ def content_attributes(params: dict[str, Any]) -> dict[str, Any]:
     if encoding:  # aws-chunked is transport framing, not the object's encoding
         kept = [e.strip() for e in encoding.split(",") if e.strip() and e.strip() != "aws-chunked"]
         if kept:
-            attrs["ContentEncoding"] = ",".join(kept)
+            attrs["ContentEncoding"] = ", ".join(kept)  # as HTTP lists them, and S3 returns them
         else:
             del attrs["ContentEncoding"]
     if params.get("Expires") is not None:
         attrs["Expires"] = params["Expires"].isoformat()
     attrs["ContentType"] = attrs.get("ContentType") or "binary/octet-stream"
-    attrs["Metadata"] = params.get("Metadata") or {}
+    attrs["Metadata"] = {name: _header_text(value) for name, value in (params.get("Metadata") or {}).items()}
     return attrs
 
 
@@ -179,7 +199,9 @@ def describe(record: ObjectRecord, checksum_mode: str | None) -> dict[str, Any]:
         "LastModified": record.last_modified,
         "ContentLength": record.size,
         "AcceptRanges": "bytes",
-        "Metadata": attrs.get("Metadata") or None,
+        "Metadata": {name: _header_value(value) for name, value in attrs["Metadata"].items()}
+        if attrs.get("Metadata")
+        else None,
         **Encryption.from_attributes(attrs).response(),
     }
     for name in CONTENT_FIELDS:
