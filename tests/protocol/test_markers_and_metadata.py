@@ -24,12 +24,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mailcrate.services.pagination import encode_token
-from tests.protocol.test_hostile_requests import (
-    _stored_files,
-    assert_error,
-    send,
-    still_answering,  # noqa: F401  (autouse: the server answers /health after every test)
-)
+from tests.protocol.hostile.conftest import still_answering  # noqa: F401  (autouse: /health after every test)
+from tests.protocol.hostile.support import assert_error, send
+from tests.protocol.hostile.test_s3 import _stored_files
 from tests.support.mailcrate_server import MailcrateServer
 
 SERVE_ARGS = ("--export-workers", "0")
