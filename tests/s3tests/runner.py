@@ -84,39 +84,15 @@ def mailcrate_target(workdir: Path) -> Iterator[Target]:
     """A fresh ``mailcrate serve``: main via ``init``, alt via ``account create``, a KMS key of
     main's for the SSE-KMS tests."""
     data = workdir / "mailcrate-data"
-    user, key, secret = MAIN
-    subprocess.run(
-        _mailcrate(
-            "init",
-            "--data-dir",
-            str(data),
-            "--account-id",
-            user,
-            "--access-key-id",
-            key,
-            "--secret-access-key",
-            secret,
-        ),
-        check=True,
-        capture_output=True,
-    )
-    user, key, secret = ALT
-    subprocess.run(
-        _mailcrate(
-            "account",
-            "create",
-            "--data-dir",
-            str(data),
-            "--account-id",
-            user,
-            "--access-key-id",
-            key,
-            "--secret-access-key",
-            secret,
-        ),
-        check=True,
-        capture_output=True,
-    )
+    for command, (user, key, secret) in ((["init"], MAIN), (["account", "create"], ALT)):
+        subprocess.run(
+            _mailcrate(
+                *command, "--data-dir", str(data), "--account-id", user, "--access-key-id", key,
+                "--secret-access-key", secret,
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
     port = _free_port()
     log = open(workdir / "mailcrate-serve.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -127,16 +103,7 @@ def mailcrate_target(workdir: Path) -> Iterator[Target]:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         _wait(endpoint, process)
-        kms = boto3.client(
-            "kms",
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id=MAIN[1],
-            aws_secret_access_key=MAIN[2],
-        )
-        # The ARN: S3 names the key of an SSE-KMS object by its ARN, and the tests compare.
-        kms_key = kms.create_key(Description="s3-tests")["KeyMetadata"]["Arn"]
-        yield Target("mailcrate", endpoint, MAIN, ALT, kms_key)
+        yield Target("mailcrate", endpoint, MAIN, ALT, _kms_key(endpoint, MAIN[1], MAIN[2]))
     finally:
         process.terminate()
         process.wait(30)
@@ -154,14 +121,7 @@ def moto_target(workdir: Path) -> Iterator[Target]:
     try:
         endpoint = f"http://127.0.0.1:{port}"
         _wait(endpoint, process)
-        kms = boto3.client(
-            "kms",
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id="moto",
-            aws_secret_access_key="moto",
-        )
-        kms_key = kms.create_key(Description="s3-tests")["KeyMetadata"]["Arn"]
+        kms_key = _kms_key(endpoint, "moto", "moto")
         yield Target(
             "moto",
             endpoint,
@@ -173,6 +133,14 @@ def moto_target(workdir: Path) -> Iterator[Target]:
         process.terminate()
         process.wait(30)
         log.close()
+
+
+def _kms_key(endpoint: str, key: str, secret: str) -> str:
+    """A new KMS key's ARN (S3 names an SSE-KMS object's key by its ARN, and the tests compare)."""
+    kms = boto3.client(
+        "kms", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key, aws_secret_access_key=secret
+    )
+    return str(kms.create_key(Description="s3-tests")["KeyMetadata"]["Arn"])
 
 
 def _wait(endpoint: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

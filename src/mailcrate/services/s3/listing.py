@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -129,6 +130,32 @@ def _page_args(p: dict[str, Any]) -> tuple[str, str, int, str | None]:
     return p.get("Prefix") or "", p.get("Delimiter") or "", min(max_keys, 1000), encoding
 
 
+def _page(
+    call: Call, action: str, prefix: str, delimiter: str, max_keys: int, after: str
+) -> tuple[buckets.Bucket, list[Any], list[str], bool, str]:
+    """One page of a listing, authorized with ``action`` and S3's listing condition keys."""
+    context: dict[str, Any] = {"s3:prefix": prefix, "s3:max-keys": max_keys}
+    if delimiter:
+        context["s3:delimiter"] = delimiter
+    with call.context.db.read() as conn:
+        bucket = buckets.visible(conn, call, call.params["Bucket"], action, context=context)
+        rows, commons, truncated, last = (
+            _scan(conn, bucket.name, prefix, delimiter, after, max_keys)
+            if max_keys
+            else ([], [], False, after)
+        )
+    return bucket, rows, commons, truncated, last
+
+
+def _encoder(encode: bool) -> Callable[[str | None], str | None]:
+    """``encoding-type=url``: names percent-encoded (``/`` kept), else as they are."""
+
+    def enc(value: str | None) -> str | None:
+        return quote(value, safe="/") if (encode and value) else value
+
+    return enc
+
+
 def list_object_versions(call: Call) -> dict[str, Any]:
     """ListObjectVersions of a bucket that has never had versioning: every object is its one
     version, ``null``, and the latest (what S3 answers for an unversioned bucket; tools that
@@ -145,20 +172,11 @@ def list_object_versions(call: Call) -> dict[str, Any]:
         )
     if version_marker not in (None, "", "null"):
         raise errors.InvalidArgument("Invalid version id specified", ArgumentName="version-id-marker")
-    context = {"s3:prefix": prefix, "s3:max-keys": max_keys}
-    if delimiter:
-        context["s3:delimiter"] = delimiter
-    with call.context.db.read() as conn:
-        bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucketVersions", context=context)
-        rows, commons, truncated, last = (
-            _scan(conn, bucket.name, prefix, delimiter, marker, max_keys)
-            if max_keys
-            else ([], [], False, marker)
-        )
+    bucket, rows, commons, truncated, last = _page(
+        call, "s3:ListBucketVersions", prefix, delimiter, max_keys, marker
+    )
     encode = encoding == "url"
-
-    def enc(value: str | None) -> str | None:
-        return quote(value, safe="/") if (encode and value) else value
+    enc = _encoder(encode)
 
     versions = _render(rows, encode, _owner(bucket))
     for version in versions:
@@ -185,9 +203,6 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
     p = call.params
     prefix, delimiter, max_keys, encoding = _page_args(p)
     encode = encoding == "url"
-    context = {"s3:prefix": prefix, "s3:max-keys": max_keys}
-    if delimiter:
-        context["s3:delimiter"] = delimiter
     if v2:
         after = (
             _untoken(p["Bucket"], p["ContinuationToken"])
@@ -196,16 +211,8 @@ def list_objects(call: Call, *, v2: bool) -> dict[str, Any]:
         )
     else:
         after = p.get("Marker") or ""
-    with call.context.db.read() as conn:
-        bucket = buckets.visible(conn, call, p["Bucket"], "s3:ListBucket", context=context)
-        rows, commons, truncated, last = (
-            _scan(conn, bucket.name, prefix, delimiter, after, max_keys)
-            if max_keys
-            else ([], [], False, after)
-        )
-
-    def enc(value: str | None) -> str | None:
-        return quote(value, safe="/") if (encode and value) else value
+    bucket, rows, commons, truncated, last = _page(call, "s3:ListBucket", prefix, delimiter, max_keys, after)
+    enc = _encoder(encode)
 
     out: dict[str, Any] = {
         "Name": bucket.name,
