@@ -98,10 +98,12 @@ def main(argv: list[str]) -> int:
         "moto": {"put": [], "get": []},
     }
     try:
-        for _ in range(args.repeat):
+        for round_ in range(args.repeat):
             servers = [("mailcrate", mailcrate.endpoint)] + (
                 [("baseline", baseline.endpoint)] if baseline else []
             )
+            if round_ % 2:  # alternate who goes first: neither always meets a cold or busy machine
+                servers.reverse()
             servers += [("moto", moto.endpoint)] if moto else []
             for name, endpoint in servers:
                 put, get = _round_trip(endpoint, source, size)
