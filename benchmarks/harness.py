@@ -57,8 +57,13 @@ class Process:
             self.popen.kill()
 
 
-def start_mailcrate(data_dir: Path, access_key: str, secret: str, *extra: str) -> Process:
+def start_mailcrate(
+    data_dir: Path, access_key: str, secret: str, *extra: str, src: Path | None = None
+) -> Process:
+    """A ``mailcrate serve`` of this tree, or (``src``) of another checkout's ``src/`` directory:
+    an A/B against an earlier commit in the same run."""
     cmd = [sys.executable, "-m", "mailcrate.cli.main"]
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
     subprocess.run(
         [
             *cmd,
@@ -74,12 +79,14 @@ def start_mailcrate(data_dir: Path, access_key: str, secret: str, *extra: str) -
         ],
         check=True,
         capture_output=True,
+        env=env,
     )
     port = free_port()
     popen = subprocess.Popen(
         [*cmd, "serve", "--data-dir", str(data_dir), "--port", str(port), "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     endpoint = f"http://127.0.0.1:{port}"
     wait_http(endpoint + "/health")

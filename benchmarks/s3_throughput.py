@@ -6,7 +6,10 @@ over http; ``get_object`` read in 1 MiB pieces). mailcrate encrypts every chunk 
 under a KMS-generated data key, verifies SHA-256, CRC32 and computes MD5, and fsyncs before the
 object becomes visible.
 
-    python -m benchmarks s3 [--quick] [--size-mib 1024] [--repeat 1]
+    python -m benchmarks s3 [--quick] [--size-mib 1024] [--repeat 1] [--baseline-src DIR]
+
+``--baseline-src`` also runs a ``mailcrate serve`` of another checkout's ``src/`` (e.g. main
+before a change: ``git archive main src | tar x -C /tmp/base``), interleaved with this tree's.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-moto", action="store_true")
+    parser.add_argument("--baseline-src", type=Path, help="src/ of another checkout to run side by side")
     args = parser.parse_args(argv)
     if args.quick:
         args.size_mib, args.repeat = 128, 1
@@ -84,20 +88,31 @@ def main(argv: list[str]) -> int:
     source = work / "source.bin"
     _make_source(source, size)
     mailcrate = start_mailcrate(work / "data", KEY, SECRET)
+    baseline = (
+        start_mailcrate(work / "base", KEY, SECRET, src=args.baseline_src) if args.baseline_src else None
+    )
     moto = None if args.skip_moto else start_moto()
     results: dict[str, dict[str, list[float]]] = {
         "mailcrate": {"put": [], "get": []},
+        "baseline": {"put": [], "get": []},
         "moto": {"put": [], "get": []},
     }
     try:
-        for _ in range(args.repeat):
-            servers = [("mailcrate", mailcrate.endpoint)] + ([("moto", moto.endpoint)] if moto else [])
+        for round_ in range(args.repeat):
+            servers = [("mailcrate", mailcrate.endpoint)] + (
+                [("baseline", baseline.endpoint)] if baseline else []
+            )
+            if round_ % 2:  # alternate who goes first: neither always meets a cold or busy machine
+                servers.reverse()
+            servers += [("moto", moto.endpoint)] if moto else []
             for name, endpoint in servers:
                 put, get = _round_trip(endpoint, source, size)
                 results[name]["put"].append(put)
                 results[name]["get"].append(get)
     finally:
         mailcrate.stop()
+        if baseline:
+            baseline.stop()
         if moto:
             moto.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -107,11 +122,19 @@ def main(argv: list[str]) -> int:
         f"S3 PutObject/GetObject of {args.size_mib} MiB with SSE-KMS (MB/s = MiB/s, median of {args.repeat})"
     )
     print(f"{'server':<10} {'put MiB/s':>10} {'get MiB/s':>10}")
-    for name in ("mailcrate", "moto"):
+    for name in ("mailcrate", "baseline", "moto"):
         if results[name]["put"]:
             put, get = median(results[name]["put"]), median(results[name]["get"])
             figures[name] = {"put_mib_s": round(put, 1), "get_mib_s": round(get, 1)}
             print(f"{name:<10} {put:>10.1f} {get:>10.1f}")
+    if "baseline" in figures:
+        for op in ("put", "get"):
+            figures[f"ratio_{op}_vs_baseline"] = round(
+                figures["mailcrate"][f"{op}_mib_s"] / figures["baseline"][f"{op}_mib_s"], 3
+            )
+        print(
+            f"mailcrate/baseline: put x{figures['ratio_put_vs_baseline']}, get x{figures['ratio_get_vs_baseline']}"
+        )
     if "moto" in figures:
         figures["ratio_put"] = round(figures["mailcrate"]["put_mib_s"] / figures["moto"]["put_mib_s"], 2)
         figures["ratio_get"] = round(figures["mailcrate"]["get_mib_s"] / figures["moto"]["get_mib_s"], 2)

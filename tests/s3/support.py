@@ -67,3 +67,18 @@ def xml_code(response: httpx.Response) -> str:
 def put_bucket(s3: Any, name: str) -> str:
     s3.create_bucket(Bucket=name)
     return name
+
+
+def raw_request(server: MailcrateServer, method: str, path: str, headers: dict[str, str]) -> bytes:
+    """The request line and headers of a SigV4-signed S3 request (UNSIGNED-PAYLOAD), as bytes."""
+    request = AWSRequest(
+        method=method,
+        url=server.endpoint + path,
+        headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD", **headers},
+    )
+    SigV4Auth(Credentials(server.access_key_id, server.secret_access_key), "s3", server.region).add_auth(
+        request
+    )
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+    lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()

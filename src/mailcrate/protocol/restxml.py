@@ -308,6 +308,7 @@ class RestXmlProtocol:
 _ROOT_NAMES = {
     "ListObjectsV2": "ListBucketResult",
     "ListObjects": "ListBucketResult",
+    "ListObjectVersions": "ListVersionsResult",
     "ListBuckets": "ListAllMyBucketsResult",
     "CompleteMultipartUpload": "CompleteMultipartUploadResult",
     "CreateMultipartUpload": "InitiateMultipartUploadResult",

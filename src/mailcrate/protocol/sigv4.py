@@ -8,12 +8,14 @@ Nothing here knows about accounts: the caller looks the access key up and passes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 from botocore.utils import normalize_url_path
@@ -56,6 +58,26 @@ class SignatureInfo:
         )
 
 
+def _from_date_header(value: str | None) -> str | None:
+    """A signature may take its time from ``Date`` instead of ``X-Amz-Date`` (then signed as a
+    header like any other); the string to sign still carries it as YYYYMMDDTHHMMSSZ. Accepts
+    that form or an HTTP date (RFC 9110 IMF-fixdate); None for anything else, so the request
+    is refused as one without a date.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/signing-elements.html"""
+    if not value:
+        return None
+    value = value.strip()
+    if _AMZ_DATE_RE.match(value):
+        return value
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, local zone unknown (RFC 5322 3.3), as botocore writes it
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def _split_credential(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request":
@@ -80,6 +102,8 @@ def parse_signature(request: HttpRequest) -> SignatureInfo | None:
             )
         key, date, region, service = _split_credential(match["credential"])
         amz_date = request.headers.get("x-amz-date")
+        if amz_date is None and "date" in match["signed"].lower().split(";"):
+            amz_date = _from_date_header(request.headers.get("date"))
         if amz_date is None:
             raise AuthError("incomplete", "Authorization header requires existence of the X-Amz-Date header.")
         return SignatureInfo(
@@ -197,7 +221,9 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
-def expected_signature(request: HttpRequest, info: SignatureInfo, secret: str) -> str:
+def expected_signature(
+    request: HttpRequest, info: SignatureInfo, secret: str, *, wire_bytes: bool = False
+) -> str:
     """The signature botocore's signer (``SigV4Auth``) computes for this request with ``secret``,
     fed with exactly the headers the client declared it signed.
 
@@ -234,23 +260,44 @@ def expected_signature(request: HttpRequest, info: SignatureInfo, secret: str) -
             request.method.upper(),
             _canonical_path(request.raw_path, normalize=not is_s3),
             _canonical_query(request.query_params) if request.query_string else "",
-            *(f"{name}:{' '.join(headers[name].split())}" for name in names),
+            *(f"{name}:{_trimmed(headers[name], wire_bytes)}" for name in names),
             "",
             ";".join(names),
             payload_hash,
         )
     )
     scope = f"{info.amz_date[:8]}/{info.region}/{info.service}/aws4_request"
-    string_to_sign = (
-        f"{ALGORITHM}\n{info.amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    )
+    # Header values arrive latin-1 decoded (a character per byte). A client that wrote a
+    # non-ASCII value as UTF-8 (urllib3 2 does, for S3 user metadata) signed those bytes:
+    # ``wire_bytes`` hashes the bytes as received instead of the text re-encoded.
+    data = canonical.encode("latin-1", "strict") if wire_bytes else canonical.encode()
+    string_to_sign = f"{ALGORITHM}\n{info.amz_date}\n{scope}\n{hashlib.sha256(data).hexdigest()}"
     key = _signing_key(secret, info.amz_date[:8], info.region, info.service)
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+_ASCII_SPACES = re.compile(r"[ \t\r\n\f\v]+")
+
+
+def _trimmed(value: str, wire_bytes: bool) -> str:
+    """A header value with its runs of spaces as one (SigV4's canonical form). Over bytes taken
+    as latin-1 only ASCII whitespace counts: \\xa0 or \\x85 there are halves of UTF-8 characters."""
+    if wire_bytes:
+        return _ASCII_SPACES.sub(" ", value).strip(" ")
+    return " ".join(value.split())
+
+
+def _non_ascii(request: HttpRequest, info: SignatureInfo) -> bool:
+    """Whether a signed header carries bytes beyond ASCII (its text depends on their encoding)."""
+    return any(not request.headers[name].isascii() for name in info.signed_headers if name in request.headers)
 
 
 def verify_signature(request: HttpRequest, info: SignatureInfo, secret: str) -> None:
     """Raise ``AuthError('signature')`` unless the request was signed with ``secret``."""
     expected = expected_signature(request, info, secret)
+    if not hmac.compare_digest(expected, info.signature) and _non_ascii(request, info):
+        with contextlib.suppress(UnicodeEncodeError):
+            expected = expected_signature(request, info, secret, wire_bytes=True)
     if not hmac.compare_digest(expected, info.signature):
         raise AuthError(
             "signature",

@@ -119,6 +119,8 @@ class MailcrateApp:
                 )
             finally:
                 reader.close()
+            if reader.withheld(headers):
+                response.headers.append(("Connection", "close"))
         else:
             body = await _read_body(receive, self.runtime.settings.max_request_bytes)
             if body is None:
@@ -188,6 +190,19 @@ class _BodyReader:
         self._waiting: asyncio.Task[Any] | None = None  # the task awaiting receive(), if any
         self._since = 0.0  # when that wait began (loop time)
         self._timer: asyncio.TimerHandle | None = None
+        self._started = False  # receive() called: for Expect: 100-continue, the 100 was sent
+
+    def withheld(self, headers: Headers) -> bool:
+        """Whether the client still holds its body back: it asked ``Expect: 100-continue`` and
+        was answered before anything was read (so no ``100 Continue`` went out). Such a client
+        sends no body (RFC 9110 section 10.1.1), but the server would read the next request on
+        the connection as that body: the connection must close after this answer."""
+        if self._started or self._finished:
+            return False
+        if (headers.get("expect") or "").lower() != "100-continue":
+            return False
+        length = headers.get("content-length")
+        return headers.get("transfer-encoding") is not None or (length is not None and length.strip() != "0")
 
     def read_chunk(self) -> bytes:
         return anyio.from_thread.run(self._next)
@@ -215,6 +230,7 @@ class _BodyReader:
 
     async def _next(self) -> bytes:
         loop = asyncio.get_running_loop()
+        self._started = True
         if self._timer is None and not self._closed:
             self._timer = loop.call_later(self._idle, self._watch)
         while not self._finished:

@@ -21,7 +21,7 @@ import secrets
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -138,39 +138,61 @@ class BlobStore:
             raise
         return size
 
+    def open(self, file_id: str) -> BinaryIO:
+        """The file ``file_id``, open for :meth:`read` and checked to be one of ours.
+
+        An open file outlives its deletion (POSIX unlink), so a reader that opens every file it
+        will read before it answers sees the object whole even if an overwrite frees them.
+        Raises FileNotFoundError if the file is already gone.
+        """
+        source = open(self.path(file_id), "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        try:
+            if source.read(HEADER) != MAGIC + bytes.fromhex(file_id):
+                raise CorruptObject(file_id)
+        except BaseException:
+            source.close()
+            raise
+        return source
+
     def read(
-        self, file_id: str, data_key: bytes, size: int, start: int = 0, end: int | None = None
+        self,
+        file_id: str,
+        data_key: bytes,
+        size: int,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        source: BinaryIO | None = None,
     ) -> Iterator[bytes]:
-        """Plaintext bytes ``start`` to ``end`` (exclusive) of a file whose plaintext is ``size``."""
+        """Plaintext bytes ``start`` to ``end`` (exclusive) of a file whose plaintext is ``size``,
+        from ``source`` (an :meth:`open` file, left open) or else from a file opened here."""
         end = size if end is None else min(end, size)
         if start >= end and size:
+            return
+        if source is None:
+            with self.open(file_id) as opened:
+                yield from self.read(file_id, data_key, size, start, end, source=opened)
             return
         aead = AESGCM(data_key)
         raw_id = bytes.fromhex(file_id)
         last_index = max(size - 1, 0) // CHUNK
         first = start // CHUNK
-        with open(self.path(file_id), "rb", buffering=0) as source:
-            header = source.read(HEADER)
-            if header != MAGIC + raw_id:
+        source.seek(HEADER + first * STORED_CHUNK)
+        for index in range(first, last_index + 1):
+            chunk_start = index * CHUNK
+            if chunk_start >= end and size:
+                break
+            length = min(CHUNK, size - chunk_start)
+            stored = source.read(NONCE + length + TAG)
+            if len(stored) != NONCE + length + TAG:
                 raise CorruptObject(file_id)
-            source.seek(HEADER + first * STORED_CHUNK)
-            for index in range(first, last_index + 1):
-                chunk_start = index * CHUNK
-                if chunk_start >= end and size:
-                    break
-                length = min(CHUNK, size - chunk_start)
-                stored = source.read(NONCE + length + TAG)
-                if len(stored) != NONCE + length + TAG:
-                    raise CorruptObject(file_id)
-                try:
-                    plain = aead.decrypt(
-                        stored[:NONCE], stored[NONCE:], _aad(raw_id, index, index == last_index)
-                    )
-                except InvalidTag:
-                    raise CorruptObject(file_id) from None
-                lo = max(start - chunk_start, 0)
-                hi = min(end - chunk_start, length)
-                yield plain if lo == 0 and hi == length else plain[lo:hi]
+            try:
+                plain = aead.decrypt(stored[:NONCE], stored[NONCE:], _aad(raw_id, index, index == last_index))
+            except InvalidTag:
+                raise CorruptObject(file_id) from None
+            lo = max(start - chunk_start, 0)
+            hi = min(end - chunk_start, length)
+            yield plain if lo == 0 and hi == length else plain[lo:hi]
 
     def delete(self, file_id: str) -> None:
         with contextlib.suppress(ValueError):

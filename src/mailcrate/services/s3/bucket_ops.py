@@ -8,10 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from mailcrate.services.base import Call
+from mailcrate.services.pagination import decode_cursor, encode_token
 from mailcrate.services.s3 import buckets, errors
 from mailcrate.services.s3.multipart import abort_all
 from mailcrate.services.s3.store import Store
 from mailcrate.storage.tables_kms_s3 import s3_objects
+
+_BUCKETS_SCOPE = "s3:ListBuckets"
 
 
 def create_bucket(call: Call, store: Store) -> dict[str, Any]:
@@ -53,19 +56,38 @@ def get_bucket_location(call: Call, store: Store) -> dict[str, Any]:
 
 def list_buckets(call: Call, store: Store) -> dict[str, Any]:
     call.authorize("s3:ListAllMyBuckets", "*")
-    prefix = call.params.get("Prefix") or ""
+    p = call.params
+    prefix = p.get("Prefix") or ""
+    limit = p.get("MaxBuckets")
+    if limit is not None and not 1 <= limit <= 10000:
+        raise errors.InvalidArgument(
+            "Argument max-buckets must be an integer between 1 and 10000", ArgumentName="max-buckets"
+        )
+    after = decode_cursor(_BUCKETS_SCOPE, p["ContinuationToken"], 64) if p.get("ContinuationToken") else ""
+    if after is None:
+        raise errors.InvalidArgument(
+            "The continuation token provided is incorrect", ArgumentName="continuation-token"
+        )
     with call.context.db.read() as conn:
         owned = buckets.list_for(conn, call.account_id)
-    return {
+    chosen = [
+        b
+        for b in owned
+        if b.name.startswith(prefix)
+        and b.name > after
+        and (not p.get("BucketRegion") or b.region == p["BucketRegion"])
+    ]
+    out: dict[str, Any] = {
         "Buckets": [
             {"Name": b.name, "CreationDate": b.created_at, "BucketRegion": b.region, "BucketArn": b.arn}
-            for b in owned
-            if b.name.startswith(prefix)
-            and (not call.params.get("BucketRegion") or b.region == call.params["BucketRegion"])
+            for b in chosen[:limit]
         ],
         "Owner": {"ID": call.account_id, "DisplayName": call.account_id},
         "Prefix": prefix or None,
     }
+    if limit is not None and len(chosen) > limit:
+        out["ContinuationToken"] = encode_token(_BUCKETS_SCOPE, [chosen[limit - 1].name])
+    return out
 
 
 def delete_bucket(call: Call, store: Store) -> dict[str, Any]:
@@ -129,7 +151,7 @@ def put_bucket_policy(call: Call, store: Store) -> dict[str, Any]:
                 "blocked by the BlockPublicPolicy block public access setting."
             )
         buckets.set_field(conn, bucket.name, policy=text)
-    return {}
+    return {"__status__": 204}  # as S3 answers it
 
 
 def get_bucket_policy(call: Call, store: Store) -> dict[str, Any]:

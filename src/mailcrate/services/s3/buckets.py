@@ -97,6 +97,10 @@ def create(conn: Connection, name: str, account_id: str, region: str) -> Bucket:
     check_name(name)
     existing = conn.execute(select(s3_buckets.c.account_id).where(s3_buckets.c.name == name)).first()
     if existing is not None:
+        if existing.account_id == account_id and region == "us-east-1" == find(conn, name).region:
+            # us-east-1 answers a repeated create by the owner with 200 (S3's legacy behaviour:
+            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html, Errors).
+            return find(conn, name)
         if existing.account_id == account_id:
             raise errors.BucketAlreadyOwnedByYou(
                 "Your previous request to create the named bucket succeeded and you already own it.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -22,6 +22,7 @@ from mailcrate.services.s3.objects import (
     MAX_KEY_BYTES,
     check_key,
     check_metadata,
+    check_write_conditions,
     content_attributes,
     object_arn,
     sse_context,
@@ -83,10 +84,7 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
     number = p["PartNumber"]
-    if not 1 <= number <= MAX_PARTS:
-        raise errors.InvalidArgument(
-            "Part number must be an integer between 1 and 10000, inclusive", ArgumentName="partNumber"
-        )
+    check_part_number(number)
     body: Payload = p["Body"]
     body.signing_secret = call.principal.secret_access_key
     with call.context.db.read() as conn:
@@ -98,31 +96,60 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
     file_id, size = body.write_into(store, data_key, MAX_PART)
     checksum = {"algorithm": body.algorithm, "value": body.checksum} if body.checksum else None
     etag = f'"{body.md5_digest.hex()}"'
+    save_part(call, store, bucket.name, key, upload.upload_id, number, file_id, size, etag, checksum)
+    out: dict[str, Any] = {"ETag": etag, **encryption.response()}
+    if checksum:
+        out[f"Checksum{body.algorithm}"] = body.checksum
+    return out
+
+
+def check_part_number(number: int) -> None:
+    if not 1 <= number <= MAX_PARTS:
+        raise errors.InvalidArgument(
+            "Part number must be an integer between 1 and 10000, inclusive", ArgumentName="partNumber"
+        )
+
+
+def save_part(
+    call: Call,
+    store: Store,
+    bucket: str,
+    key: str,
+    upload_id: str,
+    number: int,
+    file_id: str,
+    size: int,
+    etag: str,
+    checksum: dict[str, str] | None,
+) -> datetime:
+    """Commit a written part file as part ``number`` (replacing an earlier one) if the upload
+    is still there; the file is freed if not. Returns the part's LastModified."""
+    now = utcnow()
     try:
         with call.context.db.begin() as conn:
-            _upload(conn, bucket.name, key, p["UploadId"])  # still there?
+            _upload(conn, bucket, key, upload_id)  # still there?
             old = conn.execute(
                 select(s3_parts.c.file_id).where(
-                    s3_parts.c.upload_id == upload.upload_id, s3_parts.c.part_number == number
+                    s3_parts.c.upload_id == upload_id, s3_parts.c.part_number == number
                 )
             ).first()
             released = []
             if old is not None:
                 conn.execute(
                     delete(s3_parts).where(
-                        s3_parts.c.upload_id == upload.upload_id, s3_parts.c.part_number == number
+                        s3_parts.c.upload_id == upload_id, s3_parts.c.part_number == number
                     )
                 )
                 released = Store.release(conn, [old.file_id])
             conn.execute(
                 insert(s3_parts).values(
-                    upload_id=upload.upload_id,
+                    upload_id=upload_id,
                     part_number=number,
                     file_id=file_id,
                     size=size,
                     etag=etag,
                     checksum=json.dumps(checksum) if checksum else None,
-                    last_modified=utcnow(),
+                    last_modified=now,
                 )
             )
             Store.claim(conn, [file_id])
@@ -130,10 +157,7 @@ def upload_part(call: Call, store: Store) -> dict[str, Any]:
         store.free([file_id])
         raise
     store.free(released)
-    out: dict[str, Any] = {"ETag": etag, **encryption.response()}
-    if checksum:
-        out[f"Checksum{body.algorithm}"] = body.checksum
-    return out
+    return now
 
 
 def complete(call: Call, store: Store) -> dict[str, Any]:
@@ -148,7 +172,14 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
     with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key))
     with call.context.db.begin() as conn:
-        upload = _upload(conn, bucket.name, key, p["UploadId"])
+        try:
+            upload = _upload(conn, bucket.name, key, p["UploadId"])
+        except errors.NoSuchUpload:
+            done = Store.get(conn, bucket.name, key)
+            if done is None or done.attributes.get("upload_id") != p["UploadId"]:
+                raise
+            # Completed already (a retry whose first answer was lost): S3 answers it again.
+            return _completed(bucket.name, key, done.etag, done.attributes)
         stored = {
             r.part_number: r
             for r in conn.execute(select(s3_parts).where(s3_parts.c.upload_id == upload.upload_id))
@@ -195,11 +226,20 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
                 "value": checksums.composite_checksum(algorithm, digests),
                 "type": "COMPOSITE",
             }
+        for name in checksums.ALGORITHMS:  # the client's own composite checksum, if it sent one
+            given = p.get(f"Checksum{name}")
+            if given is not None and (
+                object_checksum is None
+                or object_checksum["algorithm"] != name
+                or given != object_checksum["value"]
+            ):
+                raise checksums.BadDigest(f"The {name} you specified did not match the calculated checksum.")
         size = sum(row.size for row, _ in chosen)
         if p.get("MpuObjectSize") is not None and p["MpuObjectSize"] != size:
             raise errors.InvalidRequest("The provided MpuObjectSize does not match the size of the object.")
         etag = checksums.multipart_etag([bytes.fromhex(row.etag.strip('"')) for row, _ in chosen])
         attrs["parts"] = len(chosen)
+        attrs["upload_id"] = upload.upload_id
         if object_checksum:
             attrs["checksum"] = object_checksum
         record = ObjectRecord(
@@ -215,21 +255,27 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
         )
         used = {row.file_id for row, _ in chosen}
         unused = Store.release(conn, [r.file_id for r in stored.values() if r.file_id not in used])
+        check_write_conditions(conn, record, p)
         conn.execute(delete(s3_parts).where(s3_parts.c.upload_id == upload.upload_id))
         conn.execute(delete(s3_uploads).where(s3_uploads.c.upload_id == upload.upload_id))
         released = store.commit(conn, record)
     store.free(unused + released)
-    encryption = Encryption.from_attributes(attrs)
+    return _completed(bucket.name, key, etag, attrs)
+
+
+def _completed(bucket: str, key: str, etag: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """CompleteMultipartUpload's answer for the object it made."""
     out = {
-        "Location": f"/{bucket.name}/{key}",
-        "Bucket": bucket.name,
+        "Location": f"/{bucket}/{key}",
+        "Bucket": bucket,
         "Key": key,
         "ETag": etag,
-        **encryption.response(),
+        **Encryption.from_attributes(attrs).response(),
     }
-    if object_checksum:
-        out[f"Checksum{algorithm}"] = object_checksum["value"]
-        out["ChecksumType"] = "COMPOSITE"
+    checksum = attrs.get("checksum")
+    if checksum:
+        out[f"Checksum{checksum['algorithm']}"] = checksum["value"]
+        out["ChecksumType"] = checksum["type"]
     return out
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
+import email.header
 import re
 import secrets
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, errors
-from mailcrate.services.s3.blobstore import CorruptObject
 from mailcrate.services.s3.payload import Payload
-from mailcrate.services.s3.sse import Encryption, new_data_key, open_data_key
+from mailcrate.services.s3.sse import Encryption, new_data_key
 from mailcrate.services.s3.store import ObjectRecord, Store
 from mailcrate.storage.db import utcnow
 
@@ -54,6 +51,25 @@ def _wire_bytes(text: str) -> int:
         return len(text.encode("utf-8", "surrogatepass"))
 
 
+def _header_text(value: str) -> str:
+    """A metadata value as the text the client meant: headers arrive latin-1 decoded, and a
+    client that sent UTF-8 (urllib3 2, browsers) meant its characters, not their bytes."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def _header_value(value: str) -> str:
+    """A stored metadata value as a response header: as is if latin-1 carries it (one byte per
+    character, as clients read headers), else RFC 2047 encoded as S3 sends non-ASCII metadata."""
+    try:
+        value.encode("latin-1")
+        return value
+    except UnicodeEncodeError:
+        return email.header.Header(value, "utf-8").encode()
+
+
 def check_metadata(params: dict[str, Any]) -> None:
     """Refuse user metadata over S3's 2 KB, before any body is read or anything is stored.
 
@@ -71,13 +87,13 @@ def content_attributes(params: dict[str, Any]) -> dict[str, Any]:
     if encoding:  # aws-chunked is transport framing, not the object's encoding
         kept = [e.strip() for e in encoding.split(",") if e.strip() and e.strip() != "aws-chunked"]
         if kept:
-            attrs["ContentEncoding"] = ",".join(kept)
+            attrs["ContentEncoding"] = ", ".join(kept)  # as HTTP lists them, and S3 returns them
         else:
             del attrs["ContentEncoding"]
     if params.get("Expires") is not None:
         attrs["Expires"] = params["Expires"].isoformat()
     attrs["ContentType"] = attrs.get("ContentType") or "binary/octet-stream"
-    attrs["Metadata"] = params.get("Metadata") or {}
+    attrs["Metadata"] = {name: _header_text(value) for name, value in (params.get("Metadata") or {}).items()}
     return attrs
 
 
@@ -128,10 +144,34 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
     return out
 
 
+def check_write_conditions(conn: Any, record: ObjectRecord, p: dict[str, Any]) -> None:
+    """Conditional writes (If-Match / If-None-Match on PutObject and CompleteMultipartUpload),
+    decided in the committing transaction so two writers cannot both pass: If-Match needs the
+    object to exist (else NoSuchKey) with that ETag (or ``*``); If-None-Match ``*`` needs it
+    absent, an ETag needs it to differ. A failed one is 412 and changes nothing.
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html"""
+    if_match, if_none_match = p.get("IfMatch"), p.get("IfNoneMatch")
+    if if_match is None and if_none_match is None:
+        return
+    current = Store.get(conn, record.bucket, record.key)
+    if if_match is not None:
+        if current is None:
+            raise errors.NoSuchKey(record.key)
+        if if_match.strip() != "*" and current.etag.strip('"') not in _etags(if_match):
+            raise _precondition_failed("If-Match")
+    if (
+        if_none_match is not None
+        and current is not None
+        and (if_none_match.strip() == "*" or current.etag.strip('"') in _etags(if_none_match))
+    ):
+        raise _precondition_failed("If-None-Match")
+
+
 def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]) -> None:
     try:
         with call.context.db.begin() as conn:
             buckets.find(conn, record.bucket)  # deleted meanwhile?
+            check_write_conditions(conn, record, call.params)
             released = store.commit(conn, record)
     except BaseException:
         store.free(new_files)
@@ -159,7 +199,9 @@ def describe(record: ObjectRecord, checksum_mode: str | None) -> dict[str, Any]:
         "LastModified": record.last_modified,
         "ContentLength": record.size,
         "AcceptRanges": "bytes",
-        "Metadata": attrs.get("Metadata") or None,
+        "Metadata": {name: _header_value(value) for name, value in attrs["Metadata"].items()}
+        if attrs.get("Metadata")
+        else None,
         **Encryption.from_attributes(attrs).response(),
     }
     for name in CONTENT_FIELDS:
@@ -263,60 +305,6 @@ def _unsatisfiable(header: str, size: int) -> ServiceError:
     )
 
 
-def get_object(call: Call, store: Store, *, head: bool = False) -> dict[str, Any]:
-    p = call.params
-    bucket, record = _load(call, "s3:GetObject", p.get("VersionId"))
-    if p.get("PartNumber") is not None:
-        raise errors.ServiceError(
-            "GetObject by part number is not supported by mailcrate", code="NotImplemented", status=501
-        )
-    status = _check_conditions(p, record)
-    out = describe(record, p.get("ChecksumMode"))
-    if status == 304:
-        return {"__status__": 304, "ETag": record.etag, "LastModified": record.last_modified}
-    span = parse_range(p.get("Range"), record.size)
-    encryption = Encryption.from_attributes(record.attributes)
-    data_key = open_data_key(call, bucket, record.key, encryption, record.data_key_blob)
-    if span is not None:
-        start, end = span
-        out.update(
-            __status__=206,
-            ContentLength=end - start,
-            ContentRange=f"bytes {start}-{end - 1}/{record.size}",
-        )
-        for name in [k for k in out if k.startswith("Checksum")]:
-            del out[name]
-    else:
-        start, end = 0, record.size
-    for name in (
-        "ResponseContentType",
-        "ResponseContentDisposition",
-        "ResponseCacheControl",
-        "ResponseContentEncoding",
-        "ResponseContentLanguage",
-    ):
-        if p.get(name):
-            if _NOT_HEADER_TEXT.search(p[name]):
-                raise errors.InvalidArgument(
-                    f"{name} contains characters an HTTP header cannot carry.", ArgumentName=name
-                )
-            out[name[len("Response") :]] = p[name]
-    if not head:
-        out["Body"] = _guarded(store.read(record, data_key, start, end), record)
-    return out
-
-
-def _guarded(chunks: Iterator[bytes], record: ObjectRecord) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    except CorruptObject as exc:
-        raise errors.InternalError(f"Stored data of {record.key} failed authentication") from exc
-
-
-def head_object(call: Call, store: Store) -> dict[str, Any]:
-    return get_object(call, store, head=True)
-
-
 def delete_object(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
@@ -358,71 +346,3 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
         except ServiceError as error:
             failed.append({"Key": key, "Code": error.code, "Message": error.message})
     return {"Deleted": None if payload.get("Quiet") else deleted, "Errors": failed or None}
-
-
-def copy_object(call: Call, store: Store) -> dict[str, Any]:
-    p = call.params
-    key = check_key(p.get("Key"))
-    directive = p.get("MetadataDirective", "COPY")
-    if directive == "REPLACE":  # with COPY the request's metadata is ignored, whatever its size
-        check_metadata(p)
-    source = unquote(p["CopySource"].split("?versionId=")[0]).lstrip("/")
-    src_bucket_name, _, src_key = source.partition("/")
-    if not src_bucket_name or not src_key:
-        raise errors.InvalidArgument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            ArgumentName="x-amz-copy-source",
-        )
-    with call.context.db.read() as conn:
-        src_bucket = buckets.visible(
-            conn, call, src_bucket_name, "s3:GetObject", object_arn(src_bucket_name, src_key)
-        )
-        record = Store.get(conn, src_bucket.name, src_key)
-        if record is None:
-            raise errors.NoSuchKey(src_key)
-        _check_copy_conditions(p, record)  # ignored before: the copy was made whatever they said
-        bucket = buckets.visible(
-            conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
-        )
-    same = (src_bucket.name, src_key) == (bucket.name, key)
-    if same and directive != "REPLACE" and not p.get("ServerSideEncryption"):
-        raise errors.InvalidRequest(
-            "This copy request is illegal because it is trying to copy an object to itself without changing the "
-            "object's metadata, storage class, website redirect location or encryption attributes."
-        )
-    src_key_bytes = open_data_key(
-        call, src_bucket, src_key, Encryption.from_attributes(record.attributes), record.data_key_blob
-    )
-    encryption, data_key, blob = new_data_key(call, bucket, key, p)
-    md5 = hashlib.md5()
-
-    def pieces() -> Iterator[bytes]:
-        for chunk in store.read(record, src_key_bytes):
-            md5.update(chunk)
-            yield chunk
-
-    file_id, size = store.write_file(data_key, pieces())
-    attrs = (
-        content_attributes(p)
-        if directive == "REPLACE"
-        else {k: v for k, v in record.attributes.items() if k in (*CONTENT_FIELDS, "Expires", "Metadata")}
-    )
-    if record.attributes.get("checksum", {}).get("type") == "FULL_OBJECT":
-        attrs["checksum"] = record.attributes["checksum"]
-    attrs.update(encryption.attributes())
-    new = ObjectRecord(
-        bucket.name,
-        key,
-        secrets.token_hex(16),
-        size,
-        f'"{md5.hexdigest()}"',
-        utcnow(),
-        attrs,
-        [(file_id, size)],
-        blob,
-    )
-    _commit(call, store, new, [file_id])
-    return {
-        "CopyObjectResult": {"ETag": new.etag, "LastModified": new.last_modified},
-        **encryption.response(),
-    }

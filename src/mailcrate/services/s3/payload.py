@@ -55,12 +55,18 @@ class EntityTooLarge(ServiceError):
 class Payload:
     """The body of one S3 request. Iterate :meth:`chunks` once; then read the results."""
 
-    def __init__(self, request: HttpRequest) -> None:
+    def __init__(self, request: HttpRequest, *, body_checksums: bool = True) -> None:
+        """``body_checksums=False``: the request's ``x-amz-checksum-*`` headers name the checksum
+        of an object, not of this body (CompleteMultipartUpload's composite one)."""
         self.request = request
         headers = request.headers
         self.content_sha256 = headers.get("x-amz-content-sha256")
-        self.chunked = (self.content_sha256 or "").startswith("STREAMING-") or "aws-chunked" in (
-            headers.get("content-encoding") or ""
+        # aws-chunked framing is declared by a STREAMING-* payload hash, or by Content-Encoding
+        # aws-chunked with the decoded length it requires; Content-Encoding alone is just
+        # metadata (S3 stores "gzip, aws-chunked" as "gzip" for a plain body).
+        self.chunked = (self.content_sha256 or "").startswith("STREAMING-") or (
+            "aws-chunked" in (headers.get("content-encoding") or "")
+            and headers.get("x-amz-decoded-content-length") is not None
         )
         self.signed_chunks = self.content_sha256 in (STREAM_SIGNED, STREAM_SIGNED_TRAILER)
         if (
@@ -101,9 +107,9 @@ class Payload:
         self.expected: dict[str, str] = {}
         for algorithm, header in checksums.HEADER_FOR.items():
             value = headers.get(header)
-            if value is not None:
+            if value is not None and body_checksums:
                 self.expected[algorithm] = value
-        sdk_algorithm = (headers.get("x-amz-sdk-checksum-algorithm") or "").upper()
+        sdk_algorithm = (headers.get("x-amz-sdk-checksum-algorithm") or "").upper() if body_checksums else ""
         wanted = set(self.expected)
         wanted |= {a for a, h in checksums.HEADER_FOR.items() if h in self.trailer_names}
         if sdk_algorithm in checksums.ALGORITHMS:
