@@ -18,7 +18,6 @@ from imapclient import IMAPClient
 from mailcrate.admin import restore as restore_mod
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.imap_append import (
-    AppendError,
     Message,
     PipelinedAppender,
     _send_parts,
@@ -29,7 +28,7 @@ from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestIte
 from mailcrate.mail.base import ImapSpec
 from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
 
-USERS = {f"u{i}": f"pw{i}" for i in range(10)}
+USERS = {f"u{i}": f"pw{i}" for i in range(12)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
 
@@ -105,21 +104,36 @@ def test_batches_keep_flags_dates_and_bytes(dovecot: DovecotServer) -> None:
     assert _contents(dovecot, "u0") == want
 
 
-def test_refused_batch_is_an_error_and_the_connection_survives(dovecot: DovecotServer) -> None:
+def test_refused_messages_are_isolated_and_the_rest_stored(dovecot: DovecotServer) -> None:
+    """MULTIAPPEND stores a batch all or nothing: a refused batch is split until each refused
+    message is alone; the others of its batch and the batches behind it are stored."""
     client = _login(dovecot, "u1")
-    app = PipelinedAppender(client._imap, batch_messages=2, depth=4)
+    app = PipelinedAppender(client._imap, batch_messages=8, depth=4)
+    for i in range(20):
+        data = b"" if i in (5, 6, 13) else _message(i)  # Dovecot cannot store 0 bytes
+        app.add("INBOX", Message(data, ref=i))
     for i in range(3):
-        app.add("INBOX", Message(_message(i)))
-    for i in range(3):
-        app.add("Missing", Message(_message(10 + i)))
-    with pytest.raises(AppendError) as err:
-        app.flush()
-    assert "'Missing'" in str(err.value) and "refused 2 message(s)" in str(err.value)
-    assert dovecot.users["u1"] not in str(err.value)
-    assert not app.in_flight and app.appended == 3  # the batch behind the refused one was read too
+        app.add("Missing", Message(_message(100 + i), ref=100 + i))
+    app.flush()
+    refused = sorted((r.message.ref, r.folder) for r in app.refused)  # type: ignore[type-var]
+    assert refused == [
+        (5, "INBOX"),
+        (6, "INBOX"),
+        (13, "INBOX"),
+        (100, "Missing"),
+        (101, "Missing"),
+        (102, "Missing"),
+    ]
+    assert all("zero byte" in r.text for r in app.refused if r.folder == "INBOX")
+    assert all("Missing" in r.text or "exist" in r.text.lower() for r in app.refused if r.folder == "Missing")
+    assert dovecot.users["u1"] not in " ".join(r.text for r in app.refused)
+    assert not app.in_flight and app.appended == 17
     client.noop()
     client.select_folder("INBOX", readonly=True)
-    assert len(client.search(["ALL"])) == 3
+    got = client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"])
+    assert sorted(v[b"BODY[]"] for v in got.values()) == sorted(
+        _message(i) for i in range(20) if i not in (5, 6, 13)
+    )
     client.logout()
 
 
@@ -208,17 +222,35 @@ def test_restore_without_literal_plus_falls_back(
     assert sum(_contents(dovecot, "u4").values()) == 40
 
 
-def test_restore_refused_is_a_clear_error_without_the_password(
-    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_restore_names_a_refused_message_and_restores_the_rest(
+    dovecot: DovecotServer, tmp_path: Path, pipelining: bool
 ) -> None:
-    """A batch the server refuses (here: an invalid flag) stops the restore with the server's
-    reason and the folder, and no password."""
-    msgs = [(("Inbox",), _message(i), ("\\Bogus",) if i == 25 else (), START) for i in range(30)]
-    with pytest.raises(AdminError) as err:
-        restore_imap(_export_zip(tmp_path / "bad.zip", msgs), _spec(dovecot, "u5"))
-    text = str(err.value)
-    assert "IMAP server refused the restore" in text and "INBOX" in text
-    assert dovecot.users["u5"] not in text
+    """A message the server refuses (here: 0 bytes) is named as such with the server's words;
+    the other 29 are restored; the report is not complete; no password anywhere. A flag IMAP
+    cannot carry is named too (its message restored without it)."""
+    msgs = [
+        (("Inbox",), b"" if i == 25 else _message(i), ("\\Bogus",) if i == 7 else (), START)
+        for i in range(30)
+    ]
+    user = "u5" if pipelining else "u10"
+    report = restore_imap(
+        _export_zip(tmp_path / "bad.zip", msgs), _spec(dovecot, user), imap_pipelining=pipelining
+    )
+    assert (report.done, report.skipped, len(report.refused)) == (29, 0, 1)
+    assert report.mail[("Inbox",)].archive == 30
+    assert not report.complete
+    (refused,) = report.refused
+    assert refused.item == "Inbox/00025.eml"
+    assert (
+        refused.reason.startswith("empty message (0 bytes); the server said: ")
+        and "zero byte" in refused.reason
+    )
+    assert report.not_restored == {
+        "flag '\\\\Bogus': IMAP cannot carry it (the message was restored without it)": 1
+    }
+    assert dovecot.users[user] not in str(report.to_dict())
+    assert sum(_contents(dovecot, user).values()) == 29
 
 
 def test_restore_stops_at_a_damaged_entry(dovecot: DovecotServer, tmp_path: Path) -> None:

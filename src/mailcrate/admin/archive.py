@@ -14,7 +14,6 @@ import contextlib
 import zipfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -22,9 +21,9 @@ from mailcrate.admin.errors import AdminError
 from mailcrate.admin.salvage import scan_local_entries
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, iter_manifest
 from mailcrate.export.verify import VerifyReport, verify_export
+from mailcrate.mail.reconcile import Reconciliation, Refusal, Tally
 
 __all__ = [
-    "Counts",
     "ExportArchive",
     "ItemReport",
     "open_verified",
@@ -199,50 +198,24 @@ def opened(zip_path: Path, archive: ExportArchive | None) -> AbstractContextMana
     return contextlib.nullcontext(archive) if archive is not None else ExportArchive(zip_path)
 
 
-@dataclass
-class Counts:
-    done: int = 0
-    skipped: int = 0
+class ItemReport(Reconciliation):
+    """What an unpack or restore did, per mail folder and per calendar
+    (:class:`~mailcrate.mail.reconcile.Reconciliation`), counted item by item."""
 
-
-@dataclass
-class ItemReport:
-    """What an unpack or restore did, per mail folder and per calendar."""
-
-    mail: dict[tuple[str, ...], Counts] = field(default_factory=dict)
-    calendars: dict[str, Counts] = field(default_factory=dict)
-    not_restored: dict[str, int] = field(default_factory=dict)  # reason -> items
-    destination: str = ""
+    def tally(self, item: ManifestItem) -> Tally:
+        return self.folder(item.folder) if item.kind == "mail" else self.calendar(item.folder[0])
 
     def count(self, item: ManifestItem, created: bool) -> None:
-        c = (
-            self.mail.setdefault(item.folder, Counts())
-            if item.kind == "mail"
-            else self.calendars.setdefault(item.folder[0], Counts())
-        )
+        t = self.tally(item)
         if created:
-            c.done += 1
+            t.done += 1
         else:
-            c.skipped += 1
+            t.already += 1
 
-    @property
-    def done(self) -> int:
-        return sum(c.done for c in (*self.mail.values(), *self.calendars.values()))
-
-    @property
-    def skipped(self) -> int:
-        return sum(c.skipped for c in (*self.mail.values(), *self.calendars.values()))
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "destination": self.destination,
-            "restored": self.done,
-            "skipped": self.skipped,
-            "mail": [
-                {"folder": list(k), "restored": v.done, "skipped": v.skipped} for k, v in self.mail.items()
-            ],
-            "calendars": [
-                {"calendar": k, "restored": v.done, "skipped": v.skipped} for k, v in self.calendars.items()
-            ],
-            "notRestored": dict(self.not_restored),
-        }
+    def refuse(self, item: ManifestItem, reason: str, *, counted: bool = False) -> None:
+        """``item`` was not stored; ``counted``: it had been counted as done (a batch the
+        server refused after it was queued)."""
+        t = self.tally(item)
+        if counted:
+            t.done -= 1
+        t.refused.append(Refusal(item.zip_path, reason))

@@ -26,7 +26,14 @@ from datetime import datetime
 
 from imapclient.imap_utf7 import encode as utf7_encode
 
-__all__ = ["AppendError", "AppenderPool", "Message", "PipelinedAppender", "supports_pipelined_append"]
+__all__ = [
+    "AppendError",
+    "AppenderPool",
+    "Message",
+    "PipelinedAppender",
+    "Refused",
+    "supports_pipelined_append",
+]
 
 _tags = itertools.count(1)
 _FLUSH = "flush"
@@ -34,7 +41,7 @@ _IOV_MAX = 512  # buffers per sendmsg (Linux allows 1024)
 
 
 class AppendError(Exception):
-    """The server refused a batch (its response text), or the connection broke."""
+    """The connection broke, or the server ended it (its response text)."""
 
 
 @dataclass
@@ -42,14 +49,28 @@ class Message:
     data: bytes
     flags: Sequence[str] = ()
     internal_date: datetime | None = None
+    ref: object = None  # the caller's handle for the message (named when it is refused)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A message the server would not store, and the server's own words."""
+
+    message: Message
+    folder: str
+    text: str
 
 
 @dataclass
 class _Batch:
     tag: bytes
     folder: str
-    count: int
+    messages: list[Message]
     nbytes: int
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
 
 
 @dataclass
@@ -114,8 +135,11 @@ class PipelinedAppender(_Batcher):
 
     :meth:`add` queues a message; a folder's batch goes out when it reaches ``batch_bytes`` or
     ``batch_messages`` (or another folder's message arrives); :meth:`flush` sends the rest and
-    waits for every completion.  A refused batch raises :class:`AppendError` (from the next
-    :meth:`add` or :meth:`flush`).  With ``threaded``, a sender thread does the socket work, so
+    waits for every completion.  A batch the server refuses (MULTIAPPEND stores all or nothing)
+    is split in halves, sent again one command at a time, until each message it refuses is
+    alone: those are listed in :attr:`refused` with the server's words, the rest are stored (after
+    the batches that were in flight meanwhile, so a folder's order moves there).  A broken
+    connection raises :class:`AppendError` (from the next :meth:`add` or :meth:`flush`).  With ``threaded``, a sender thread does the socket work, so
     the caller reads and checks the next batch while the server takes this one; at most
     ``queued`` finished batches wait for it (memory: about ``(queued + 2) * batch_bytes``).
     Call :meth:`close` when done (it abandons whatever was not sent yet).
@@ -138,6 +162,8 @@ class PipelinedAppender(_Batcher):
         self.in_flight: deque[_Batch] = deque()
         self.pending: _Pending | None = None
         self.appended = 0
+        self.refused: list[Refused] = []
+        self._to_split: list[tuple[_Batch, str]] = []
         self.error: AppendError | None = None
         self._closing = False
         self._queue: queue.Queue[_Pending | str | None] | None = None
@@ -158,8 +184,7 @@ class PipelinedAppender(_Batcher):
             self._submit(self.pending)
         self.pending = None
         if self._queue is None:
-            while self.in_flight:
-                self._complete()
+            self._finish()
         else:
             self._queue.put(_FLUSH)
             self._queue.join()
@@ -193,8 +218,7 @@ class PipelinedAppender(_Batcher):
                 if self.error is not None or self._closing:
                     continue
                 if job == _FLUSH:
-                    while self.in_flight:
-                        self._complete()
+                    self._finish()
                 elif isinstance(job, _Pending):
                     self._send(job)
             except AppendError as exc:
@@ -205,6 +229,21 @@ class PipelinedAppender(_Batcher):
                 self._queue.task_done()
 
     # -------------------------------------------------------------------------- wire
+
+    def _finish(self) -> None:
+        """Every completion read; every refused batch split until its refused messages are
+        alone (each half is one command, waited for: a refusal is rare, its cost small)."""
+        while self.in_flight:
+            self._complete()
+        while self._to_split:
+            batch, text = self._to_split.pop()
+            if batch.count == 1:
+                self.refused.append(Refused(batch.messages[0], batch.folder, text))
+                continue
+            half = batch.count // 2
+            for part in (batch.messages[:half], batch.messages[half:]):
+                self._send(_Pending(batch.folder, part, sum(len(m.data) for m in part)))
+                self._complete()
 
     def _send(self, p: _Pending) -> None:
         while len(self.in_flight) >= self.depth:
@@ -220,7 +259,7 @@ class PipelinedAppender(_Batcher):
             raise AppendError(
                 f"connection lost while sending to {p.folder!r}: {exc.strerror or exc}"
             ) from None
-        self.in_flight.append(_Batch(tag, p.folder, len(p.messages), p.nbytes))
+        self.in_flight.append(_Batch(tag, p.folder, p.messages, p.nbytes))
 
     def _line(self) -> bytes:
         try:
@@ -248,25 +287,10 @@ class PipelinedAppender(_Batcher):
                 raise AppendError(f"out-of-order completion {_text(line)}")
         self.in_flight.popleft()
         status = rest.split(b" ", 1)[0].upper()
-        if status != b"OK":
-            self._drain()  # the connection stays usable: no completion of ours left unread
-            raise AppendError(
-                f"server refused {batch.count} message(s) ({batch.nbytes:,} bytes) "
-                f"for {batch.folder!r}: {_text(rest)}"
-            )
+        if status != b"OK":  # NO or BAD: nothing of the batch was stored
+            self._to_split.append((batch, _text(rest.split(b" ", 1)[1] if b" " in rest else rest)))
+            return
         self.appended += batch.count
-
-    def _drain(self) -> None:
-        while self.in_flight:
-            batch = self.in_flight.popleft()
-            while True:
-                line = self._line()
-                if line.startswith(b"* BYE"):
-                    return
-                if line.split(b" ", 1)[0] == batch.tag:
-                    if line.split(b" ", 2)[1:2] == [b"OK"]:
-                        self.appended += batch.count
-                    break
 
 
 def _send_parts(sock: socket.socket, parts: list[bytes]) -> None:
@@ -320,6 +344,13 @@ class AppenderPool(_Batcher):
     @property
     def appended(self) -> int:
         return sum(a.appended for a in self.appenders)
+
+    def take_refused(self) -> list[Refused]:
+        """The messages refused since the last call (call after :meth:`flush`)."""
+        out = [r for a in self.appenders for r in a.refused]
+        for a in self.appenders:
+            a.refused = []
+        return out
 
     def _submit(self, p: _Pending) -> None:
         self.pending = None

@@ -7,8 +7,11 @@ restore is simply started again.
   holds a message with the same SHA-256 (the store's index); calendar items keyed by UID.
 * IMAP: APPEND with the original flags (``\\Recent`` excepted: servers set it) and internal
   date, into the original folder path joined with the server's hierarchy delimiter (folders are
-  created and subscribed). A message is skipped when the folder already holds one with the same
-  Message-ID, Date header and size (RFC822.SIZE, which servers may count with CRLF line ends).
+  created and subscribed, empty ones too). A message is "already there" only when the folder
+  holds the same bytes as the server stores them (:func:`stored_form`), counted as a multiset: a
+  folder holding one copy takes a second copy of the same bytes (its own flags and date). A
+  message the server refuses is named in the report with the server's words and the restore
+  goes on (:mod:`mailcrate.admin.imap_append` isolates it in its batch).
 * CalDAV: each calendar item's original iCalendar bytes are PUT with ``If-None-Match: *`` into the
   calendar of the same display name (created when missing); an existing resource is kept.
 
@@ -30,7 +33,7 @@ import ssl
 import struct
 import zipfile
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -59,7 +62,6 @@ from mailcrate.mail.store import calendar_item_uid
 __all__ = ["check_archive", "restore_embedded", "restore_imap", "restore_remote_calendars"]
 
 Tick = Callable[[ManifestItem], None]
-_FETCH_BATCH = 500
 _READ_AHEAD_ITEMS = 64
 _READ_AHEAD_BYTES = 32 << 20
 _READ_THREADS = 2
@@ -158,32 +160,26 @@ def _imap_connect(spec: ImapSpec) -> IMAPClient:
     return client
 
 
-_KEY_FIELDS = re.compile(rb"^(message-id|date):(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-_BLANK_LINE = re.compile(rb"\r\n\r\n|\n\n")
-_HEADER_LIMIT = 256 * 1024
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BODY_BATCH_BYTES = 16 << 20
 
 
-def _header_key(head: bytes) -> tuple[str, str]:
-    """(Message-ID, Date) of a message's header, whitespace-normalised; the first of each.
-
-    A regular expression on the header block only (what the email parser gave, at a fraction of
-    its cost): both the archive's messages and the server's HEADER.FIELDS go through it. The
-    header ends at the first blank line (searched for once: a ``find`` per line-end style
-    scanned the whole of a large message for the style it does not use), or after 256 KiB."""
-    blank = _BLANK_LINE.search(head, 0, _HEADER_LIMIT)
-    cut = blank.start() if blank else min(len(head), _HEADER_LIMIT)
-    found: dict[bytes, bytes] = {}
-    for m in _KEY_FIELDS.finditer(head, 0, cut + 1):
-        found.setdefault(m.group(1).lower(), m.group(2))
-    return (
-        " ".join(found.get(b"message-id", b"").decode("latin-1").split()),
-        " ".join(found.get(b"date", b"").decode("latin-1").split()),
-    )
+def stored_form(data: bytes) -> bytes:
+    """A message as IMAP servers store it: Dovecot (and Cyrus) turn a bare LF into CRLF and a
+    NUL into 0x80; RFC 3501 allows neither in a message. Identity is compared in this form."""
+    if b"\0" in data:
+        data = data.replace(b"\0", b"\x80")
+    if data.count(b"\n") != data.count(b"\r\n"):
+        data = _BARE_LF.sub(b"\r\n", data)
+    return data
 
 
-def _crlf_size(data: bytes) -> int:
-    """Size with every bare LF counted as CRLF (how IMAP servers report RFC822.SIZE)."""
-    return len(data) + data.count(b"\n") - data.count(b"\r\n")
+def stored_digest(data: bytes, sha256: str | None = None) -> str:
+    """SHA-256 of :func:`stored_form`; ``sha256`` (the manifest's, of ``data``) saves the hash
+    when the stored form is the same bytes (the message has CRLF line ends and no NUL)."""
+    if sha256 is not None and b"\0" not in data and data.count(b"\n") == data.count(b"\r\n"):
+        return sha256
+    return hashlib.sha256(stored_form(data)).hexdigest()
 
 
 class _ImapFolders:
@@ -196,7 +192,8 @@ class _ImapFolders:
         delims = [d for _f, d, _n in client.list_folders("", "")]
         delim = delims[0] if delims else (listing[0][1] if listing else b"/")
         self.delim = (delim.decode() if isinstance(delim, bytes) else delim) or "/"
-        self.index: dict[str, dict[tuple[str, str], set[int]]] = {}
+        self.index: dict[str, Counter[str]] = {}
+        self.limit = _append_limit(client.capabilities())
         self.renamed = 0
 
     def name_for(self, folder: tuple[str, ...]) -> str:
@@ -224,22 +221,27 @@ class _ImapFolders:
                     self.client.subscribe_folder(sub)
                 self.names.add(sub)
 
-    def existing(self, name: str) -> dict[tuple[str, str], set[int]]:
+    def existing(self, name: str) -> Counter[str]:
+        """The folder's messages as a multiset of :func:`stored_digest`: every body fetched
+        once, in batches of ~16 MiB (a re-run reads what it restored; an empty target costs
+        nothing)."""
         if name in self.index:
             return self.index[name]
-        found: dict[tuple[str, str], set[int]] = {}
+        found: Counter[str] = Counter()
         if name in self.names or name.upper() == "INBOX":
             self.client.select_folder(name, readonly=True)
             ids = self.client.search(["ALL"])
-            for start in range(0, len(ids), _FETCH_BATCH):
-                batch = ids[start : start + _FETCH_BATCH]
-                data = self.client.fetch(
-                    batch, [b"RFC822.SIZE", b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE)]"]
-                )
-                for values in data.values():
-                    head = next((v for k, v in values.items() if k.startswith(b"BODY[HEADER")), b"")
-                    key = _header_key(head or b"")
-                    found.setdefault(key, set()).add(int(values[b"RFC822.SIZE"]))
+            sizes = self.client.fetch(ids, [b"RFC822.SIZE"]) if ids else {}
+            batch: list[int] = []
+            nbytes = 0
+            for i, msg_id in enumerate(ids):
+                batch.append(msg_id)
+                nbytes += int(sizes.get(msg_id, {}).get(b"RFC822.SIZE", 0))
+                if nbytes >= _BODY_BATCH_BYTES or i == len(ids) - 1:
+                    for values in self.client.fetch(batch, [b"BODY.PEEK[]"]).values():
+                        body = values.get(b"BODY[]") or b""
+                        found[hashlib.sha256(body).hexdigest()] += 1
+                    batch, nbytes = [], 0
             self.client.close_folder()
         self.index[name] = found
         return found
@@ -314,7 +316,7 @@ def restore_imap(
                             ics = ics_from_calendar_mime(body)
                             report.count(item, calendars.put(item.folder[0], ics))
                     else:
-                        report.count(item, _append(folders, item, body, appender))
+                        _append(folders, item, body, appender, report)
                     if tick:
                         tick(item)
             finally:
@@ -324,14 +326,15 @@ def restore_imap(
                 _check_digest(digest, log_path, zip_path, report)
             if appender is not None:
                 appender.flush()
+                _count_refused(appender, report)
         if folders.renamed:
             report.not_restored[f"folder names containing {folders.delim!r} (restored with '_')"] = (
                 folders.renamed
             )
     except (imaplib.IMAP4.error, IMAPClientError, AppendError) as exc:
         raise AdminError(
-            f"IMAP server refused the restore: {exc}",
-            "check the account's quota and rights (a re-run skips what is already there)",
+            f"the IMAP restore stopped: {exc} ({report.done} restored before it)",
+            "run it again: what is already there is not sent twice",
         ) from None
     finally:
         if digest is not None:
@@ -448,26 +451,85 @@ def _read_ahead(
         yield window.popleft()
 
 
-def _append(folders: _ImapFolders, item: ManifestItem, data: bytes, appender: AppenderPool | None) -> bool:
+def _append(
+    folders: _ImapFolders, item: ManifestItem, data: bytes, appender: AppenderPool | None, report: ItemReport
+) -> None:
     name = folders.name_for(item.folder)
     if appender is not None and (
         name not in folders.index or (name not in folders.names and name.upper() != "INBOX")
     ):
         appender.flush()  # creating or indexing a folder takes the connection: nothing in flight
+        _count_refused(appender, report)
     folders.ensure(name)
     existing = folders.existing(name)
-    key = _header_key(data)  # no slice: that copied up to 256 KiB per message
-    known = existing.get(key)
-    # the CRLF size (a pass over the message) only when a message of that key is there already
-    if known and known & {len(data), _crlf_size(data)}:
-        return False
+    digest = stored_digest(data, item.sha256)
+    if existing[digest] > 0:  # one copy there per copy in the archive: duplicates stay distinct
+        existing[digest] -= 1
+        report.count(item, False)
+        return
+    if folders.limit is not None and len(data) > folders.limit:
+        report.refuse(
+            item,
+            f"over the server's size limit ({len(data):,} bytes > APPENDLIMIT {folders.limit:,}); not sent",
+        )
+        return
     flags = [f for f in item.flags if f.lower() != "\\recent"]
+    if any(not _storable_flag(f) for f in flags):
+        for f in (f for f in flags if not _storable_flag(f)):
+            key = f"flag {f!r}: IMAP cannot carry it (the message was restored without it)"
+            report.not_restored[key] = report.not_restored.get(key, 0) + 1
+        flags = [f for f in flags if _storable_flag(f)]
     if appender is not None:
-        appender.add(name, Message(data, flags, item.internal_date))
-    else:
+        appender.add(name, Message(data, flags, item.internal_date, ref=item))
+        report.count(item, True)  # until the server says otherwise (_count_refused)
+        return
+    try:
         folders.client.append(name, data, flags=flags, msg_time=item.internal_date)
-    existing.setdefault(key, set()).add(len(data))
-    return True
+    except imaplib.IMAP4.abort:
+        raise
+    except (imaplib.IMAP4.error, IMAPClientError) as exc:
+        report.refuse(item, refusal_reason(data, str(exc).removeprefix("append failed: "), folders.limit))
+        return
+    report.count(item, True)
+
+
+def _count_refused(appender: AppenderPool, report: ItemReport) -> None:
+    """Move what the server refused (since the last call) from "restored" to "refused"."""
+    for refused in appender.take_refused():
+        assert isinstance(refused.message.ref, ManifestItem)
+        reason = refusal_reason(refused.message.data, refused.text, None)
+        report.refuse(refused.message.ref, reason, counted=True)
+
+
+def refusal_reason(data: bytes, text: str, limit: int | None) -> str:
+    """Why the server refused a message, in its own words, naming what servers cannot store."""
+    said = f"the server said: {text.strip()}"
+    if not data:
+        return f"empty message (0 bytes); {said}"
+    if "TOOBIG" in text.upper() or "too large" in text.lower() or (limit is not None and len(data) > limit):
+        return f"over the server's size limit ({len(data):,} bytes); {said}"
+    return said
+
+
+_SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
+_KEYWORD = re.compile(r"[!#$&'+-Z^-z|~]+\Z")  # an IMAP atom (RFC 3501): no specials, no "]"
+
+
+def _storable_flag(flag: str) -> bool:
+    """Whether APPEND can carry the flag: a system flag RFC 3501 defines, or a keyword atom.
+    Anything else is a BAD command, which a pipelined server may answer by dropping the
+    connection (Dovecot: "Too many invalid IMAP commands")."""
+    return flag.lower() in _SYSTEM_FLAGS if flag.startswith("\\") else bool(_KEYWORD.match(flag))
+
+
+def _append_limit(capabilities: Iterable[bytes | str]) -> int | None:
+    """The server's APPENDLIMIT (RFC 7889), when it announces one for every mailbox."""
+    for cap in capabilities:
+        text = cap.decode() if isinstance(cap, bytes) else cap
+        if text.upper().startswith("APPENDLIMIT="):
+            with contextlib.suppress(ValueError):
+                return int(text.split("=", 1)[1])
+    return None
 
 
 # ------------------------------------------------------------------------------------ CalDAV

@@ -387,7 +387,7 @@ def download_cmd(
         if result.report.ok:
             click.echo(f"verified: {_verify_summary(result.report)}")
         if result.unpacked is not None:
-            _print_item_report(result.unpacked, "unpacked", "already there")
+            _print_item_report(result.unpacked, "unpacked")
     if not result.report.ok:
         click.secho(
             f"error: {result.zip_path} failed verification ({len(result.report.problems)} problems):",
@@ -438,14 +438,13 @@ def verify_cmd(zip_path: Path, log_path: Path | None, output: str) -> None:
         sys.exit(1)
 
 
-def _print_item_report(report: ItemReport, done: str, skipped: str) -> None:
-    for folder, counts in report.mail.items():
-        click.echo(f"  {'/'.join(folder)}: {counts.done} {done}, {counts.skipped} {skipped}")
-    for name, counts in report.calendars.items():
-        click.echo(f"  calendar {name}: {counts.done} {done}, {counts.skipped} {skipped}")
-    for reason, count in report.not_restored.items():
-        click.echo(f"  not restored: {count} {reason}")
-    click.echo(f"total: {report.done} {done}, {report.skipped} {skipped} -> {report.destination}")
+def _print_item_report(report: ItemReport, done: str) -> None:
+    """The reconciliation table; what did not arrive goes to stderr too, in red."""
+    for line in report.table(done):
+        click.echo(line)
+    if not report.complete:
+        missing = len(report.refused) + sum(report.not_restored.values()) + len(report.errors)
+        click.secho(f"error: {missing} item(s) not {done} (listed above)", err=True, fg="red")
 
 
 @export.command("restore")
@@ -478,8 +477,10 @@ def restore_cmd(
 
     The archive is verified as in `export verify`: over IMAP while it is read (each entry's
     SHA-256 before it is sent; a damaged entry stops the restore there), otherwise first.
-    Re-running skips what is already there, so an interrupted restore is resumed by running it
-    again."""
+    Re-running skips what is already there (the same bytes, one copy per copy in the archive),
+    so an interrupted restore is resumed by running it again. A message the server refuses is
+    named with the server's words and the rest goes on; the exit status is 1 when anything was
+    not restored."""
     from mailcrate.admin.archive import open_verified
     from mailcrate.admin.mailbox import find_user, open_data_dir, writable_root
     from mailcrate.admin.restore import (
@@ -532,4 +533,6 @@ def restore_cmd(
     if output == "json":
         _print_json(report.to_dict())
     else:
-        _print_item_report(report, "restored", "already there")
+        _print_item_report(report, "restored")
+    if not report.complete:
+        sys.exit(1)
