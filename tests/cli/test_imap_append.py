@@ -61,7 +61,9 @@ def _contents(dv: DovecotServer, user: str) -> Counter:
     client = _login(dv, user)
     found: Counter = Counter()
     try:
-        for _flags, _delim, name in client.list_folders():
+        for flags, _delim, name in client.list_folders():
+            if b"\\Noselect" in flags:
+                continue  # a parent the restore did not create (the server names it)
             client.select_folder(name, readonly=True)
             ids = client.search(["ALL"])
             for data in client.fetch(ids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]).values():

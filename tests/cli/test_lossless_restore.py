@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,14 +19,17 @@ import pytest
 from imapclient import IMAPClient
 
 from mailcrate.admin.restore import stored_form
-from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, manifest_lines
+from mailcrate.export.manifest import MANIFEST_NAME, Manifest, ManifestHeader, ManifestItem, manifest_lines
 from mailcrate.export.names import item_path
+from mailcrate.export.pipeline import write_archive
 from mailcrate.export.zipstream import ZipStreamWriter
+from mailcrate.mail.base import ImapSpec
+from mailcrate.mail.imap import ImapSource
 from tests import corpus
 from tests.cli.support import run
 from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
 
-USERS = {"r1": "pw1", "r2": "pw2"}
+USERS = {"r1": "pw1", "r2": "pw2", "src": "pw3", "dst": "pw4"}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 Key = tuple[str, str, frozenset[str], datetime]
 
@@ -73,7 +77,9 @@ def server_view(dv: DovecotServer, user: str) -> Counter[Key]:
     client.login(user, dv.users[user])
     seen: Counter[Key] = Counter()
     try:
-        for _flags, delim, name in client.list_folders():
+        for flags, delim, name in client.list_folders():
+            if {b"\\Noselect", b"\\NonExistent"} & set(flags):
+                continue  # a parent that is only a name
             client.select_folder(name, readonly=True)
             ids = client.search(["ALL"])
             for v in (client.fetch(ids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if ids else {}).values():
@@ -157,3 +163,74 @@ def test_same_bytes_already_there_are_matched_one_copy_each(dovecot: DovecotServ
     report = json.loads(out)
     assert (report["restored"], report["alreadyThere"]) == (2, 1)
     assert sum(server_view(dovecot, "r2").values()) == 3
+
+
+def export_imap(dv: DovecotServer, user: str, zip_path: Path) -> Manifest:
+    """The export pipeline over IMAP into a zip; its manifest."""
+    spec = ImapSpec(url=dv.url, user=user, password=dv.users[user])
+    with ImapSource(spec) as source, zip_path.open("wb") as fh:
+        write_archive(source, fh.write, header=ManifestHeader(user, "o", "e", START))
+    with zipfile.ZipFile(zip_path) as zf:
+        return Manifest.parse(zf.read(MANIFEST_NAME))
+
+
+def test_round_trip_through_dovecot(dovecot: DovecotServer, tmp_path: Path) -> None:
+    """Export -> restore -> re-export: the same items (bytes as the server stores them), flags,
+    INTERNALDATEs and folders, the empty one included."""
+    placed = corpus.mailbox()  # Dovecot cannot store the 0-byte message
+    source_zip = tmp_path / "source.zip"
+    write_export(source_zip, placed)
+    assert restore(dovecot, "src", source_zip)[0] == 0
+    dovecot.add_folder("src", corpus.EMPTY_FOLDER)
+
+    first = export_imap(dovecot, "src", tmp_path / "first.zip")
+    code, out, err = restore(dovecot, "dst", tmp_path / "first.zip")
+    assert code == 0, out + err
+    second = export_imap(dovecot, "dst", tmp_path / "second.zip")
+
+    def view(m: Manifest) -> Counter[tuple[tuple[str, ...], str, frozenset[str], datetime | None]]:
+        return Counter((i.folder, i.sha256, frozenset(i.flags), i.internal_date) for i in m.items)
+
+    assert view(second) == view(first)
+    assert len(first.items) == len(placed)
+    assert ("mail", corpus.EMPTY_FOLDER) in first.header.empty_folders
+    assert second.header.empty_folders == first.header.empty_folders
+    assert server_view(dovecot, "dst") == server_view(dovecot, "src") == expected_view(placed)
+
+
+def test_embedded_restore_and_unpack_keep_duplicates_keywords_and_empty_folders(tmp_path: Path) -> None:
+    """The same export into an embedded mailbox (twice: idempotent) and as mbox files."""
+    from mailcrate.admin.restore import restore_embedded
+    from mailcrate.admin.unpack import unpack_mbox
+    from mailcrate.mail.store import EmbeddedStore
+
+    placed = corpus.mailbox(zero_bytes=True)
+    zip_path = tmp_path / "x.zip"
+    write_export(zip_path, placed)
+    with zipfile.ZipFile(zip_path) as zf:  # add the empty folder to the header, as an export does
+        lines = zf.read(MANIFEST_NAME).splitlines(keepends=True)
+        entries = [(i, zf.read(i)) for i in zf.namelist() if i != MANIFEST_NAME]
+    header = ManifestHeader("j", "o", "e", START, empty_folders=(("mail", corpus.EMPTY_FOLDER),))
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+        zf.writestr(MANIFEST_NAME, header.to_json_line() + b"".join(lines[1:]))
+
+    root = tmp_path / "mb"
+    report = restore_embedded(zip_path, root)
+    assert report.complete and report.done == len(placed) and report.mail[corpus.EMPTY_FOLDER].archive == 0
+    again = restore_embedded(zip_path, root)
+    assert again.done == 0 and again.skipped == len(placed)
+    with EmbeddedStore(root) as store:
+        folders = store.folders()
+        got = Counter(
+            (f.path, it.read_all(), frozenset(it.flags), it.internal_date)
+            for f in folders
+            if f.kind == "mail"
+            for it in store.items(f)
+        )
+    assert corpus.EMPTY_FOLDER in [f.path for f in folders]
+    assert got == Counter((p.folder, p.data, frozenset(p.flags), p.internal_date) for p in placed)
+
+    unpack_mbox(zip_path, tmp_path / "out")
+    assert (tmp_path / "out" / "mbox" / "Archive" / "Empty 2019.mbox").stat().st_size == 0

@@ -160,7 +160,6 @@ def _imap_connect(spec: ImapSpec) -> IMAPClient:
     return client
 
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 _BODY_BATCH_BYTES = 16 << 20
 
 
@@ -170,7 +169,8 @@ def stored_form(data: bytes) -> bytes:
     if b"\0" in data:
         data = data.replace(b"\0", b"\x80")
     if data.count(b"\n") != data.count(b"\r\n"):
-        data = _BARE_LF.sub(b"\r\n", data)
+        # two C passes; exactly "bare LF -> CRLF" (a regular expression took 7 ms per MiB)
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return data
 
 
@@ -206,20 +206,30 @@ class _ImapFolders:
         return self.delim.join(parts)
 
     def ensure(self, name: str) -> None:
+        """Create the folder (and subscribe it). Only the folder itself: RFC 3501 servers create
+        the superior names a CREATE needs, and a parent created here would be a selectable
+        folder the source did not have (Dovecot lists an absent parent as \\Noselect); only a
+        server that refuses the CREATE gets the parents created first."""
         if name in self.names or name.upper() == "INBOX":
             return
-        pieces = name.split(self.delim)
-        for i in range(1, len(pieces) + 1):
-            sub = self.delim.join(pieces[:i])
-            if sub not in self.names:
-                try:
-                    self.client.create_folder(sub)
-                except IMAPClientError as exc:
-                    if "exist" not in str(exc).lower():
-                        raise
-                with contextlib.suppress(IMAPClientError):
-                    self.client.subscribe_folder(sub)
-                self.names.add(sub)
+        try:
+            self._create(name)
+        except IMAPClientError:
+            pieces = name.split(self.delim)
+            for i in range(1, len(pieces) + 1):
+                sub = self.delim.join(pieces[:i])
+                if sub not in self.names:
+                    self._create(sub)
+
+    def _create(self, name: str) -> None:
+        try:
+            self.client.create_folder(name)
+        except IMAPClientError as exc:
+            if "exist" not in str(exc).lower():
+                raise
+        with contextlib.suppress(IMAPClientError):
+            self.client.subscribe_folder(name)
+        self.names.add(name)
 
     def existing(self, name: str) -> Counter[str]:
         """The folder's messages as a multiset of :func:`stored_digest`: every body fetched
@@ -327,6 +337,13 @@ def restore_imap(
             if appender is not None:
                 appender.flush()
                 _count_refused(appender, report)
+            for kind, path in archive.header.empty_folders:  # recreated, empty
+                if kind == "mail":
+                    folders.ensure(folders.name_for(path))
+                    report.folder(path)
+                elif calendars is not None:
+                    calendars.calendar(path[0])
+                    report.calendar(path[0])
         if folders.renamed:
             report.not_restored[f"folder names containing {folders.delim!r} (restored with '_')"] = (
                 folders.renamed
@@ -462,9 +479,13 @@ def _append(
         _count_refused(appender, report)
     folders.ensure(name)
     existing = folders.existing(name)
-    digest = stored_digest(data, item.sha256)
-    if existing[digest] > 0:  # one copy there per copy in the archive: duplicates stay distinct
+    # one copy there per copy in the archive (duplicates stay distinct); an empty folder needs
+    # no digest (all of a fresh target)
+    digest = stored_digest(data, item.sha256) if existing else ""
+    if digest in existing:
         existing[digest] -= 1
+        if not existing[digest]:
+            del existing[digest]
         report.count(item, False)
         return
     if folders.limit is not None and len(data) > folders.limit:
@@ -560,7 +581,7 @@ class _CalDav:
                 f"cannot use CalDAV server {spec.url}: {type(exc).__name__}: {exc}", "check --caldav URL"
             ) from None
 
-    def _calendar(self, name: str) -> Any:
+    def calendar(self, name: str) -> Any:
         cal = self.calendars.get(name)
         if cal is None:
             cal = self.principal.make_calendar(name=name)
@@ -569,7 +590,7 @@ class _CalDav:
 
     def put(self, name: str, ics: bytes) -> bool:
         """PUT the object unless a resource of that name exists; True when stored."""
-        cal = self._calendar(name)
+        cal = self.calendar(name)
         leaf = hashlib.sha256(calendar_item_uid(ics).encode("utf-8")).hexdigest()[:40] + ".ics"
         url = urljoin(str(cal.url).rstrip("/") + "/", leaf)
         resp = self.client.put(

@@ -2,14 +2,16 @@
 (the embedded store's own layout, which Dovecot and mutt read as is), or one mbox per folder.
 
 The Maildir form and restoring into an embedded mailbox are the same operation: every message is
-delivered byte-exact with its flags and internal date (file mtime), deduplicated by SHA-256 per
-folder, so running it again adds nothing. Calendar items get their original iCalendar bytes
+delivered byte-exact with its flags (keywords too) and internal date (file mtime); a message
+is already there when its folder holds as many copies of its bytes as the archive has so far,
+so identical messages stay distinct and running it again adds nothing. Calendar items get their original iCalendar bytes
 back from the MIME wrapper and are keyed by UID.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
@@ -19,7 +21,14 @@ from mailcrate.admin.archive import ExportArchive, ItemReport, opened
 from mailcrate.export.manifest import ManifestItem
 from mailcrate.export.names import safe_component
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
-from mailcrate.mail.store import add_calendar_item, calendar_item_path, calendar_item_uid, deliver_message
+from mailcrate.mail.store import (
+    add_calendar_item,
+    calendar_dir,
+    calendar_item_path,
+    calendar_item_uid,
+    deliver_message,
+    ensure_folder,
+)
 
 __all__ = ["restore_calendar_item", "unpack_maildir", "unpack_mbox"]
 
@@ -49,17 +58,31 @@ def unpack_maildir(
     :func:`~mailcrate.admin.archive.verify_opened` verified it (its central directory and
     manifest are not read again; the caller closes it); without it the zip is opened here."""
     report = ItemReport(destination=str(root))
+    copies: dict[tuple[str, ...], Counter[str]] = {}  # per folder: identical messages stay distinct
     with opened(zip_path, archive) as archive:
         for item in archive.items():
             if item.kind == "mail":
                 created = deliver_message(
-                    root, item.folder, archive.chunks(item), item.flags, item.internal_date, dedupe=True
+                    root,
+                    item.folder,
+                    archive.chunks(item),
+                    item.flags,
+                    item.internal_date,
+                    dedupe=True,
+                    copies=copies.setdefault(item.folder, Counter()),
                 )[1]
             else:
                 created = restore_calendar_item(root, archive, item)
             report.count(item, created)
             if tick:
                 tick(item)
+        for kind, path in archive.header.empty_folders:
+            if kind == "mail":
+                ensure_folder(root, path)
+                report.folder(path)
+            else:
+                calendar_dir(root, path[0]).mkdir(parents=True, exist_ok=True, mode=0o700)
+                report.calendar(path[0])
     return report
 
 
@@ -121,6 +144,15 @@ def unpack_mbox(
                     report.count(item, True)
                 if tick:
                     tick(item)
+            for kind, path in archive.header.empty_folders:  # an empty mbox, an empty directory
+                if kind == "mail":
+                    mbox = _mbox_path(base / "mbox", path)
+                    mbox.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    mbox.touch(mode=0o600)
+                    report.folder(path)
+                else:
+                    calendar_dir(base, path[0]).mkdir(parents=True, exist_ok=True, mode=0o700)
+                    report.calendar(path[0])
     finally:
         if current is not None:
             current[1].close()

@@ -90,27 +90,44 @@ class ManifestHeader:
     entity_id: str
     start_time: datetime
     format: str = MANIFEST_FORMAT
+    #: folders (kind, original path) the export holds no item of, so that restore and unpack
+    #: recreate them; ``emptyFolders`` in JSON (absent in older manifests: none recorded)
+    empty_folders: tuple[tuple[ItemKind, tuple[str, ...]], ...] = ()
 
     def to_json_line(self) -> bytes:
-        return _dumps(
-            {
-                "format": self.format,
-                "jobId": self.job_id,
-                "organizationId": self.organization_id,
-                "entityId": self.entity_id,
-                "startTime": format_time(self.start_time),
-            }
-        )
+        line: dict[str, Any] = {
+            "format": self.format,
+            "jobId": self.job_id,
+            "organizationId": self.organization_id,
+            "entityId": self.entity_id,
+            "startTime": format_time(self.start_time),
+        }
+        if self.empty_folders:  # only then: a manifest without any is the same bytes as before
+            line["emptyFolders"] = [{"kind": k, "folder": list(p)} for k, p in self.empty_folders]
+        return _dumps(line)
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> ManifestHeader:
         if obj.get("format") != MANIFEST_FORMAT:
             raise ManifestError(f"unsupported manifest format {obj.get('format')!r}")
+        empty = obj.get("emptyFolders", [])
+        if not isinstance(empty, list) or not all(isinstance(e, dict) for e in empty):
+            raise ManifestError(f"emptyFolders must be a list of objects, got {empty!r}")
+        folders: list[tuple[ItemKind, tuple[str, ...]]] = []
+        for e in empty:
+            kind = _str(e, "kind")
+            if kind not in _KINDS:
+                raise ManifestError(f"emptyFolders kind must be mail or calendar, got {kind!r}")
+            path = _str_list(e, "folder")
+            if not path:
+                raise ManifestError("emptyFolders folder must not be empty")
+            folders.append((cast(ItemKind, kind), path))
         return cls(
             job_id=_str(obj, "jobId"),
             organization_id=_str(obj, "organizationId"),
             entity_id=_str(obj, "entityId"),
             start_time=parse_time(_str(obj, "startTime")),
+            empty_folders=tuple(folders),
         )
 
 

@@ -14,6 +14,8 @@ against the counts the source listed up front.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import queue
 import tempfile
 import threading
@@ -277,8 +279,8 @@ def write_archive(
     kwargs = {} if zip64_limit is None else {"zip64_limit": zip64_limit}
     writer = ZipStreamWriter(write, compresslevel=compresslevel, **kwargs)
     exported = total_bytes = skipped = 0
+    filled: set[int] = set()  # folders with an item in the zip; the others go in the header
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as manifest:
-        manifest.write(header.to_json_line())
         reader = _ReadAhead(source, folders, compresslevel)
         current, seq = -1, 0
         try:
@@ -293,6 +295,7 @@ def write_archive(
                     progress.end_item()
                     continue
                 seq += 1
+                filled.add(index)
                 name = item_path(item.kind, folder.path, seq)
                 if isinstance(chunks, PreparedEntry):
                     entry = writer.add_prepared(name, chunks, date_time=item.internal_date)
@@ -323,14 +326,16 @@ def write_archive(
         finally:
             reader.close()
         should_stop()
+        empty = tuple((f.kind, f.path) for i, f in enumerate(folders) if i not in filled)
+        head = dataclasses.replace(header, empty_folders=empty).to_json_line()
         size = manifest.tell()
         manifest.seek(0)
         writer.add(
             MANIFEST_NAME,
-            iter(lambda: manifest.read(_COPY_CHUNK), b""),
+            itertools.chain((head,), iter(lambda: manifest.read(_COPY_CHUNK), b"")),
             date_time=header.start_time,
             compress=True,
-            size_hint=size,
+            size_hint=len(head) + size,
         )
     archive_bytes = writer.close()
     return ArchiveFigures(

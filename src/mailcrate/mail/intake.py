@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -25,6 +25,7 @@ from typing import BinaryIO
 from mailcrate.mail.base import nfc
 from mailcrate.mail.ics import split_events
 from mailcrate.mail.maildir import MaildirSource, is_maildir
+from mailcrate.mail.reconcile import Reconciliation
 from mailcrate.mail.store import (
     DEFAULT_CALENDAR,
     add_calendar_item,
@@ -32,45 +33,39 @@ from mailcrate.mail.store import (
     calendar_item_uid,
     create_mailbox,
     deliver_message,
+    ensure_folder,
 )
 
 FolderArg = str | tuple[str, ...] | None
 _SPOOL = 8 * 1024 * 1024
 
 
-@dataclass
-class Counts:
-    """Per-folder result: newly stored, and already there (skipped)."""
+class ImportReport(Reconciliation):
+    """What an import did, per mail folder and per calendar; ``errors`` lists unreadable inputs.
 
-    imported: int = 0
-    skipped: int = 0
+    ``copies`` counts this run's messages per folder and SHA-256, so that identical messages
+    of the input are stored as distinct items (see :func:`~mailcrate.mail.store.deliver_message`)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.copies: dict[tuple[str, ...], Counter[str]] = {}
 
-@dataclass
-class ImportReport:
-    """What an import did, per mail folder and per calendar; ``errors`` lists unreadable inputs."""
+    def deliver(
+        self,
+        root: Path,
+        folder: tuple[str, ...],
+        data: Iterable[bytes],
+        flags: Iterable[str] = (),
+        date: datetime | None = None,
+    ) -> None:
+        copies = self.copies.setdefault(folder, Counter())
+        created = deliver_message(root, folder, data, flags, date, dedupe=True, copies=copies)[1]
+        t = self.folder(folder)
+        t.done += created
+        t.already += not created
 
-    mail: dict[tuple[str, ...], Counts] = field(default_factory=dict)
-    calendars: dict[str, Counts] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    def _count(self, folder: tuple[str, ...], created: bool) -> None:
-        c = self.mail.setdefault(folder, Counts())
-        c.imported += created
-        c.skipped += not created
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "mail": [
-                {"folder": list(k), "imported": v.imported, "skipped": v.skipped}
-                for k, v in self.mail.items()
-            ],
-            "calendars": [
-                {"calendar": k, "imported": v.imported, "skipped": v.skipped}
-                for k, v in self.calendars.items()
-            ],
-            "errors": list(self.errors),
-        }
+    def to_dict(self, done: str = "imported") -> dict[str, object]:
+        return super().to_dict(done)
 
 
 def import_paths(
@@ -110,8 +105,7 @@ def _import_one(root: Path, path: Path, target: tuple[str, ...] | None, report: 
         else:
             dest = target or ("Inbox",)
             with open(path, "rb") as f:
-                created = deliver_message(root, dest, _read_chunks(f), dedupe=True)[1]
-            report._count(dest, created)
+                report.deliver(root, dest, _read_chunks(f))
     except OSError as e:
         report.errors.append(f"{path}: {e.strerror or type(e).__name__}")
 
@@ -144,12 +138,10 @@ def _import_maildir(root: Path, path: Path, target: tuple[str, ...] | None, repo
             dest = folder.path
             if target is not None:
                 dest = target if folder.path == ("Inbox",) else (*target, *folder.path)
-            report.mail.setdefault(dest, Counts())
+            report.folder(dest)  # listed even when empty
+            ensure_folder(root, dest)  # an empty folder of the source is kept
             for item in src.items(folder):
-                created = deliver_message(
-                    root, dest, item.chunks(), item.flags, item.internal_date, dedupe=True
-                )[1]
-                report._count(dest, created)
+                report.deliver(root, dest, item.chunks(), item.flags, item.internal_date)
 
 
 # ---------------------------------------------------------------------------- mbox
@@ -177,13 +169,12 @@ def _mbox_flags(spool: BinaryIO) -> tuple[str, ...]:
 
 
 def _import_mbox(root: Path, path: Path, dest: tuple[str, ...], report: ImportReport) -> None:
-    report.mail.setdefault(dest, Counts())
+    report.folder(dest)
     for spool, date in _mbox_messages(path):
         with spool:
             flags = _mbox_flags(spool)
             spool.seek(0)
-            created = deliver_message(root, dest, _read_chunks(spool), flags, date, dedupe=True)[1]
-            report._count(dest, created)
+            report.deliver(root, dest, _read_chunks(spool), flags, date)
 
 
 def _mbox_messages(path: Path) -> Iterator[tuple[BinaryIO, datetime | None]]:
@@ -216,11 +207,11 @@ def _mbox_messages(path: Path) -> Iterator[tuple[BinaryIO, datetime | None]]:
 
 
 def _import_ics(root: Path, path: Path, calendar: str, report: ImportReport) -> None:
-    counts = report.calendars.setdefault(calendar, Counts())
+    counts = report.calendar(calendar)
     for _uid, ics in split_events(path.read_bytes()):
         existing = calendar_item_path(root, calendar, calendar_item_uid(ics))
         if existing.exists() and existing.read_bytes() == ics:
-            counts.skipped += 1
+            counts.already += 1
             continue
         add_calendar_item(root, calendar, ics)
-        counts.imported += 1
+        counts.done += 1

@@ -150,6 +150,7 @@ class MaildirSource(SourceBase):
     def items(self, folder: Folder, *, after: str | None = None) -> Iterator[Item]:
         folder_dir = self.folder_dir(folder)
         keywords = read_dovecot_keywords(str(folder_dir))
+        extra = _extra_keywords(folder_dir)
         for unique, sub, name in _entries(folder_dir):
             if after is not None and unique <= after:
                 continue
@@ -168,12 +169,32 @@ class MaildirSource(SourceBase):
                     source_id=unique,
                     size=st.st_size,
                     internal_date=datetime.fromtimestamp(st.st_mtime, UTC),
-                    flags=flags_from_letters(split_info(name)[1], keywords) if sub == "cur" else (),
+                    flags=_flags(
+                        split_info(name)[1] if sub == "cur" else "", keywords, extra.get(unique, ())
+                    ),
                     kind="mail",
                     reader=handle.read,
                 )
             finally:
                 handle.close()
+
+
+def _flags(letters: str, keywords: dict[str, str], extra: tuple[str, ...]) -> tuple[str, ...]:
+    flags = flags_from_letters(letters, keywords)
+    return tuple(sorted({*flags, *extra})) if extra else flags
+
+
+def _extra_keywords(folder_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Keywords the embedded store kept beside ``dovecot-keywords`` (past its 26 letters)."""
+    out: dict[str, tuple[str, ...]] = {}
+    try:
+        with open(folder_dir / "mailcrate-keywords", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                unique, *words = line.split()
+                out[unique] = tuple(words)
+    except OSError:
+        pass
+    return out
 
 
 def _open_message(folder_dir: Path, unique: str, sub: str, name: str) -> tuple[int, str, str] | None:

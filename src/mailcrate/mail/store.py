@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,11 +34,18 @@ from urllib.parse import unquote
 from mailcrate.mail.base import Folder, Item, OpenOptions, SourceBase, SourceError, SourceType, nfc
 from mailcrate.mail.calendar_mime import calendar_to_mime
 from mailcrate.mail.maildir import MaildirSource
-from mailcrate.mail.maildirpp import INBOX, dir_name, letters_from_flags
+from mailcrate.mail.maildirpp import (
+    FLAG_TO_LETTER,
+    INBOX,
+    dir_name,
+    letters_from_flags,
+    read_dovecot_keywords,
+)
 
 DEFAULT_FOLDERS: tuple[str, ...] = ("Inbox", "Sent Items", "Drafts", "Deleted Items", "Junk E-mail")
 DEFAULT_CALENDAR = "Calendar"
 INDEX_NAME = "mailcrate-sha256"
+EXTRA_KEYWORDS_NAME = "mailcrate-keywords"  # "<unique> kw..." past dovecot-keywords' 26
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -83,6 +91,11 @@ def _ensure_folder(root: Path, folder: FolderArg) -> Path:
     return d
 
 
+def ensure_folder(root: str | os.PathLike[str], folder: FolderArg) -> Path:
+    """Create a mail folder (empty) unless it exists; returns its Maildir directory."""
+    return _ensure_folder(Path(root), folder)
+
+
 def calendar_dir_name(name: str) -> str:
     """One safe directory entry for a calendar display name (see the module docstring)."""
     if not name:
@@ -116,16 +129,48 @@ def _unique() -> str:
     return f"{now // 10**9}.M{(now // 1000) % 10**6:06d}P{os.getpid()}R{os.urandom(4).hex()}.{host}"
 
 
-def _index_lookup(index: Path, digest: str) -> str | None:
+def _index_lookup(index: Path, digest: str, nth: int) -> str | None:
+    """The ``nth`` (1-based) message of that SHA-256 in the folder's index, if it holds that many."""
     try:
         with open(index, encoding="ascii", errors="replace") as f:
             for line in f:
                 h, _, unique = line.strip().partition(" ")
                 if h == digest:
-                    return unique
+                    nth -= 1
+                    if nth == 0:
+                        return unique
     except FileNotFoundError:
         pass
     return None
+
+
+def _keyword_letters(folder: Path, flags: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Maildir letters for the keywords among ``flags`` through Dovecot's ``dovecot-keywords``
+    (``a``..``z`` = keyword 0..25, added to the file when new), so Dovecot serving the same
+    Maildir sees them; the keywords beyond 26 per folder are returned to be kept elsewhere.
+    The caller holds the folder's index lock (the file is read, extended and replaced under it)."""
+    wanted = sorted({f for f in flags if not f.startswith("\\") and f.lower() not in FLAG_TO_LETTER})
+    if not wanted:
+        return "", []
+    known = read_dovecot_keywords(str(folder))
+    by_word = {w: ch for ch, w in known.items()}
+    letters, extra, added = [], [], False
+    for word in wanted:
+        ch = by_word.get(word)
+        if ch is None:
+            free = next((c for c in "abcdefghijklmnopqrstuvwxyz" if c not in known), None)
+            if free is None:
+                extra.append(word)
+                continue
+            known[free], by_word[word], ch, added = word, free, free, True
+        letters.append(ch)
+    if added:
+        text = "".join(f"{ord(ch) - ord('a')} {w}\n" for ch, w in sorted(known.items()))
+        tmp = folder / f".dovecot-keywords.{os.getpid()}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, folder / "dovecot-keywords")
+    return "".join(letters), extra
 
 
 def deliver_message(
@@ -136,9 +181,18 @@ def deliver_message(
     internal_date: datetime | None = None,
     *,
     dedupe: bool = False,
+    copies: Counter[str] | None = None,
 ) -> tuple[str, bool]:
-    """Deliver durably; returns ``(source_id, created)``.  With ``dedupe`` a message whose
-    SHA-256 is already in the folder's index is not stored again (``created`` is False)."""
+    """Deliver durably; returns ``(source_id, created)``.
+
+    With ``dedupe`` a message whose SHA-256 is already in the folder's index is not stored
+    again (``created`` is False), counted as a multiset: ``copies`` (the caller's per-folder
+    counter of this run, updated here) makes the n-th copy of some bytes in one import or
+    restore "already there" only when the folder holds n copies, so identical messages of the
+    source (with their own flags and dates) stay distinct and a re-run adds nothing.
+
+    Keywords go into the file name through ``dovecot-keywords`` (as Dovecot stores them); more
+    than 26 distinct keywords in a folder: the rest in ``mailcrate-keywords`` beside it."""
     d = _ensure_folder(Path(root), folder)
     unique = _unique()
     tmp = d / "tmp" / unique
@@ -154,18 +208,28 @@ def deliver_message(
         if internal_date is not None:
             ts = internal_date.timestamp()
             os.utime(tmp, (ts, ts))
-        letters = letters_from_flags(tuple(flags))
+        flags = tuple(flags)
         size = tmp.stat().st_size
         name = f"{unique},S={size}"
-        target = d / "cur" / f"{name}:2,{letters}" if letters else d / "new" / name
+        hexdigest = digest.hexdigest()
+        nth = 1
+        if copies is not None:
+            copies[hexdigest] += 1
+            nth = copies[hexdigest]
         with open(d / INDEX_NAME, "a", encoding="ascii", opener=_private_opener) as index:
             fcntl.flock(index.fileno(), fcntl.LOCK_EX)  # check + add atomically vs. other writers
-            if dedupe and (existing := _index_lookup(d / INDEX_NAME, digest.hexdigest())) is not None:
+            if dedupe and (existing := _index_lookup(d / INDEX_NAME, hexdigest, nth)) is not None:
                 tmp.unlink()
                 return existing, False
+            keyword_letters, extra = _keyword_letters(d, flags)
+            letters = "".join(sorted(letters_from_flags(flags) + keyword_letters))
+            target = d / "cur" / f"{name}:2,{letters}" if letters else d / "new" / name
+            if extra:
+                with open(d / EXTRA_KEYWORDS_NAME, "a", encoding="utf-8", opener=_private_opener) as f:
+                    f.write(f"{name} {' '.join(extra)}\n")
             os.rename(tmp, target)
             _fsync_dir(target.parent)
-            index.write(f"{digest.hexdigest()} {unique},S={size}\n")
+            index.write(f"{hexdigest} {unique},S={size}\n")
             index.flush()
             os.fsync(index.fileno())
     except BaseException:
@@ -190,10 +254,15 @@ def deliver(
     return deliver_message(root, folder, data, flags, internal_date)[0]
 
 
+def calendar_dir(root: str | os.PathLike[str], calendar: str) -> Path:
+    """The directory of a calendar (which may not exist yet)."""
+    return Path(root) / "calendars" / calendar_dir_name(calendar)
+
+
 def calendar_item_path(root: str | os.PathLike[str], calendar: str, uid: str) -> Path:
     """Where the calendar item with this UID lives (the name is derived from the UID)."""
     name = hashlib.sha256(uid.encode("utf-8")).hexdigest()[:40] + ".ics"
-    return Path(root) / "calendars" / calendar_dir_name(calendar) / name
+    return calendar_dir(root, calendar) / name
 
 
 def calendar_item_uid(ics_bytes: bytes) -> str:
@@ -285,12 +354,14 @@ __all__ = [
     "INBOX",
     "EmbeddedStore",
     "add_calendar_item",
+    "calendar_dir",
     "calendar_item_path",
     "calendar_item_uid",
     "create_mailbox",
     "delete_mailbox",
     "deliver",
     "deliver_message",
+    "ensure_folder",
     "folder_dir",
 ]
 
