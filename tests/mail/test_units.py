@@ -40,7 +40,7 @@ def test_calendar_mime_round_trip_and_headers() -> None:
     head = mime.split(b"\r\n\r\n")[0].decode()
     assert "From: alice@example.test" in head and "Date: Mon, 01 Dec 2025 12:00:00 GMT" in head
     assert "Message-ID: <" in head and "multipart/alternative" in head
-    assert b"text/calendar; method=PUBLISH; charset=UTF-8" in mime
+    assert b"text/calendar; charset=UTF-8" in mime  # no METHOD in the object: no method parameter
     info = summarize(ics)
     assert info.summary == "Meeting 3 \u2013 Planung" and info.overrides == 2 and info.recurring
 

@@ -178,7 +178,10 @@ def import_cmd(
 ) -> None:
     """Import mbox files, Maildir trees, .eml files and .ics calendars into a user's mailbox.
 
-    Safe to re-run: a message already in its folder (same bytes) is not stored again."""
+    Safe to re-run: a message already in its folder (same bytes, one copy per copy in the input)
+    is not stored again. The report has a row per folder and calendar: items in the input,
+    imported, already there, and for calendars superseded (older versions of one UID: the newest
+    is kept) and not exportable (tasks, journals, free/busy: stored, never exported)."""
     from mailcrate.admin import mailbox as mb
 
     dd = mb.open_data_dir(_data_dir(data_dir), database_url)
@@ -189,10 +192,8 @@ def import_cmd(
     if output == "json":
         click.echo(json.dumps({"userId": user.user_id, **report.to_dict()}, ensure_ascii=False, indent=2))
     else:
-        for path, counts in report.mail.items():
-            click.echo(f"{'/'.join(path)}: {counts.imported} imported, {counts.skipped} already there")
-        for name, counts in report.calendars.items():
-            click.echo(f"calendar {name}: {counts.imported} imported, {counts.skipped} already there")
+        for line in report.table("imported"):
+            click.echo(line)
         if user.spec is not None:
             click.echo(
                 "note: this user is bound to an external source; exports read that, not the embedded store",

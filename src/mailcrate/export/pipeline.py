@@ -279,7 +279,7 @@ def write_archive(
     kwargs = {} if zip64_limit is None else {"zip64_limit": zip64_limit}
     writer = ZipStreamWriter(write, compresslevel=compresslevel, **kwargs)
     exported = total_bytes = skipped = 0
-    filled: set[int] = set()  # folders with an item in the zip; the others go in the header
+    filled: set[int] = set()  # folders that listed an item; the others go in the header as empty
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as manifest:
         reader = _ReadAhead(source, folders, compresslevel)
         current, seq = -1, 0
@@ -290,12 +290,12 @@ def write_archive(
                     current, seq = index, 0
                 folder = folders[index]
                 progress.start_item(item.size)
+                filled.add(index)
                 if chunks is None:
                     skipped += 1
                     progress.end_item()
                     continue
                 seq += 1
-                filled.add(index)
                 name = item_path(item.kind, folder.path, seq)
                 if isinstance(chunks, PreparedEntry):
                     entry = writer.add_prepared(name, chunks, date_time=item.internal_date)

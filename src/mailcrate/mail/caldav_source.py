@@ -1,10 +1,11 @@
 """Calendars of a CalDAV account as a source (the ``caldav`` library).
 
-Every calendar collection of the user's principal that can hold events is a ``calendar``
-folder (named by its display name); every resource holding a VEVENT is one item.  Tasks
-(VTODO), journals and address books are never exported.  Resources are listed with a
-calendar-query REPORT filtered on VEVENT (no data, so counting is cheap) and then fetched one by
-one with GET: a REPORT carries calendar data inside XML, and XML parsing rewrites line ends, so
+Every calendar collection of the user's principal is a ``calendar`` folder (named by its
+display name); every resource holding a VEVENT is one item.  Tasks (VTODO), journals and the
+other objects are never exported, but counted: they are items the pipeline counts as
+non-exportable (the export log's totalNonExportableItems), read never.  Resources are listed
+with calendar-query REPORTs (every object, and those with a VEVENT; no data, so counting is
+cheap) and the events fetched one by one with GET: a REPORT carries calendar data inside XML, and XML parsing rewrites line ends, so
 only GET gives the object byte-exact.  Items are MIME messages (:mod:`calendar_mime`).
 """
 
@@ -32,6 +33,7 @@ from mailcrate.mail.base import (
 )
 from mailcrate.mail.calendar_mime import calendar_to_mime
 from mailcrate.mail.ics import has_event
+from mailcrate.mail.not_exportable import not_exportable
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ _EVENT_QUERY = """<?xml version="1.0" encoding="utf-8"?>
 <C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
   <D:prop><D:getetag/></D:prop>
   <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT"/></C:comp-filter></C:filter>
+</C:calendar-query>"""
+_ALL_QUERY = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"/></C:filter>
 </C:calendar-query>"""
 _DAV = "{DAV:}"
 
@@ -60,6 +67,7 @@ class CalDavSource(SourceBase):
         )
         self._calendars: dict[tuple[str, ...], Any] = {}
         self._hrefs: dict[tuple[str, ...], list[str]] = {}
+        self._events: dict[tuple[str, ...], set[str]] = {}
         self._principal = self._call(self._client.principal, what="log in")
 
     def _call(self, fn: Any, *args: Any, what: str) -> Any:
@@ -85,8 +93,8 @@ class CalDavSource(SourceBase):
     def _host(self) -> str:
         return urlsplit(self.spec.url).netloc.rpartition("@")[2]
 
-    def _event_hrefs(self, calendar: Any) -> list[str]:
-        resp = self._call(self._client.report, str(calendar.url), _EVENT_QUERY, 1, what="list events")
+    def _hrefs_of(self, calendar: Any, query: str = _EVENT_QUERY) -> list[str]:
+        resp = self._call(self._client.report, str(calendar.url), query, 1, what="list events")
         tree = etree.fromstring(resp.raw.encode() if isinstance(resp.raw, str) else resp.raw)
         base = str(calendar.url)
         hrefs = set()
@@ -105,17 +113,20 @@ class CalDavSource(SourceBase):
                 components = [str(c).upper() for c in self._call(cal.get_supported_components, what="probe")]
             except Exception:  # property missing or unreadable: assume events are allowed
                 components = ["VEVENT"]
-            if "VEVENT" not in components:
-                continue  # a task list, not a calendar
             name = nfc(self._call(cal.get_display_name, what="read calendar names") or "")
             if not name:
                 name = unquote(str(cal.url).rstrip("/").rpartition("/")[2]) or "Calendar"
             path = (name,)
             if path in self._calendars:
                 path = (f"{name} ({unquote(str(cal.url).rstrip('/').rpartition('/')[2])})",)
+            events = set(self._hrefs_of(cal)) if "VEVENT" in components else set()
+            everything = set(self._hrefs_of(cal, _ALL_QUERY)) | events
+            if not everything and "VEVENT" not in components:
+                continue  # an empty task list: nothing to export or to count
             self._calendars[path] = cal
-            self._hrefs[path] = self._event_hrefs(cal)
-            result.append(Folder(path, "calendar", len(self._hrefs[path])))
+            self._hrefs[path] = sorted(everything)
+            self._events[path] = events
+            result.append(Folder(path, "calendar", len(everything)))
         result.sort(key=lambda f: f.path)
         return result
 
@@ -129,9 +140,15 @@ class CalDavSource(SourceBase):
             source_id = urlsplit(href).path
             if after is not None and source_id <= after:
                 continue
+            if href not in self._events[folder.path]:
+                yield not_exportable(folder, source_id, "a task, journal or other non-event object")
+                continue
             ics = self._get(cal, href)
-            if ics is None or not has_event(ics):
-                continue  # deleted since the listing, or not an event after all
+            if ics is None:
+                continue  # deleted since the listing
+            if not has_event(ics):
+                yield not_exportable(folder, source_id, "an object without an event")
+                continue
             mime = calendar_to_mime(ics, self.owner)
             yield Item(
                 folder=folder,

@@ -4,7 +4,8 @@ An export carries calendar items in the same zip as mail, so each one becomes an
 message any mail client can open: ``From`` the mailbox owner, ``Subject`` the SUMMARY, ``Date``
 from DTSTAMP (else LAST-MODIFIED), a ``Message-ID`` derived from the UID (so the same event gets
 the same id in every export), and ``multipart/alternative`` of a short text/plain summary and the
-original iCalendar object, base64, byte-exact.  The output is deterministic: the same object
+original iCalendar object, base64, byte-exact, its ``method`` parameter the object's own METHOD
+(none when it has none).  The output is deterministic: the same object
 always gives the same bytes, which keeps export checksums stable.
 """
 
@@ -17,7 +18,7 @@ from email.header import Header
 from email.policy import compat32
 from email.utils import format_datetime
 
-from mailcrate.mail.ics import EventSummary, summarize
+from mailcrate.mail.ics import EventSummary, method, summarize
 
 CRLF = b"\r\n"
 
@@ -75,7 +76,11 @@ def calendar_to_mime(ics: bytes, owner: str) -> bytes:
         body += b"Content-Type: text/plain; charset=UTF-8" + CRLF
         body += b"Content-Transfer-Encoding: base64" + CRLF + CRLF + _b64_lines(text)
     body += b"--" + b + CRLF
-    body += b"Content-Type: text/calendar; method=PUBLISH; charset=UTF-8" + CRLF
+    # the object's own iTIP method (RFC 6047 2.4: the parameter matches the METHOD property);
+    # none when the object has none
+    itip = method(ics)
+    params = f"; method={itip}" if itip and itip.replace("-", "").isalnum() else ""
+    body += f"Content-Type: text/calendar{params}; charset=UTF-8".encode() + CRLF
     body += b"Content-Transfer-Encoding: base64" + CRLF + CRLF + _b64_lines(ics)
     body += b"--" + b + b"--" + CRLF
     return head + body

@@ -89,32 +89,131 @@ def _uid(comp: _Comp) -> str:
     return line.value.strip() if line else ""
 
 
-def split_events(data: bytes) -> list[tuple[str, bytes]]:
-    """One ``(uid, ics_bytes)`` per event UID: the VEVENTs with that UID (overrides included) plus
-    the VCALENDAR's own properties and the VTIMEZONEs they use, all as raw lines.  A file that
-    already holds exactly one event UID and nothing else is returned unchanged."""
-    result: list[tuple[str, bytes]] = []
+EXPORTABLE = frozenset({"VEVENT"})
+"""Component kinds an export carries (WorkMail's: events; tasks, journals, free/busy and
+availability are not exported)."""
+
+
+@dataclass(frozen=True)
+class CalendarObject:
+    """One calendar object as a CalDAV server stores it: the components of one UID (an event
+    with its overrides) from one VCALENDAR, with that VCALENDAR's own properties (METHOD too)
+    and the VTIMEZONEs they use, all as raw lines. ``position`` is its order in the file."""
+
+    kind: str
+    uid: str
+    ics: bytes
+    sequence: int
+    stamp: str
+    position: int
+
+    @property
+    def version(self) -> tuple[int, str, int]:
+        """What decides which of several objects with one UID is kept: the highest SEQUENCE,
+        then the latest DTSTAMP (RFC 5546 3.2 / 2.1.5), then the later in the file (as a later
+        PUT replaces an earlier one)."""
+        return (self.sequence, self.stamp, self.position)
+
+
+def calendar_objects(data: bytes) -> list[CalendarObject]:
+    """Every calendar object of a file (see :class:`CalendarObject`), in file order. A file
+    holding exactly one object and nothing else is that object's bytes unchanged. Components
+    without a UID (free/busy, malformed events) are one object each."""
     roots = _parse(data)
-    for cal in roots:
-        if cal.name != "VCALENDAR":
-            continue
-        events = [c for c in cal.children if c.name == "VEVENT"]
-        uids: list[str] = []
-        for ev in events:
-            if _uid(ev) not in uids:
-                uids.append(_uid(ev))
-        others = [c for c in cal.children if c.name not in ("VEVENT", "VTIMEZONE")]
-        if len(uids) == 1 and not others and len(roots) == 1:
-            result.append((uids[0], data))
-            continue
+    cals = [c for c in roots if c.name == "VCALENDAR"]
+    out: list[CalendarObject] = []
+    for cal in cals:
+        groups: dict[tuple[str, str], list[_Comp]] = {}
+        for n, comp in enumerate(c for c in cal.children if c.name != "VTIMEZONE"):
+            uid = _uid(comp)
+            groups.setdefault((comp.name, uid or f"\0{n}"), []).append(comp)
         zones = {_tzid(z): z for z in cal.children if z.name == "VTIMEZONE"}
-        for uid in uids:
-            mine = [e for e in events if _uid(e) == uid]
-            used = {p.params["TZID"] for e in mine for p in _all_props(e) if "TZID" in p.params}
-            body = b"".join(z.raw() for tzid, z in zones.items() if tzid in used)
-            body += b"".join(e.raw() for e in mine)
-            result.append((uid, cal.begin + b"".join(p.raw for p in cal.props) + body + cal.end))
-    return result
+        whole = len(roots) == 1 and len(groups) == 1
+        for (kind, key), comps in groups.items():
+            if whole:
+                ics = data
+            else:
+                used = {p.params["TZID"] for c in comps for p in _all_props(c) if "TZID" in p.params}
+                body = b"".join(z.raw() for tzid, z in zones.items() if tzid in used)
+                body += b"".join(c.raw() for c in comps)
+                ics = cal.begin + b"".join(p.raw for p in cal.props) + body + cal.end
+            master = next((c for c in comps if c.get("RECURRENCE-ID") is None), comps[0])
+            out.append(
+                CalendarObject(
+                    kind=kind,
+                    uid="" if key.startswith("\0") else key,
+                    ics=ics,
+                    sequence=_sequence(master),
+                    stamp=_value(master, "DTSTAMP"),
+                    position=len(out),
+                )
+            )
+    return out
+
+
+def newest_versions(objects: list[CalendarObject]) -> tuple[list[CalendarObject], list[CalendarObject]]:
+    """``(kept, superseded)``: of several objects of one kind and UID, the newest
+    (:attr:`CalendarObject.version`) is kept, as a CalDAV server keeps one resource per UID;
+    objects without a UID are all kept. Both lists in file order."""
+    best: dict[tuple[str, str], CalendarObject] = {}
+    for obj in objects:
+        if obj.uid:
+            key = (obj.kind, obj.uid)
+            if key not in best or obj.version > best[key].version:
+                best[key] = obj
+    kept_ids = {id(o) for o in best.values()}
+    kept = [o for o in objects if not o.uid or id(o) in kept_ids]
+    superseded = [o for o in objects if o.uid and id(o) not in kept_ids]
+    return kept, superseded
+
+
+def object_version(data: bytes) -> tuple[int, str]:
+    """(SEQUENCE, DTSTAMP) of a stored object (its first component's master)."""
+    objs = calendar_objects(data)
+    return (objs[0].sequence, objs[0].stamp) if objs else (0, "")
+
+
+def object_uid(data: bytes) -> str:
+    """The UID of an object's components (the first component that has one), or ""."""
+    for cal in _parse(data):
+        for comp in cal.children:
+            if comp.name != "VTIMEZONE" and (uid := _uid(comp)):
+                return uid
+    return ""
+
+
+def object_kind(data: bytes) -> str:
+    """The kind of an object's first component that is not a VTIMEZONE (VEVENT, VTODO, ...)."""
+    for cal in _parse(data):
+        for comp in cal.children:
+            if comp.name != "VTIMEZONE":
+                return comp.name
+    return ""
+
+
+def method(data: bytes) -> str:
+    """The iTIP METHOD of an object's VCALENDAR (REQUEST, REPLY, ...), or "" when it has none."""
+    for cal in _parse(data):
+        line = cal.get("METHOD")
+        if line is not None and line.value.strip():
+            return line.value.strip().upper()
+    return ""
+
+
+def _value(comp: _Comp, name: str) -> str:
+    line = comp.get(name)
+    return line.value.strip() if line else ""
+
+
+def _sequence(comp: _Comp) -> int:
+    text = _value(comp, "SEQUENCE")
+    return int(text) if text.isdigit() else 0
+
+
+def split_events(data: bytes) -> list[tuple[str, bytes]]:
+    """``(uid, ics_bytes)`` of every event object of a file (all versions; see
+    :func:`calendar_objects` and :func:`newest_versions`)."""
+    return [(o.uid, o.ics) for o in calendar_objects(data) if o.kind == "VEVENT"]
 
 
 def _tzid(zone: _Comp) -> str:

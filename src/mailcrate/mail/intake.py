@@ -1,8 +1,9 @@
 """Importing existing mail into the embedded store (``mailcrate mailbox import``).
 
 Accepted inputs: mbox files, Maildir / Maildir++ trees (folders and flags kept), ``.eml`` files
-or directories of them, and ``.ics`` files (each event UID - with its overrides, i.e. the
-VEVENTs sharing that UID with a RECURRENCE-ID - becomes one calendar item).  Re-running an
+or directories of them, and ``.ics`` files (each calendar object - the components of one UID,
+an event with its overrides - becomes one calendar item; of several versions of one UID the
+newest is kept, see :func:`_import_calendars`).  Re-running an
 import adds nothing twice: each folder keeps an index of the SHA-256 of its messages (see
 :mod:`mailcrate.mail.store`), and a calendar item is keyed by its UID.  Message bytes are stored
 exactly as read, except the mbox envelope: the ``From `` separator line goes, and ``>From ``
@@ -11,6 +12,7 @@ quoting (mboxrd) loses one ``>``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailcrate.mail.base import nfc
-from mailcrate.mail.ics import split_events
+from mailcrate.mail.ics import EXPORTABLE, CalendarObject, calendar_objects, newest_versions, object_version
 from mailcrate.mail.maildir import MaildirSource, is_maildir
 from mailcrate.mail.reconcile import Reconciliation
 from mailcrate.mail.store import (
@@ -49,6 +51,7 @@ class ImportReport(Reconciliation):
     def __init__(self) -> None:
         super().__init__()
         self.copies: dict[tuple[str, ...], Counter[str]] = {}
+        self.ics_files: list[tuple[str, Path]] = []  # read after the walk: versions span files
 
     def deliver(
         self,
@@ -82,6 +85,7 @@ def import_paths(
     target = None if folder is None else ((folder,) if isinstance(folder, str) else tuple(folder))
     for p in paths:
         _import_one(Path(root), Path(p), target, report)
+    _import_calendars(Path(root), report)
     return report
 
 
@@ -101,7 +105,7 @@ def _import_one(root: Path, path: Path, target: tuple[str, ...] | None, report: 
             dest = target or (("Inbox",) if default[0].lower() == "inbox" else (nfc(default[0]),))
             _import_mbox(root, path, dest, report)
         elif kind == "ics":
-            _import_ics(root, path, target[0] if target else DEFAULT_CALENDAR, report)
+            report.ics_files.append((target[0] if target else DEFAULT_CALENDAR, path))
         else:
             dest = target or ("Inbox",)
             with open(path, "rb") as f:
@@ -206,12 +210,45 @@ def _mbox_messages(path: Path) -> Iterator[tuple[BinaryIO, datetime | None]]:
 # ---------------------------------------------------------------------------- ics
 
 
-def _import_ics(root: Path, path: Path, calendar: str, report: ImportReport) -> None:
-    counts = report.calendar(calendar)
-    for _uid, ics in split_events(path.read_bytes()):
-        existing = calendar_item_path(root, calendar, calendar_item_uid(ics))
-        if existing.exists() and existing.read_bytes() == ics:
-            counts.already += 1
+def _import_calendars(root: Path, report: ImportReport) -> None:
+    """Every ``.ics`` of the import, per calendar: all their objects read first, so that of
+    several objects with one UID (an iTIP sequence, in one file or several) the newest is kept
+    and the others are counted as superseded (:func:`~mailcrate.mail.ics.newest_versions`);
+    one that is older than the calendar's stored version is superseded too. Tasks, journals,
+    free/busy and availability are stored but reported as not exportable (exports carry
+    events; the export log counts them in totalNonExportableItems)."""
+    by_calendar: dict[str, list[CalendarObject]] = {}
+    for calendar, path in report.ics_files:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            report.errors.append(f"{path}: {e.strerror or type(e).__name__}")
             continue
-        add_calendar_item(root, calendar, ics)
-        counts.done += 1
+        objects = by_calendar.setdefault(calendar, [])
+        for obj in calendar_objects(data):  # positions across files: a later file wins a tie
+            objects.append(dataclasses.replace(obj, position=len(objects)))
+    for calendar, objects in by_calendar.items():
+        t = report.calendar(calendar)
+        kept, superseded = newest_versions(objects)
+        t.superseded += len(superseded)
+        for obj in kept:
+            path = calendar_item_path(root, calendar, calendar_item_uid(obj.ics))
+            try:
+                stored = path.read_bytes()
+            except FileNotFoundError:
+                stored = None
+            exportable = obj.kind in EXPORTABLE
+            if stored == obj.ics:
+                if exportable:
+                    t.already += 1
+                else:
+                    t.not_exportable += 1
+                continue
+            if stored is not None and object_version(stored) > (obj.sequence, obj.stamp):
+                t.superseded += 1  # the calendar holds a newer version of it
+                continue
+            add_calendar_item(root, calendar, obj.ics)
+            if exportable:
+                t.done += 1
+            else:
+                t.not_exportable += 1

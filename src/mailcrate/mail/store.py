@@ -33,6 +33,7 @@ from urllib.parse import unquote
 
 from mailcrate.mail.base import Folder, Item, OpenOptions, SourceBase, SourceError, SourceType, nfc
 from mailcrate.mail.calendar_mime import calendar_to_mime
+from mailcrate.mail.ics import EXPORTABLE, object_kind
 from mailcrate.mail.maildir import MaildirSource
 from mailcrate.mail.maildirpp import (
     FLAG_TO_LETTER,
@@ -41,6 +42,7 @@ from mailcrate.mail.maildirpp import (
     letters_from_flags,
     read_dovecot_keywords,
 )
+from mailcrate.mail.not_exportable import not_exportable
 
 DEFAULT_FOLDERS: tuple[str, ...] = ("Inbox", "Sent Items", "Drafts", "Deleted Items", "Junk E-mail")
 DEFAULT_CALENDAR = "Calendar"
@@ -267,9 +269,9 @@ def calendar_item_path(root: str | os.PathLike[str], calendar: str, uid: str) ->
 
 def calendar_item_uid(ics_bytes: bytes) -> str:
     """The UID that names an item's file (a content hash for an object without UID)."""
-    from mailcrate.mail.ics import summarize
+    from mailcrate.mail.ics import object_uid
 
-    return summarize(ics_bytes).uid or hashlib.sha256(ics_bytes).hexdigest()
+    return object_uid(ics_bytes) or hashlib.sha256(ics_bytes).hexdigest()
 
 
 def add_calendar_item(root: str | os.PathLike[str], calendar: str, ics_bytes: bytes) -> str:
@@ -328,6 +330,9 @@ class EmbeddedStore(SourceBase):
                 mtime = path.stat().st_mtime
             except FileNotFoundError:
                 continue  # deleted while exporting
+            if object_kind(ics) not in EXPORTABLE:  # a task, journal, free/busy: counted, not exported
+                yield not_exportable(folder, path.stem, object_kind(ics) or "an object without components")
+                continue
             mime = calendar_to_mime(ics, self.owner)
             yield Item(
                 folder=folder,
