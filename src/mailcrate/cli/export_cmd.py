@@ -7,6 +7,7 @@ plus ``--endpoint-url`` for ``mailcrate serve`` (omit it for Amazon WorkMail its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import UTC
@@ -33,6 +34,7 @@ from mailcrate.config import Settings
 if TYPE_CHECKING:
     from mailcrate.admin.archive import ItemReport
     from mailcrate.export.verify import VerifyReport
+    from mailcrate.mail.base import CalDavSpec, ImapSpec
 
 # The admin modules (boto3, rich, zip reading) are imported inside the commands, so that other
 # commands (``mailcrate serve``) start without them.
@@ -410,12 +412,20 @@ def download_cmd(
 @output_option
 @debug_option
 def verify_cmd(zip_path: Path, log_path: Path | None, output: str) -> None:
-    """Check a downloaded export: every manifest entry's size and SHA-256, the log's SHA-384."""
+    """Check a downloaded export: every manifest entry's size and SHA-256, the log's SHA-384.
+
+    A zip without a manifest (not written by mailcrate) is checked as far as it can be, and
+    the output says what could not be checked."""
     from mailcrate.admin.archive import verify_archive
+    from mailcrate.admin.foreign import zip_without_manifest
+    from mailcrate.export.verify import verify_without_manifest
 
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
-    report = verify_archive(zip_path, log_path)
+    if zip_without_manifest(zip_path):
+        report = verify_without_manifest(zip_path, log_path)
+    else:
+        report = verify_archive(zip_path, log_path)
     if output == "json":
         _print_json(
             {
@@ -426,8 +436,17 @@ def verify_cmd(zip_path: Path, log_path: Path | None, output: str) -> None:
                 "bytes": report.total_bytes,
                 "sha384": report.sha384_hex,
                 "problems": [{"entry": p.entry, "message": p.message} for p in report.problems],
+                "manifest": not report.unchecked,
+                "checked": report.checked,
+                "unchecked": report.unchecked,
             }
         )
+    elif report.ok and report.unchecked:
+        click.echo(f"OK as far as it goes: {zip_path} has no manifest: {_verify_summary(report)}")
+        for line in report.checked:
+            click.echo(f"  checked: {line}")
+        for line in report.unchecked:
+            click.echo(f"  NOT checked: {line}")
     elif report.ok:
         checked = f" and {log_path.name}" if log_path else " (no export log given: SHA-384 unchecked)"
         click.echo(f"OK {zip_path}{checked}: {_verify_summary(report)}")
@@ -448,7 +467,7 @@ def _print_item_report(report: ItemReport, done: str) -> None:
 
 
 @export.command("restore")
-@click.argument("zip_path", metavar="FILE.zip", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("zip_path", metavar="INPUT", type=click.Path(path_type=Path, exists=True))
 @click.option(
     "--organization-id", envvar="MAILCRATE_ORGANIZATION_ID", help="Embedded target: the organization."
 )
@@ -475,20 +494,16 @@ def restore_cmd(
 ) -> None:
     """Restore an export into a user's embedded mailbox, or over IMAP (and CalDAV).
 
+    INPUT is an export zip; also a zip of messages without a manifest (other exporters: folders
+    from its paths), an mbox file (Google Takeout's labels become folders) or a Maildir tree.
+
     The archive is verified as in `export verify`: over IMAP while it is read (each entry's
     SHA-256 before it is sent; a damaged entry stops the restore there), otherwise first.
     Re-running skips what is already there (the same bytes, one copy per copy in the archive),
     so an interrupted restore is resumed by running it again. A message the server refuses is
     named with the server's words and the rest goes on; the exit status is 1 when anything was
     not restored."""
-    from mailcrate.admin.archive import open_verified
-    from mailcrate.admin.mailbox import find_user, open_data_dir, writable_root
-    from mailcrate.admin.restore import (
-        check_archive,
-        restore_embedded,
-        restore_imap,
-        restore_remote_calendars,
-    )
+    from mailcrate.admin.foreign import foreign_input
 
     imap = imap_spec_from(values)
     caldav = caldav_spec_from(values)
@@ -503,6 +518,44 @@ def restore_cmd(
         raise click.UsageError("give --organization-id and --entity-id, or --imap URL (and/or --caldav URL)")
     if log_path is None and zip_path.with_suffix(".json").is_file():
         log_path = zip_path.with_suffix(".json")
+    foreign = foreign_input(zip_path)  # another exporter's zip, an mbox, a Maildir: packed
+    with foreign or contextlib.nullcontext():
+        if foreign is not None:
+            zip_path, log_path = foreign.zip_path, None
+        report = _restore(
+            zip_path, log_path, imap, caldav, embedded, organization_id, entity_id, data_dir, database_url
+        )
+        if foreign is not None:
+            report.not_restored.update(foreign.not_restored)
+    if output == "json":
+        _print_json(report.to_dict())
+    else:
+        _print_item_report(report, "restored")
+    if not report.complete:
+        sys.exit(1)
+
+
+def _restore(
+    zip_path: Path,
+    log_path: Path | None,
+    imap: ImapSpec | None,
+    caldav: CalDavSpec | None,
+    embedded: bool,
+    organization_id: str | None,
+    entity_id: str | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> ItemReport:
+    """``export restore`` of one export zip (verified as it says) into its target."""
+    from mailcrate.admin.archive import open_verified
+    from mailcrate.admin.mailbox import find_user, open_data_dir, writable_root
+    from mailcrate.admin.restore import (
+        check_archive,
+        restore_embedded,
+        restore_imap,
+        restore_remote_calendars,
+    )
+
     # Embedded and CalDAV-only: the whole archive is verified first. Over IMAP only what needs
     # no entry's bytes is checked here, the rest in restore_imap's reads. Either way the restore
     # reads the zip as checked here (its central directory and manifest are not read again).
@@ -530,9 +583,4 @@ def restore_cmd(
         else:
             assert caldav is not None
             report = restore_remote_calendars(zip_path, caldav, archive=archive)
-    if output == "json":
-        _print_json(report.to_dict())
-    else:
-        _print_item_report(report, "restored")
-    if not report.complete:
-        sys.exit(1)
+    return report

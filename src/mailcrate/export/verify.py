@@ -38,7 +38,15 @@ from mailcrate.export.manifest import (
 )
 from mailcrate.export.names import parse_item_path
 
-__all__ = ["Problem", "VerifyReport", "ZipDigest", "content_problem", "log_hash_problem", "verify_export"]
+__all__ = [
+    "Problem",
+    "VerifyReport",
+    "ZipDigest",
+    "content_problem",
+    "log_hash_problem",
+    "verify_export",
+    "verify_without_manifest",
+]
 
 _CHUNK = 1024 * 1024
 #: What reading a damaged zip can raise (zipfile lets zlib, struct and EOF errors through).
@@ -78,6 +86,9 @@ class VerifyReport:
     total_bytes: int = 0
     header: ManifestHeader | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: without a manifest: what could be checked, and what could not (said, not assumed)
+    checked: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -327,4 +338,50 @@ def verify_export(
                         report.add(name, "in the zip but not listed in the manifest")
     if report.log_path is not None:
         _check_log(report.log_path, report, folders)
+    return report
+
+
+def verify_without_manifest(zip_path: str | Path, log_path: str | Path | None = None) -> VerifyReport:
+    """Verify a zip that has no manifest (another exporter's, real WorkMail's) as far as it
+    can be: every entry read back against the zip's own CRC-32 and size, the whole file's
+    SHA-384 (against the log when one is given). What a manifest would have allowed is listed
+    in ``unchecked``: the report never claims more than was checked."""
+    zip_path = Path(zip_path)
+    report = VerifyReport(zip_path, Path(log_path) if log_path is not None else None)
+    try:
+        report.sha384_hex, report.zip_size = _file_sha384(zip_path)
+        zf = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.add(None, f"zip structure unreadable (truncated or corrupt?): {type(exc).__name__}: {exc}")
+        return report
+    with zf:
+        for info in zf.infolist():
+            report.entries += 1
+            if info.is_dir():
+                continue
+            try:
+                with zf.open(info) as fh:  # zipfile checks the CRC-32 at the end
+                    while fh.read(_CHUNK):
+                        pass
+            except _READ_ERRORS as exc:
+                report.add(info.filename, f"unreadable content: {type(exc).__name__}: {exc}")
+                continue
+            report.items_checked += 1
+            report.total_bytes += info.file_size
+    report.checked = [
+        "the zip's structure (central directory)",
+        f"every entry's CRC-32 and size, as the zip records them ({report.items_checked} files)",
+    ]
+    if report.log_path is not None:
+        problem = log_hash_problem(report.log_path, report.sha384_hex)
+        if problem is not None:
+            report.problems.append(problem)
+        report.checked.append("the zip's SHA-384 against the export log")
+    report.unchecked = [
+        "no manifest: whether the zip holds every item of the mailbox (nothing lists them)",
+        "each item's SHA-256 (the CRC-32 catches damage, not a substitution)",
+        "folder names (taken from the paths as found), flags and internal dates (not recorded)",
+    ]
+    if report.log_path is None:
+        report.unchecked.append("the zip's SHA-384 (no export log given)")
     return report

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from mailcrate.mail.base import nfc
 from mailcrate.mail.ics import EXPORTABLE, CalendarObject, calendar_objects, newest_versions, object_version
 from mailcrate.mail.maildir import MaildirSource, is_maildir
+from mailcrate.mail.mbox import MboxSource
 from mailcrate.mail.reconcile import Reconciliation
 from mailcrate.mail.store import (
     DEFAULT_CALENDAR,
@@ -150,61 +147,17 @@ def _import_maildir(root: Path, path: Path, target: tuple[str, ...] | None, repo
 
 # ---------------------------------------------------------------------------- mbox
 
-_FROM_QUOTED = re.compile(rb"^>+From ")
-
-
-def _from_line_date(line: bytes) -> datetime | None:
-    text = " ".join(line.decode("latin-1").split())
-    m = re.search(r"(\w{3} \w{3} \d{1,2} \d{1,2}:\d{2}:\d{2} \d{4})", text)
-    if not m:
-        return None
-    try:
-        return datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _mbox_flags(spool: BinaryIO) -> tuple[str, ...]:
-    spool.seek(0)
-    headers = BytesHeaderParser(policy=compat32).parsebytes(spool.read(256 * 1024))
-    status = str(headers.get("Status", "")) + str(headers.get("X-Status", ""))
-    mapping = {"R": "\\Seen", "A": "\\Answered", "F": "\\Flagged", "D": "\\Deleted", "T": "\\Draft"}
-    return tuple(sorted({mapping[c] for c in status if c in mapping}))
-
 
 def _import_mbox(root: Path, path: Path, dest: tuple[str, ...], report: ImportReport) -> None:
-    report.folder(dest)
-    for spool, date in _mbox_messages(path):
-        with spool:
-            flags = _mbox_flags(spool)
-            spool.seek(0)
-            report.deliver(root, dest, _read_chunks(spool), flags, date)
-
-
-def _mbox_messages(path: Path) -> Iterator[tuple[BinaryIO, datetime | None]]:
-    """Each message of an mbox in a spooled temp file (memory for small ones, disk for big)."""
-    spool: BinaryIO | None = None
-    date: datetime | None = None
-    blank: bytes | None = None  # a blank line held back: it may be the separator before "From "
-    with open(path, "rb") as f:
-        for line in f:
-            if line.startswith(b"From ") and (spool is None or blank is not None):
-                if spool is not None:
-                    yield spool, date
-                spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - caller closes
-                date, blank = _from_line_date(line), None
-                continue
-            if spool is None:
-                continue  # garbage before the first From line
-            if blank is not None:
-                spool.write(blank)
-                blank = None
-            if line in (b"\n", b"\r\n"):
-                blank = line
-                continue
-            spool.write(line[1:] if _FROM_QUOTED.match(line) else line)
-    if spool is not None:
-        yield spool, date
+    """Every message into ``dest``, or a Google Takeout mbox's into its labels' folders."""
+    with MboxSource(path, dest) as src:
+        folders = src.folders()
+        if not folders:
+            report.folder(dest)  # an empty mbox: its folder, empty
+        for folder in folders:
+            report.folder(folder.path)
+            for item in src.items(folder):
+                report.deliver(root, folder.path, item.chunks(), item.flags, item.internal_date)
 
 
 # ---------------------------------------------------------------------------- ics
