@@ -167,15 +167,14 @@ class ForeignInput:
 
 
 def foreign_input(path: Path) -> ForeignInput | None:
-    """The input packed as an export zip, or None when it is a mailcrate export (a zip with a
-    manifest: restored as it is). Raises :class:`AdminError` for what is none of these."""
+    """The input packed as an export zip, or None when it is to be read as an export zip (one
+    with a manifest, or a file no reader recognises: the verification then says what is wrong
+    with it). Raises :class:`AdminError` for a directory that is not a Maildir."""
     if path.is_dir():
         if not (is_maildir(path) or any(is_maildir(c) for c in path.iterdir() if c.is_dir())):
             raise AdminError(f"{path} is not a Maildir", "give an export zip, an mbox file or a Maildir")
         return ForeignInput(MaildirSource(path), f"Maildir {path}", {})
-    if zipfile.is_zipfile(path):
-        if not zip_without_manifest(path):
-            return None
+    if zip_without_manifest(path):
         source = ForeignZipSource(path)
         junk = {"files that are not messages (" + ", ".join(source.junk[:3]) + ")": len(source.junk)}
         return ForeignInput(source, f"zip without a manifest {path}", junk if source.junk else {})
@@ -186,6 +185,4 @@ def foreign_input(path: Path) -> ForeignInput | None:
             (path.stem,) if path.suffix.lower() == ".mbox" and path.stem.lower() != "inbox" else ("Inbox",)
         )
         return ForeignInput(MboxSource(path, default), f"mbox {path}", {})
-    raise AdminError(
-        f"{path} is neither a zip, an mbox nor a Maildir", "give an export zip, an mbox file or a Maildir"
-    )
+    return None  # an export zip, or a damaged one: its verification names what is wrong
