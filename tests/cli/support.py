@@ -64,3 +64,23 @@ def mailbox_args(server: MailcrateServer, mailbox: Any) -> tuple[str, ...]:
     """``--data-dir``, ``--organization-id``, ``--entity-id`` of a test mailbox (``new_mailbox``)."""
     return ("--data-dir", str(server.data_dir), "--organization-id", mailbox.organization_id,
             "--entity-id", mailbox.user_id)  # fmt: skip
+
+
+def module_dovecot(users: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """A module-scoped ``dovecot`` fixture: a real Dovecot with these users, stopped after the
+    module (``dovecot = module_dovecot(USERS)`` in the test module). A missing Dovecot fails
+    the tests: it is a declared test dependency."""
+    import pytest
+
+    from tests.servers import DovecotUnavailable, start_dovecot
+
+    @pytest.fixture(scope="module")
+    def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+        try:
+            server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=users, **kwargs)
+        except DovecotUnavailable as exc:
+            pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
+        yield server
+        server.stop()
+
+    return dovecot

@@ -11,30 +11,20 @@ import os
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mailcrate.admin.restore import stored_form
 from tests import corpus
-from tests.cli.support import run
+from tests.cli.support import module_dovecot, run
 from tests.cli.test_lossless_restore import server_view
 from tests.mail.test_lossless_store import dovecot_maildir
-from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.servers import DovecotServer
 
 USERS = {"z1": "pw1", "m1": "pw2", "d1": "pw3"}
 NAMES = sorted(corpus.messages())[1:]  # not the 0-byte one: Dovecot cannot store it
 
 
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=USERS)
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+dovecot = module_dovecot(USERS)
 
 
 def _restore(dv: DovecotServer, user: str, path: Path) -> tuple[int, dict[str, object], str]:

@@ -8,7 +8,6 @@ import socket
 import threading
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,21 +25,15 @@ from mailcrate.admin.imap_append import (
 from mailcrate.admin.restore import restore_imap
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem, manifest_lines
 from mailcrate.mail.base import ImapSpec
-from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.cli.support import module_dovecot
+from tests.servers import DovecotServer
 
 USERS = {f"u{i}": f"pw{i}" for i in range(12)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
 
 
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=USERS)
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+dovecot = module_dovecot(USERS)
 
 
 def _login(dv: DovecotServer, user: str) -> IMAPClient:

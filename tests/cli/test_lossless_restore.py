@@ -11,11 +11,9 @@ import json
 import os
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from imapclient import IMAPClient
 
 from mailcrate.admin.restore import stored_form
@@ -26,22 +24,15 @@ from mailcrate.export.zipstream import ZipStreamWriter
 from mailcrate.mail.base import ImapSpec
 from mailcrate.mail.imap import ImapSource
 from tests import corpus
-from tests.cli.support import run
-from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.cli.support import module_dovecot, run
+from tests.servers import DovecotServer
 
 USERS = {"r1": "pw1", "r2": "pw2", "src": "pw3", "dst": "pw4"}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 Key = tuple[str, str, frozenset[str], datetime]
 
 
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=USERS)
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+dovecot = module_dovecot(USERS)
 
 
 def write_export(path: Path, placed: list[corpus.Placed]) -> dict[str, corpus.Placed]:

@@ -8,7 +8,6 @@ import hashlib
 import os
 import struct
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from mailcrate.export.manifest import (
 )
 from mailcrate.export.names import item_path
 from mailcrate.export.zipstream import ZipStreamWriter
-from tests.cli.support import run
-from tests.servers import DovecotServer, DovecotUnavailable, start_dovecot
+from tests.cli.support import module_dovecot, run
+from tests.servers import DovecotServer
 
 USERS = {f"v{i}": f"pw{i}" for i in range(8)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -35,14 +34,7 @@ PER_FOLDER = 30
 BAD = 19  # the 20th message of INBOX: 19 before it, 10 after it in INBOX and 30 in Archive
 
 
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=USERS)
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+dovecot = module_dovecot(USERS)
 
 
 def _message(folder: str, i: int) -> bytes:
