@@ -13,7 +13,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from mailcrate.admin.restore import stored_form
+from mailcrate.admin.imap_target import stored_form
 from tests import corpus
 from tests.cli.support import module_dovecot, run
 from tests.cli.test_lossless_restore import server_view

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from mailcrate.admin.restore import stored_form
+from mailcrate.admin.imap_target import stored_form
 from mailcrate.export.manifest import MANIFEST_NAME, Manifest, ManifestHeader, ManifestItem, manifest_lines
 from mailcrate.export.names import item_path
 from mailcrate.export.pipeline import write_archive

@@ -24,16 +24,14 @@ damaged entry stops the restore naming it; nothing after it is appended.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import imaplib
 import os
-import re
 import ssl
 import struct
 import zipfile
 import zlib
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +48,12 @@ from mailcrate.admin.imap_append import (
     AppendError,
     Message,
     supports_pipelined_append,
+)
+from mailcrate.admin.imap_target import (
+    ImapFolders,
+    refusal_reason,
+    storable_flag,
+    stored_digest,
 )
 from mailcrate.admin.unpack import unpack_maildir
 from mailcrate.export.manifest import ManifestItem
@@ -160,103 +164,6 @@ def _imap_connect(spec: ImapSpec) -> IMAPClient:
     return client
 
 
-_BODY_BATCH_BYTES = 16 << 20
-
-
-def stored_form(data: bytes) -> bytes:
-    """A message as IMAP servers store it: Dovecot (and Cyrus) turn a bare LF into CRLF and a
-    NUL into 0x80; RFC 3501 allows neither in a message. Identity is compared in this form."""
-    if b"\0" in data:
-        data = data.replace(b"\0", b"\x80")
-    if data.count(b"\n") != data.count(b"\r\n"):
-        # two C passes; exactly "bare LF -> CRLF" (a regular expression took 7 ms per MiB)
-        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    return data
-
-
-def stored_digest(data: bytes, sha256: str | None = None) -> str:
-    """SHA-256 of :func:`stored_form`; ``sha256`` (the manifest's, of ``data``) saves the hash
-    when the stored form is the same bytes (the message has CRLF line ends and no NUL)."""
-    if sha256 is not None and b"\0" not in data and data.count(b"\n") == data.count(b"\r\n"):
-        return sha256
-    return hashlib.sha256(stored_form(data)).hexdigest()
-
-
-class _ImapFolders:
-    """Folder creation and the per-folder index of what is already there."""
-
-    def __init__(self, client: IMAPClient) -> None:
-        self.client = client
-        listing = client.list_folders()
-        self.names = {str(name) for _flags, _delim, name in listing}
-        delims = [d for _f, d, _n in client.list_folders("", "")]
-        delim = delims[0] if delims else (listing[0][1] if listing else b"/")
-        self.delim = (delim.decode() if isinstance(delim, bytes) else delim) or "/"
-        self.index: dict[str, Counter[str]] = {}
-        self.limit = _append_limit(client.capabilities())
-        self.renamed = 0
-
-    def name_for(self, folder: tuple[str, ...]) -> str:
-        parts = list(folder)
-        if parts[0].upper() == "INBOX":
-            parts[0] = "INBOX"
-        if any(self.delim in p for p in parts):
-            self.renamed += 1
-            parts = [p.replace(self.delim, "_") for p in parts]
-        return self.delim.join(parts)
-
-    def ensure(self, name: str) -> None:
-        """Create the folder (and subscribe it). Only the folder itself: RFC 3501 servers create
-        the superior names a CREATE needs, and a parent created here would be a selectable
-        folder the source did not have (Dovecot lists an absent parent as \\Noselect); only a
-        server that refuses the CREATE gets the parents created first."""
-        if name in self.names or name.upper() == "INBOX":
-            return
-        try:
-            self._create(name)
-        except IMAPClientError:
-            pieces = name.split(self.delim)
-            for i in range(1, len(pieces) + 1):
-                sub = self.delim.join(pieces[:i])
-                if sub not in self.names:
-                    self._create(sub)
-
-    def _create(self, name: str) -> None:
-        try:
-            self.client.create_folder(name)
-        except IMAPClientError as exc:
-            if "exist" not in str(exc).lower():
-                raise
-        with contextlib.suppress(IMAPClientError):
-            self.client.subscribe_folder(name)
-        self.names.add(name)
-
-    def existing(self, name: str) -> Counter[str]:
-        """The folder's messages as a multiset of :func:`stored_digest`: every body fetched
-        once, in batches of ~16 MiB (a re-run reads what it restored; an empty target costs
-        nothing)."""
-        if name in self.index:
-            return self.index[name]
-        found: Counter[str] = Counter()
-        if name in self.names or name.upper() == "INBOX":
-            self.client.select_folder(name, readonly=True)
-            ids = self.client.search(["ALL"])
-            sizes = self.client.fetch(ids, [b"RFC822.SIZE"]) if ids else {}
-            batch: list[int] = []
-            nbytes = 0
-            for i, msg_id in enumerate(ids):
-                batch.append(msg_id)
-                nbytes += int(sizes.get(msg_id, {}).get(b"RFC822.SIZE", 0))
-                if nbytes >= _BODY_BATCH_BYTES or i == len(ids) - 1:
-                    for values in self.client.fetch(batch, [b"BODY.PEEK[]"]).values():
-                        body = values.get(b"BODY[]") or b""
-                        found[hashlib.sha256(body).hexdigest()] += 1
-                    batch, nbytes = [], 0
-            self.client.close_folder()
-        self.index[name] = found
-        return found
-
-
 def restore_imap(
     zip_path: Path,
     imap: ImapSpec,
@@ -290,7 +197,7 @@ def restore_imap(
     appender: AppenderPool | None = None
     extra: list[IMAPClient] = []
     try:
-        folders = _ImapFolders(client)
+        folders = ImapFolders(client)
         if imap_pipelining and supports_pipelined_append(client.capabilities()):
             for _ in range(max(1, imap_connections) - 1):
                 try:
@@ -469,7 +376,7 @@ def _read_ahead(
 
 
 def _append(
-    folders: _ImapFolders, item: ManifestItem, data: bytes, appender: AppenderPool | None, report: ItemReport
+    folders: ImapFolders, item: ManifestItem, data: bytes, appender: AppenderPool | None, report: ItemReport
 ) -> None:
     name = folders.name_for(item.folder)
     if appender is not None and (
@@ -495,11 +402,11 @@ def _append(
         )
         return
     flags = [f for f in item.flags if f.lower() != "\\recent"]
-    if any(not _storable_flag(f) for f in flags):
-        for f in (f for f in flags if not _storable_flag(f)):
+    if any(not storable_flag(f) for f in flags):
+        for f in (f for f in flags if not storable_flag(f)):
             key = f"flag {f!r}: IMAP cannot carry it (the message was restored without it)"
             report.not_restored[key] = report.not_restored.get(key, 0) + 1
-        flags = [f for f in flags if _storable_flag(f)]
+        flags = [f for f in flags if storable_flag(f)]
     if appender is not None:
         appender.add(name, Message(data, flags, item.internal_date, ref=item))
         report.count(item, True)  # until the server says otherwise (_count_refused)
@@ -520,37 +427,6 @@ def _count_refused(appender: AppenderPool, report: ItemReport) -> None:
         assert isinstance(refused.message.ref, ManifestItem)
         reason = refusal_reason(refused.message.data, refused.text, None)
         report.refuse(refused.message.ref, reason, counted=True)
-
-
-def refusal_reason(data: bytes, text: str, limit: int | None) -> str:
-    """Why the server refused a message, in its own words, naming what servers cannot store."""
-    said = f"the server said: {text.strip()}"
-    if not data:
-        return f"empty message (0 bytes); {said}"
-    if "TOOBIG" in text.upper() or "too large" in text.lower() or (limit is not None and len(data) > limit):
-        return f"over the server's size limit ({len(data):,} bytes); {said}"
-    return said
-
-
-_SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
-_KEYWORD = re.compile(r"[!#$&'+-Z^-z|~]+\Z")  # an IMAP atom (RFC 3501): no specials, no "]"
-
-
-def _storable_flag(flag: str) -> bool:
-    """Whether APPEND can carry the flag: a system flag RFC 3501 defines, or a keyword atom.
-    Anything else is a BAD command, which a pipelined server may answer by dropping the
-    connection (Dovecot: "Too many invalid IMAP commands")."""
-    return flag.lower() in _SYSTEM_FLAGS if flag.startswith("\\") else bool(_KEYWORD.match(flag))
-
-
-def _append_limit(capabilities: Iterable[bytes | str]) -> int | None:
-    """The server's APPENDLIMIT (RFC 7889), when it announces one for every mailbox."""
-    for cap in capabilities:
-        text = cap.decode() if isinstance(cap, bytes) else cap
-        if text.upper().startswith("APPENDLIMIT="):
-            with contextlib.suppress(ValueError):
-                return int(text.split("=", 1)[1])
-    return None
 
 
 # ------------------------------------------------------------------------------------ CalDAV
@@ -618,4 +494,8 @@ def restore_remote_calendars(
                 report.count(item, target.put(item.folder[0], ics_from_calendar_mime(archive.read(item))))
             if tick:
                 tick(item)
+        for kind, path in archive.header.empty_folders:  # empty calendars, recreated
+            if kind == "calendar":
+                target.calendar(path[0])
+                report.calendar(path[0])
     return report
