@@ -66,21 +66,41 @@ def mailbox_args(server: MailcrateServer, mailbox: Any) -> tuple[str, ...]:
             "--entity-id", mailbox.user_id)  # fmt: skip
 
 
-def module_dovecot(users: dict[str, str] | None = None, **kwargs: Any) -> Any:
-    """A module-scoped ``dovecot`` fixture: a real Dovecot with these users, stopped after the
-    module (``dovecot = module_dovecot(USERS)`` in the test module). A missing Dovecot fails
-    the tests: it is a declared test dependency."""
+def module_dovecot(users: dict[str, str]) -> Any:
+    """A module's ``dovecot`` fixture: the session's shared Dovecot (tests/conftest.py) with
+    this module's users added, each with an empty mailbox (``dovecot = module_dovecot(USERS)``
+    in the test module; user names must be unique in the session)."""
     import pytest
 
-    from tests.servers import DovecotUnavailable, start_dovecot
-
     @pytest.fixture(scope="module")
-    def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Any:
-        try:
-            server = start_dovecot(tmp_path_factory.mktemp("dovecot"), users=users, **kwargs)
-        except DovecotUnavailable as exc:
-            pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-        yield server
-        server.stop()
+    def dovecot(dovecot: Any) -> Any:  # the session's, by the same name
+        dovecot.add_users(users)
+        for user, password in users.items():
+            _await_login(dovecot, user, password)
+        return dovecot
 
     return dovecot
+
+
+def _await_login(dv: Any, user: str, password: str, seconds: float = 10) -> None:
+    """Wait until Dovecot takes a user just added. It re-reads its passwd-file when the file's
+    mtime changes, so two modules adding users within one second left the second ones out
+    (their logins failed): the mtime is moved on until the login works."""
+    import time
+
+    from imapclient import IMAPClient
+    from imapclient.exceptions import LoginError
+
+    passwd = dv.base_dir / "users"
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with IMAPClient(dv.host, dv.port, ssl=False) as client:
+                client.login(user, password)
+            return
+        except LoginError:
+            if time.monotonic() > deadline:
+                raise
+        st = passwd.stat()
+        os.utime(passwd, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        time.sleep(0.1)
