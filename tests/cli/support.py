@@ -75,32 +75,6 @@ def module_dovecot(users: dict[str, str]) -> Any:
     @pytest.fixture(scope="module")
     def dovecot(dovecot: Any) -> Any:  # the session's, by the same name
         dovecot.add_users(users)
-        for user, password in users.items():
-            _await_login(dovecot, user, password)
         return dovecot
 
     return dovecot
-
-
-def _await_login(dv: Any, user: str, password: str, seconds: float = 10) -> None:
-    """Wait until Dovecot takes a user just added. It re-reads its passwd-file when the file's
-    mtime changes, so two modules adding users within one second left the second ones out
-    (their logins failed): the mtime is moved on until the login works."""
-    import time
-
-    from imapclient import IMAPClient
-    from imapclient.exceptions import LoginError
-
-    passwd = dv.base_dir / "users"
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with IMAPClient(dv.host, dv.port, ssl=False) as client:
-                client.login(user, password)
-            return
-        except LoginError:
-            if time.monotonic() > deadline:
-                raise
-        st = passwd.stat()
-        os.utime(passwd, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        time.sleep(0.1)

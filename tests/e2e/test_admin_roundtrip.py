@@ -26,10 +26,10 @@ from mailcrate.mail.caldav_source import CalDavSource
 from mailcrate.mail.calendar_mime import ics_from_calendar_mime
 from mailcrate.mail.samples import generate
 from mailcrate.mail.store import deliver_message
-from tests.cli.support import MAILCRATE, one_line_error, run, server_env
+from tests.cli.support import MAILCRATE, module_dovecot, one_line_error, run, server_env
 from tests.e2e.admin_support import crlf, ical_fingerprint, mailbox_contents, sha, zip_contents
 from tests.jobs.support import Mailbox, add_big_item, fill_maildir, new_mailbox
-from tests.servers import DovecotServer, DovecotUnavailable, RadicaleServer, start_dovecot, start_radicale
+from tests.servers import DovecotServer, RadicaleServer, start_radicale
 from tests.support.mailcrate_server import MailcrateServer
 
 PREFIX = "admin-exports"
@@ -298,14 +298,8 @@ def test_cancel_then_wait_exits_non_zero(server: MailcrateServer, prepared: Prep
 # ----------------------------------------------------------------------------- IMAP + CalDAV
 
 
-@pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
-    try:
-        server = start_dovecot(tmp_path_factory.mktemp("dovecot"), tls=True)
-    except DovecotUnavailable as exc:
-        pytest.fail(f"{exc} (scripts/install-test-deps.sh installs it)")
-    yield server
-    server.stop()
+IMAP_A, IMAP_B = "roundtrip-alice", "roundtrip-bob"  # this module's users on the session's Dovecot
+dovecot = module_dovecot({IMAP_A: "roundtrip-alice-pw", IMAP_B: "roundtrip-bob-pw"})
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +359,7 @@ def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, ra
     (tmp_path / "master").write_text(dovecot.master_password + "\n")
     (tmp_path / "cal").write_text(radicale.users["alice"] + "\n")
     args = ("export", "restore", str(zip_path), "--imap", f"imaps://localhost:{dovecot.imaps_port}",
-            "--imap-user", "alice", "--imap-master-user", dovecot.master_user,
+            "--imap-user", IMAP_A, "--imap-master-user", dovecot.master_user,
             "--imap-password-file", str(tmp_path / "master"), "--imap-ca-file", str(dovecot.ca_file),
             "--caldav", radicale.url, "--caldav-user", "alice", "--caldav-password-file", str(tmp_path / "cal"),
             "--output", "json")  # fmt: skip
@@ -382,14 +376,14 @@ def test_restore_over_imap_and_caldav(exported: dict, dovecot: DovecotServer, ra
                 expected[
                     (item.folder, sha(crlf(zf.read(item.zip_path))), tuple(sorted(item.flags)), when)
                 ] += 1
-    got = _imap_contents(dovecot, "alice")
+    got = _imap_contents(dovecot, IMAP_A)
     assert +got == +expected
     assert _caldav_calendars(radicale, "alice") == _zip_calendars(zip_path)
     again = run(*args, env={**os.environ})
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["restored"] == 0 and report["skipped"] == 306
-    assert _imap_contents(dovecot, "alice") == got
+    assert _imap_contents(dovecot, IMAP_A) == got
 
 
 def test_restore_calendars_only_over_caldav(exported: dict, radicale: RadicaleServer, tmp_path: Path) -> None:
@@ -412,11 +406,11 @@ def test_restore_calendars_only_over_caldav(exported: dict, radicale: RadicaleSe
 
 def test_bound_imap_mailbox_round_trip(server: MailcrateServer, prepared: Prepared, exported: dict,
                                        dovecot: DovecotServer, tmp_path: Path) -> None:  # fmt: skip
-    """export -> restore into Dovecot (user bob) -> ``mailbox bind`` a new user to bob's IMAP
+    """export -> restore into Dovecot (user IMAP_B) -> ``mailbox bind`` a new user to that IMAP
     account (master user) -> export that user -> the same mail, as IMAP hands it out."""
     zip_path = Path(exported["result"]["zip"])
     (tmp_path / "master").write_text(dovecot.master_password)
-    imap = ("--imap", dovecot.url, "--imap-user", "bob", "--imap-master-user", dovecot.master_user,
+    imap = ("--imap", dovecot.url, "--imap-user", IMAP_B, "--imap-master-user", dovecot.master_user,
             "--imap-password-file", str(tmp_path / "master"))  # fmt: skip
     restored = run("export", "restore", str(zip_path), *imap, env={**os.environ})
     # the calendar items did not arrive (no --caldav): named, and the exit status says so

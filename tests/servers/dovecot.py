@@ -88,7 +88,27 @@ class DovecotServer:
             home.mkdir()
             os.chown(home, self._uid, self._gid)
             self.add_folder(user, ("INBOX",))
+        for user, password in users.items():
+            self._await_login(user, password)
         return users
+
+    def _await_login(self, user: str, password: str, seconds: float = 10) -> None:
+        """Dovecot looks at its passwd-file again at most once a second: a user added within the
+        second of another lookup is refused until then (seen as a failed LOGIN in a module that
+        added its users right after another's)."""
+        from imapclient import IMAPClient
+        from imapclient.exceptions import LoginError
+
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with IMAPClient(self.host, self.port, ssl=False) as client:
+                    client.login(user, password)
+                return
+            except LoginError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def add_folder(self, user: str, path: tuple[str, ...]) -> Path:
         d = self.folder_dir(user, path)
