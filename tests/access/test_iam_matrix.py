@@ -47,6 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailcrateServer
             AssumeRolePolicyDocument=_trust(),
             Tags=[{"Key": "stage", "Value": "prod"}],
         )
+        for name in ("DelegatedBoundary", "Attachable"):
+            srv.client("iam").create_policy(PolicyName=name, PolicyDocument=policy(allow("s3:GetObject")))
         yield srv
 
 
@@ -120,6 +122,14 @@ PROBES: dict[str, Callable[[MailcrateServer, dict[str, Any]], Any]] = {
     "list-eu": lambda s, c: s.client("workmail", region="eu-west-1", **c).list_organizations(),
     "get-role": lambda s, c: s.client("iam", **c).get_role(RoleName="tagged-target"),
     "list-iam-eu": lambda s, c: s.client("iam", region="eu-west-1", **c).list_roles(),
+    "create-bounded-role": lambda s, c: s.client("iam", **c).create_role(
+        RoleName=f"bounded-{next(_names)}",
+        AssumeRolePolicyDocument=_trust(),
+        PermissionsBoundary=BOUNDARY_ARN,
+    ),
+    "attach": lambda s, c: s.client("iam", **c).attach_role_policy(
+        RoleName="tagged-target", PolicyArn=ATTACHABLE_ARN
+    ),
     "create-tagged-role": lambda s, c: s.client("iam", **c).create_role(
         RoleName=f"made-{next(_names)}",
         AssumeRolePolicyDocument=_trust(),
@@ -143,7 +153,9 @@ def cond(operator: str, key: str, value: Any) -> dict[str, Any]:
 
 
 USER_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/matrix-user-*"
-TARGET_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/tagged-target"
+BOUNDARY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:policy/DelegatedBoundary"
+ATTACHABLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:policy/Attachable"
+DELEGATION = "https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate"
 
 CASES: dict[str, Case] = {
     # --- evaluation logic: managed policies, boundaries, session policies ---------------------
@@ -296,6 +308,30 @@ CASES: dict[str, Case] = {
     ),
     "request_tag_absent_on_untagged_call_ifexists": Case(
         (allow(LIST, **cond("StringEqualsIfExists", "aws:RequestTag/cost", "nope")),), True
+    ),
+    # --- IAM's own keys: delegating role creation within a boundary ----------------------------
+    # DELEGATION: iam:PermissionsBoundary lets an administrator allow CreateRole only with a boundary.
+    "permissions_boundary_key_allows_a_bounded_create": Case(
+        (allow("iam:CreateRole", **cond("StringEquals", "iam:PermissionsBoundary", BOUNDARY_ARN)),),
+        True,
+        probe="create-bounded-role",
+    ),
+    "permissions_boundary_key_absent_refuses_an_unbounded_create": Case(
+        (allow("iam:CreateRole", **cond("StringEquals", "iam:PermissionsBoundary", BOUNDARY_ARN)),),
+        False,
+        probe="create-tagged-role",
+    ),
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+    # iam:PolicyARN: the managed policy an attach call names.
+    "policy_arn_key_allows_the_named_policy": Case(
+        (allow("iam:AttachRolePolicy", **cond("ArnEquals", "iam:PolicyARN", ATTACHABLE_ARN)),),
+        True,
+        probe="attach",
+    ),
+    "policy_arn_key_refuses_another_policy": Case(
+        (allow("iam:AttachRolePolicy", **cond("ArnEquals", "iam:PolicyARN", BOUNDARY_ARN)),),
+        False,
+        probe="attach",
     ),
     # --- request and resource keys -------------------------------------------------------------
     # KEYS aws:RequestedRegion: the region the request was signed for.

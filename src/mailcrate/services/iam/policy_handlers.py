@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -82,24 +83,32 @@ def _entity_id(entity: Any) -> str:
     return entity.role_id if isinstance(entity, roles.Role) else entity.user_id
 
 
-def _attach(kind: str) -> Handler:
+def _write(kind: str, change: Callable[[Call, Connection, str, Any], None]) -> Handler:
+    """A handler that changes one named role or user (``kind``) in one transaction."""
+
     def handler(call: Call) -> dict[str, Any]:
         with call.context.db.begin() as conn:
-            entity = _entity(call, conn, kind)
-            managed.attach(conn, kind, _entity_id(entity), _policy(call, conn))
+            change(call, conn, kind, _entity(call, conn, kind))
         return {}
 
     return handler
 
 
-def _detach(kind: str) -> Handler:
-    def handler(call: Call) -> dict[str, Any]:
-        with call.context.db.begin() as conn:
-            entity = _entity(call, conn, kind)
-            managed.detach(conn, kind, _entity_id(entity), _policy(call, conn))
-        return {}
+def _attach(call: Call, conn: Connection, kind: str, entity: Any) -> None:
+    managed.attach(conn, kind, _entity_id(entity), _policy(call, conn))
 
-    return handler
+
+def _detach(call: Call, conn: Connection, kind: str, entity: Any) -> None:
+    managed.detach(conn, kind, _entity_id(entity), _policy(call, conn))
+
+
+def _put_boundary(call: Call, conn: Connection, kind: str, entity: Any) -> None:
+    policy_id = managed.boundary_id(conn, call.account_id, call.params["PermissionsBoundary"])
+    (roles if kind == "role" else users).set_boundary(conn, entity, policy_id)
+
+
+def _delete_boundary(call: Call, conn: Connection, kind: str, entity: Any) -> None:
+    (roles if kind == "role" else users).set_boundary(conn, entity, None)
 
 
 def _list_attached(kind: str) -> Handler:
@@ -108,27 +117,6 @@ def _list_attached(kind: str) -> Handler:
             entity = _entity(call, conn, kind)
             items = managed.attached(conn, kind, _entity_id(entity), call.params.get("PathPrefix"))
         return _page(items, "AttachedPolicies", None)
-
-    return handler
-
-
-def _put_boundary(kind: str) -> Handler:
-    def handler(call: Call) -> dict[str, Any]:
-        with call.context.db.begin() as conn:
-            entity = _entity(call, conn, kind)
-            policy_id = managed.boundary_id(conn, call.account_id, call.params["PermissionsBoundary"])
-            (roles if kind == "role" else users).set_boundary(conn, entity, policy_id)
-        return {}
-
-    return handler
-
-
-def _delete_boundary(kind: str) -> Handler:
-    def handler(call: Call) -> dict[str, Any]:
-        with call.context.db.begin() as conn:
-            entity = _entity(call, conn, kind)
-            (roles if kind == "role" else users).set_boundary(conn, entity, None)
-        return {}
 
     return handler
 
@@ -143,14 +131,14 @@ HANDLERS: dict[str, Handler] = {
     "CreatePolicyVersion": create_policy_version,
     "SetDefaultPolicyVersion": set_default_policy_version,
     "DeletePolicyVersion": delete_policy_version,
-    "AttachRolePolicy": _attach("role"),
-    "DetachRolePolicy": _detach("role"),
+    "AttachRolePolicy": _write("role", _attach),
+    "DetachRolePolicy": _write("role", _detach),
     "ListAttachedRolePolicies": _list_attached("role"),
-    "AttachUserPolicy": _attach("user"),
-    "DetachUserPolicy": _detach("user"),
+    "AttachUserPolicy": _write("user", _attach),
+    "DetachUserPolicy": _write("user", _detach),
     "ListAttachedUserPolicies": _list_attached("user"),
-    "PutRolePermissionsBoundary": _put_boundary("role"),
-    "DeleteRolePermissionsBoundary": _delete_boundary("role"),
-    "PutUserPermissionsBoundary": _put_boundary("user"),
-    "DeleteUserPermissionsBoundary": _delete_boundary("user"),
+    "PutRolePermissionsBoundary": _write("role", _put_boundary),
+    "DeleteRolePermissionsBoundary": _write("role", _delete_boundary),
+    "PutUserPermissionsBoundary": _write("user", _put_boundary),
+    "DeleteUserPermissionsBoundary": _write("user", _delete_boundary),
 }

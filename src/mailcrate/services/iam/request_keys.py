@@ -14,6 +14,7 @@ AWS (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_conditi
 * ``aws:ResourceAccount``: the account in the resource's ARN (S3 ARNs have none: the bucket
   owner, when the service passed ``s3:ResourceAccount``).
 * ``aws:ResourceTag/<key>``: the tags of an IAM role or user the call acts on.
+* ``iam:PolicyARN`` (attach/detach) and ``iam:PermissionsBoundary`` (calls that set one).
 
 Principal keys (``aws:PrincipalArn`` ...) are derived by the policy engine; ``aws:SourceIp`` and
 ``aws:SecureTransport`` come from the connection (see :mod:`mailcrate.server.serve` for proxies).
@@ -91,4 +92,22 @@ def for_call(call: Call, resource: str, given: dict[str, Any] | None = None) -> 
         keys["aws:ResourceAccount"] = account
     if call.service == "iam":
         keys |= iam_resource_tags(call, resource)
+        keys |= _iam_policy_keys(call)
+    return keys
+
+
+_POLICY_ARN_OPERATIONS = frozenset(
+    {"AttachRolePolicy", "DetachRolePolicy", "AttachUserPolicy", "DetachUserPolicy"}
+)
+
+
+def _iam_policy_keys(call: Call) -> dict[str, str]:
+    """``iam:PolicyARN`` on attach/detach calls, ``iam:PermissionsBoundary`` where one is set
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html):
+    what lets an administrator delegate role creation within a boundary."""
+    keys: dict[str, str] = {}
+    if call.operation in _POLICY_ARN_OPERATIONS and "PolicyArn" in call.params:
+        keys["iam:PolicyARN"] = call.params["PolicyArn"]
+    if call.params.get("PermissionsBoundary"):
+        keys["iam:PermissionsBoundary"] = call.params["PermissionsBoundary"]
     return keys
