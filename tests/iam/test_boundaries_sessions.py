@@ -48,6 +48,10 @@ def test_user_boundary_put_shown_and_deleted(server: MailcrateServer) -> None:
     assert shown == {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": boundary}
     assert _code(workmail.list_organizations) == "AccessDeniedException"  # outside the boundary
     assert iam.get_policy(PolicyArn=boundary)["Policy"]["PermissionsBoundaryUsageCount"] == 1
+    bounded = iam.list_entities_for_policy(PolicyArn=boundary, PolicyUsageFilter="PermissionsBoundary")
+    assert [u["UserName"] for u in bounded["PolicyUsers"]] == ["bounded"]
+    attached = iam.list_entities_for_policy(PolicyArn=boundary, PolicyUsageFilter="PermissionsPolicy")
+    assert attached["PolicyUsers"] == []
     assert _code(iam.delete_policy, PolicyArn=boundary) == "DeleteConflict"
     iam.delete_user_permissions_boundary(UserName="bounded")
     assert "PermissionsBoundary" not in iam.get_user(UserName="bounded")["User"]

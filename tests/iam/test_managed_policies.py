@@ -97,6 +97,10 @@ def test_attached_policies_allow_and_deny_until_detached(server: MailcrateServer
     attached = iam.list_attached_user_policies(UserName="managed-user")["AttachedPolicies"]
     assert attached == [{"PolicyName": "Lister", "PolicyArn": lister["Arn"]}]
     assert iam.get_policy(PolicyArn=lister["Arn"])["Policy"]["AttachmentCount"] == 1
+    entities = iam.list_entities_for_policy(PolicyArn=lister["Arn"])
+    assert [u["UserName"] for u in entities["PolicyUsers"]] == ["managed-user"]
+    assert entities["PolicyRoles"] == [] and entities["PolicyGroups"] == []
+    assert iam.list_entities_for_policy(PolicyArn=lister["Arn"], EntityFilter="Role")["PolicyUsers"] == []
     # A new default version changes what the attached policy grants, at once.
     iam.create_policy_version(
         PolicyArn=lister["Arn"], PolicyDocument=policy(allow("workmail:Describe*")), SetAsDefault=True

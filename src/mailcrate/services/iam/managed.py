@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailcrate.services.iam import common, documents
@@ -418,3 +418,34 @@ def describe_boundary(conn: Connection, policy_id: str | None) -> dict[str, str]
     if policy is None:
         return None
     return {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": policy.arn}
+
+
+def entities(conn: Connection, policy: ManagedPolicy, params: dict[str, Any]) -> dict[str, Any]:
+    """ListEntitiesForPolicy: the roles and users the policy is attached to (``PermissionsPolicy``)
+    and those it bounds (``PermissionsBoundary``); both without a filter. There are no groups."""
+    usage, wanted = params.get("PolicyUsageFilter"), params.get("EntityFilter")
+    prefix = params.get("PathPrefix")
+    found: dict[str, list[dict[str, str]]] = {"PolicyRoles": [], "PolicyUsers": [], "PolicyGroups": []}
+    for kind, table, id_column, member in (
+        ("role", iam_roles, "role_id", "PolicyRoles"),
+        ("user", iam_users, "user_id", "PolicyUsers"),
+    ):
+        if wanted not in (None, kind.capitalize()):
+            continue
+        ids = table.c[id_column]
+        clauses = []
+        if usage in (None, "PermissionsPolicy"):
+            attached = select(iam_policy_attachments.c.entity_id).where(
+                iam_policy_attachments.c.entity_kind == kind,
+                iam_policy_attachments.c.policy_id == policy.policy_id,
+            )
+            clauses.append(ids.in_(attached))
+        if usage in (None, "PermissionsBoundary"):
+            clauses.append(table.c.permissions_boundary == policy.policy_id)
+        query = select(table.c.name, ids).where(or_(*clauses)).order_by(table.c.name_key)
+        if prefix:
+            query = query.where(table.c.path.startswith(prefix, autoescape=True))
+        name = "RoleName" if kind == "role" else "UserName"
+        entity_id = "RoleId" if kind == "role" else "UserId"
+        found[member] = [{name: row[0], entity_id: row[1]} for row in conn.execute(query).all()]
+    return {**found, "IsTruncated": False}

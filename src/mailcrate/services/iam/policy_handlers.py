@@ -41,6 +41,11 @@ def delete_policy(call: Call) -> dict[str, Any]:
     return {}
 
 
+def list_entities_for_policy(call: Call) -> dict[str, Any]:
+    with call.context.db.read() as conn:
+        return managed.entities(conn, _policy(call, conn), call.params)
+
+
 def get_policy_version(call: Call) -> dict[str, Any]:
     with call.context.db.read() as conn:
         return {"PolicyVersion": managed.get_version(conn, _policy(call, conn), call.params["VersionId"])}
@@ -126,6 +131,7 @@ HANDLERS: dict[str, Handler] = {
     "GetPolicy": get_policy,
     "ListPolicies": list_policies,
     "DeletePolicy": delete_policy,
+    "ListEntitiesForPolicy": list_entities_for_policy,
     "GetPolicyVersion": get_policy_version,
     "ListPolicyVersions": list_policy_versions,
     "CreatePolicyVersion": create_policy_version,
