@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from mailcrate.datadir import DataDir
+from mailcrate.storage.crypto import ACCESS_KEY_PURPOSE
 from mailcrate.storage.db import as_utc, utcnow
 from mailcrate.storage.tables import access_keys, accounts
 
-ACCESS_KEY_PURPOSE = "access-key-secret"
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
 

@@ -10,6 +10,7 @@ a setting is declared once and documented once. Values are validated when the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -68,6 +69,14 @@ class Settings:
     )
     log_level: str = _setting(
         "--log-level", "MAILCRATE_LOG_LEVEL", "info", "critical|error|warning|info|debug"
+    )
+    trusted_proxies: str | None = _setting(
+        "--trusted-proxies",
+        "MAILCRATE_TRUSTED_PROXIES",
+        None,
+        "CIDRs (comma or space separated) of reverse proxies whose X-Forwarded-For / "
+        "X-Forwarded-Proto give aws:SourceIp and aws:SecureTransport (default: none; no one's "
+        "forwarded headers count).",
     )
     smtp_port: int | None = _setting(
         "--smtp-port",
@@ -201,8 +210,19 @@ class Settings:
             object.__setattr__(self, "database_url", normalise_database_url(self.database_url))
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
+        self.trusted_proxy_networks()  # refuses a malformed CIDR at start
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
+
+    def trusted_proxy_networks(self) -> list[str]:
+        """``--trusted-proxies`` as normalised networks (``127.0.0.1`` means ``127.0.0.1/32``)."""
+        networks = []
+        for item in (self.trusted_proxies or "").replace(",", " ").split():
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"trusted-proxies: {item!r} is not an IP network (CIDR)") from None
+        return networks
 
     def with_values(self, **values: Any) -> Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})

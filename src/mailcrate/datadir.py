@@ -16,13 +16,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from mailcrate.storage.crypto import SecretBox
+from mailcrate.storage.crypto import ACCESS_KEY_PURPOSE, SecretBox
 from mailcrate.storage.db import Database
 from mailcrate.storage.drivers import DatabaseUrlError, check_database_url, normalise_database_url
-from mailcrate.storage.tables import accounts
+from mailcrate.storage.tables import access_keys, accounts
 
 
 class DataDirError(Exception):
@@ -125,6 +126,11 @@ class DataDir:
                 db.dispose()
                 raise
             secrets = SecretBox.load_or_create(path / "master.key")
+            try:
+                _check_key(db, secrets, path / "master.key")
+            except DataDirError:
+                db.dispose()
+                raise
         except BaseException:
             if made:
                 shutil.rmtree(path, ignore_errors=True)
@@ -141,3 +147,19 @@ class DataDir:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def _check_key(db: Database, secrets: SecretBox, key_file: Path) -> None:
+    """Open one sealed secret: a master.key from another data directory fails here, at start,
+    instead of on every signed request."""
+    with db.read() as conn:
+        sealed = conn.execute(select(access_keys.c.secret_sealed).limit(1)).scalar()
+    if sealed is None:
+        return
+    try:
+        secrets.open(sealed, ACCESS_KEY_PURPOSE)
+    except (InvalidTag, ValueError):
+        raise DataDirError(
+            f"{key_file} does not open this data directory's secrets (another installation's key?): "
+            "restore the master.key that belongs to this database"
+        ) from None

@@ -226,9 +226,10 @@ def test_assume_role_input_errors(server: MailcrateServer, worker_role: str) -> 
         "ValidationError",
         400,
     )
+    # A session policy must be a valid identity policy (STS's MalformedPolicyDocument).
     assert _error(
-        sts.assume_role, RoleArn=worker_role, RoleSessionName="p1", Policy=policy(allow("s3:*"))
-    ) == ("ValidationError", 400)
+        sts.assume_role, RoleArn=worker_role, RoleSessionName="p1", Policy='{"Version": "2012-10-17"}'
+    ) == ("MalformedPolicyDocument", 400)
     lax = server.client("sts", parameter_validation=False)
     assert (
         _error(lax.assume_role, RoleArn=worker_role, RoleSessionName="d2", DurationSeconds=60)[0]

@@ -354,6 +354,7 @@ def _attempt(
             if not store.mark_finishing(data_dir.db, job.job_id, worker_id):
                 raise StopExport()
             phases.mark("finishing")
+            dest.check_not_public(again=True)  # made public mid-job: FAILED, upload aborted, no zip
             export_log = ExportLog(
                 total_messages=figures.total_messages,
                 total_folders=figures.total_folders,

@@ -20,6 +20,7 @@ from .document import (
     parse_resource_policy,
     parse_trust_policy,
 )
+from .effective import effective_identity_decision
 from .evaluate import (
     Decision,
     RequestContext,
@@ -47,6 +48,7 @@ __all__ = [
     "action_matches",
     "arn_like",
     "authorize",
+    "effective_identity_decision",
     "evaluate_condition",
     "evaluate_conditions",
     "evaluate_identity_policies",

@@ -191,6 +191,10 @@ def serve(settings: Settings) -> None:
         # (the one SIGHUP reloads and SMTP STARTTLS shares).
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
+        # Forwarded headers count only from --trusted-proxies (uvicorn trusts loopback by default,
+        # which would let any local client choose its aws:SourceIp and aws:SecureTransport).
+        proxy_headers=bool(settings.trusted_proxy_networks()),
+        forwarded_allow_ips=settings.trusted_proxy_networks() or [],
     )
     server = _Server(config)
     if tls is not None:

@@ -56,6 +56,9 @@ class Call:
     # conditions); in-process calls carry a synthetic one (see services.invoke).
     request: HttpRequest
     context: ServiceContext
+    # The AWS service (e.g. "workmail.amazonaws.com") making this call with the principal's
+    # credentials on the principal's behalf: aws:CalledVia / aws:ViaAWSService say so.
+    on_behalf_of_service: str | None = None
 
     @property
     def account_id(self) -> str:

@@ -49,13 +49,16 @@ def invoke(
     region: str | None = None,
     request: HttpRequest | None = None,
     request_id: str | None = None,
+    on_behalf_of_service: str | None = None,
 ) -> dict[str, Any] | HttpResponse:
     """Run ``service``'s ``operation`` for an authenticated ``principal``.
 
-    Returns the handler's output (the operation's output shape as Python values, or an
-    :class:`HttpResponse` for operations that stream); raises a
-    :class:`~mailcrate.protocol.errors.ServiceError` (validation, access denied, the service's
-    own errors). ``region`` is the one the caller signed for (global services answer in theirs).
+        Returns the handler's output (the operation's output shape as Python values, or an
+        :class:`HttpResponse` for operations that stream); raises a
+        :class:`~mailcrate.protocol.errors.ServiceError` (validation, access denied, the service's
+        own errors). ``region`` is the one the caller signed for (global services answer in theirs).
+    ``on_behalf_of_service`` names the AWS service making the call for the principal (in-process
+    callers such as the export), which the ``aws:CalledVia`` condition keys report.
     """
     spec = spec_of(context, service)
     handler = spec.handlers.get(operation)
@@ -75,6 +78,7 @@ def invoke(
         request_id or str(uuid.uuid4()),
         request if request is not None else in_process_request(),
         context,
+        on_behalf_of_service,
     )
     try:
         action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"

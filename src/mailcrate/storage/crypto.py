@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE_BYTES = 12
+#: The purpose access-key secrets are sealed for (the first secret a data directory holds).
+ACCESS_KEY_PURPOSE = "access-key-secret"
 _FORMAT_PREFIX = "v1:"
 
 

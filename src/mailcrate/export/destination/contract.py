@@ -21,6 +21,8 @@ class ExportDestination(Protocol):
 
     def preflight(self) -> None: ...
 
+    def check_not_public(self, *, again: bool = False) -> None: ...
+
     def create_upload(self, key: str) -> str: ...
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Any) -> str: ...
@@ -65,6 +67,14 @@ class Checks:
                 f"The bucket {bucket} is in {bucket_region}, not in {self.job.region}: the bucket, the "
                 "KMS key and the organization must be in one region."
             )
+        self.check_not_public()
+        self._check_bucket_region()
+        self._check_key()
+
+    def check_not_public(self, *, again: bool = False) -> None:
+        """Refuse a public bucket: before any byte is written, and ``again`` right before the
+        upload completes (a bucket made public while the job ran gets no zip)."""
+        bucket = self.job.s3_bucket_name
         try:
             status = self._policy_status()
             public = bool(status.get("PolicyStatus", {}).get("IsPublic"))
@@ -73,12 +83,12 @@ class Checks:
                 raise classify(exc, self.job, "GetBucketPolicyStatus") from exc
             public = False
         if public:
+            when = " became public while the export ran" if again else " is public"
             raise ExportError(
-                f"The bucket {bucket} is public (its bucket policy grants access to anyone). "
-                "WorkMail does not export mailboxes to public buckets: remove the public statements."
+                f"The bucket {bucket}{when} (its bucket policy grants access to anyone). "
+                "WorkMail does not export mailboxes to public buckets: remove the public statements"
+                + (" and start the export again." if again else ".")
             )
-        self._check_bucket_region()
-        self._check_key()
 
     def _check_bucket_region(self) -> None:
         """Best effort: the documented role policy grants no s3:GetBucketLocation, so AccessDenied

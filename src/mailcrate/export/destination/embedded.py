@@ -44,6 +44,9 @@ log = logging.getLogger("mailcrate.export")
 
 __all__ = ["EmbeddedDestination"]
 
+#: What the export's calls report as aws:CalledVia (the service writing for the job's owner).
+CALLED_VIA = "workmail.amazonaws.com"
+
 #: Assume the role again when the session has less than this left (a long export outlives it).
 REFRESH_BEFORE = timedelta(minutes=5)
 
@@ -90,6 +93,7 @@ class EmbeddedDestination(Checks):
             params,
             region=self.job.region,
             request=self._request,
+            on_behalf_of_service=CALLED_VIA,
         )
 
     def _s3(self, operation: str, **params: Any) -> Any:

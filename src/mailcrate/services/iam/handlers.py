@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from mailcrate.protocol.models import service_model
 from mailcrate.protocol.query import QueryProtocol
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.iam import documents, roles, users
+from mailcrate.services.iam import documents, managed, policy_handlers, roles, users
 from mailcrate.services.iam.errors import IamValidationError, InvalidInput, NoSuchEntity
 from mailcrate.storage.db import as_utc
 from mailcrate.storage.tables import access_keys, accounts
@@ -20,14 +20,21 @@ def _page(items: list[dict[str, Any]], key: str, marker: str | None) -> dict[str
 
 
 # --- roles ---------------------------------------------------------------------------------------
+def _with_boundary(conn: Connection, entity: roles.Role | users.User) -> dict[str, Any]:
+    """The entity's shape with its ``PermissionsBoundary`` (GetRole/GetUser and the creates)."""
+    return entity.describe() | {
+        "PermissionsBoundary": managed.describe_boundary(conn, entity.permissions_boundary)
+    }
+
+
 def create_role(call: Call) -> dict[str, Any]:
     with call.context.db.begin() as conn:
-        return {"Role": roles.create(conn, call.account_id, call.params).describe()}
+        return {"Role": _with_boundary(conn, roles.create(conn, call.account_id, call.params))}
 
 
 def get_role(call: Call) -> dict[str, Any]:
     with call.context.db.read() as conn:
-        return {"Role": roles.find(conn, call.account_id, call.params["RoleName"]).describe()}
+        return {"Role": _with_boundary(conn, roles.find(conn, call.account_id, call.params["RoleName"]))}
 
 
 def list_roles(call: Call) -> dict[str, Any]:
@@ -103,14 +110,14 @@ def _target_user(call: Call, conn: Connection) -> users.User | None:
 
 def create_user(call: Call) -> dict[str, Any]:
     with call.context.db.begin() as conn:
-        return {"User": users.create(conn, call.account_id, call.params).describe()}
+        return {"User": _with_boundary(conn, users.create(conn, call.account_id, call.params))}
 
 
 def get_user(call: Call) -> dict[str, Any]:
     with call.context.db.read() as conn:
         user = _target_user(call, conn)
         if user is not None:
-            return {"User": user.describe()}
+            return {"User": _with_boundary(conn, user)}
         created = conn.execute(
             select(accounts.c.created_at).where(accounts.c.account_id == call.account_id)
         ).scalar()
@@ -228,6 +235,7 @@ HANDLERS: dict[str, Handler] = {
     "GetUserPolicy": get_user_policy,
     "ListUserPolicies": list_user_policies,
     "DeleteUserPolicy": delete_user_policy,
+    **policy_handlers.HANDLERS,
 }
 
 _USER_KEY_OPERATIONS = frozenset({"CreateAccessKey", "ListAccessKeys", "DeleteAccessKey", "GetUser"})
@@ -245,6 +253,10 @@ def resource_for(call: Call) -> str:
         with call.context.db.read() as conn:
             path = users.path_of(conn, account, p["UserName"])
         return users.user_arn(account, path or p.get("Path", "/"), p["UserName"])
+    if "PolicyArn" in p:
+        return str(p["PolicyArn"])
+    if "PolicyName" in p and "PolicyDocument" in p and call.operation == "CreatePolicy":
+        return managed.policy_arn(account, p.get("Path", "/"), p["PolicyName"])
     if call.operation in _USER_KEY_OPERATIONS and call.principal.kind == "user":
         return call.principal.arn
     return "*"

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailcrate.services.iam import common, documents
+from mailcrate.services.iam import common, documents, managed
 from mailcrate.services.iam.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from mailcrate.storage.db import as_utc, utcnow
 from mailcrate.storage.tables_iam import iam_role_policies, iam_roles
@@ -38,6 +38,7 @@ class Role:
     max_session_duration: int
     tags: str | None
     created_at: datetime
+    permissions_boundary: str | None = None  # a managed policy's id
 
     @property
     def arn(self) -> str:
@@ -55,6 +56,7 @@ class Role:
             max_session_duration=row.max_session_duration,
             tags=row.tags,
             created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            permissions_boundary=row.permissions_boundary,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -95,6 +97,7 @@ def create(conn: Connection, account_id: str, params: dict[str, Any]) -> Role:
         "max_session_duration": params.get("MaxSessionDuration", DEFAULT_MAX_SESSION),
         "tags": tags,
         "created_at": utcnow(),
+        "permissions_boundary": managed.boundary_id(conn, account_id, params.get("PermissionsBoundary")),
     }
     if _row(conn, account_id, name) is not None:
         raise EntityAlreadyExists(f"Role with name {name} already exists.")
@@ -168,4 +171,13 @@ def update_trust(conn: Connection, role: Role, text: str) -> None:
 def remove(conn: Connection, role: Role) -> None:
     if POLICIES.count(conn, role.role_id):
         raise DeleteConflict("Cannot delete entity, must delete policies first.")
+    if managed.has_attachments(conn, "role", role.role_id):
+        raise DeleteConflict("Cannot delete entity, must detach all policies first.")
     conn.execute(delete(iam_roles).where(iam_roles.c.role_id == role.role_id))
+
+
+def set_boundary(conn: Connection, role: Role, policy_id: str | None) -> None:
+    """Put (a policy id) or delete (None) the role's permissions boundary."""
+    conn.execute(
+        update(iam_roles).where(iam_roles.c.role_id == role.role_id).values(permissions_boundary=policy_id)
+    )

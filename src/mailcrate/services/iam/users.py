@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailcrate.accounts import new_access_key_id, new_secret_access_key, store_access_key
 from mailcrate.datadir import DataDir
-from mailcrate.services.iam import common, documents
+from mailcrate.services.iam import common, documents, managed
 from mailcrate.services.iam.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from mailcrate.storage.db import as_utc, utcnow
 from mailcrate.storage.tables import access_keys
@@ -39,6 +39,7 @@ class User:
     path: str
     tags: str | None
     created_at: datetime
+    permissions_boundary: str | None = None  # a managed policy's id
 
     @property
     def arn(self) -> str:
@@ -53,6 +54,7 @@ class User:
             path=row.path,
             tags=row.tags,
             created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+            permissions_boundary=row.permissions_boundary,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ def create(conn: Connection, account_id: str, params: dict[str, Any]) -> User:
         "path": params.get("Path", "/"),
         "tags": common.tags_json(params.get("Tags")),
         "created_at": utcnow(),
+        "permissions_boundary": managed.boundary_id(conn, account_id, params.get("PermissionsBoundary")),
     }
     if _row(conn, account_id, name) is not None:
         raise EntityAlreadyExists(f"User with name {name} already exists.")
@@ -138,6 +141,8 @@ def _keys_query(user: User) -> Any:
 def remove(conn: Connection, user: User) -> None:
     if POLICIES.count(conn, user.user_id):
         raise DeleteConflict("Cannot delete entity, must delete policies first.")
+    if managed.has_attachments(conn, "user", user.user_id):
+        raise DeleteConflict("Cannot delete entity, must detach all policies first.")
     if conn.execute(_keys_query(user)).first() is not None:
         raise DeleteConflict("Cannot delete entity, must delete access keys first.")
     conn.execute(delete(iam_users).where(iam_users.c.user_id == user.user_id))
@@ -190,3 +195,10 @@ def delete_access_key(conn: Connection, user: User, access_key_id: str) -> None:
     ).rowcount
     if not deleted:
         raise NoSuchEntity(f"The Access Key with id {access_key_id} cannot be found.")
+
+
+def set_boundary(conn: Connection, user: User, policy_id: str | None) -> None:
+    """Put (a policy id) or delete (None) the user's permissions boundary."""
+    conn.execute(
+        update(iam_users).where(iam_users.c.user_id == user.user_id).values(permissions_boundary=policy_id)
+    )

@@ -30,6 +30,7 @@ from mailcrate.policy import (
 )
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.base import Call
+from mailcrate.services.iam import request_keys
 from mailcrate.services.s3 import errors
 from mailcrate.storage.db import as_utc, utcnow
 from mailcrate.storage.tables_kms_s3 import s3_buckets
@@ -184,6 +185,7 @@ def authorize(
     resource = resource or bucket.arn
     keys = {k: v for k, v in {**base_context(call), **(context or {})}.items() if v is not None}
     keys["s3:ResourceAccount"] = bucket.account_id
+    keys = {**request_keys.for_call(call, resource, keys), **keys}  # aws:RequestedRegion, ...
     same_account = call.account_id == bucket.account_id
     policy_decision = Decision.IMPLICIT_DENY
     if bucket.policy:

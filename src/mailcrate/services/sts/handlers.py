@@ -8,17 +8,14 @@ from mailcrate.policy import Decision, RequestPrincipal
 from mailcrate.protocol.models import service_model
 from mailcrate.protocol.query import QueryProtocol
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.iam import roles
+from mailcrate.services.iam import request_keys, roles
 from mailcrate.services.iam.authz import identity_of
-from mailcrate.services.sts import sessions
+from mailcrate.services.sts import grants, sessions
 
 
 def assume_role(call: Call) -> dict[str, Any]:
     p = call.params
     role_arn = p["RoleArn"]
-    if p.get("Policy") is not None or p.get("PolicyArns"):
-        # Session policies narrow a session; ignoring them would grant more than asked for.
-        raise sessions.StsValidationError("mailcrate does not support session policies (Policy, PolicyArns).")
     principal = call.principal
     as_service = principal.kind == "service"
     with call.context.db.begin() as conn:
@@ -45,12 +42,40 @@ def assume_role(call: Call) -> dict[str, Any]:
         )
         if decision is not Decision.ALLOW:
             raise sessions.denied(call.principal.arn, role_arn)
+        if p.get("Tags"):
+            _authorize_tags(call, role, caller, context)
+        grant, packed = grants.session_extra(conn, principal, role.account_id, p)
         output = sessions.issue_credentials(
-            conn, call.context.data_dir, role, p["RoleSessionName"], seconds, source=call.principal.arn
+            conn,
+            call.context.data_dir,
+            role,
+            p["RoleSessionName"],
+            seconds,
+            source=call.principal.arn,
+            grant=grant,
+            packed_size=packed,
         )
     if p.get("SourceIdentity"):
         output["SourceIdentity"] = p["SourceIdentity"]
     return output
+
+
+def _authorize_tags(call: Call, role: roles.Role, caller: RequestPrincipal, context: dict[str, Any]) -> None:
+    """Session tags need ``sts:TagSession`` from the role's trust policy and (for IAM principals)
+    from the caller's identity policies, with the tags as ``aws:RequestTag/*``."""
+    tag_keys = request_keys.request_tags(call.params)
+    decision = sessions.trust_decision(
+        role,
+        caller,
+        {**context, **tag_keys},
+        source_ip=call.request.client_ip,
+        secure_transport=call.request.scheme == "https",
+        action="sts:TagSession",
+    )
+    if decision is not Decision.ALLOW:
+        raise sessions.denied(call.principal.arn, role.arn, "sts:TagSession")
+    if call.principal.kind != "service":
+        call.authorize("sts:TagSession", role.arn, tag_keys)
 
 
 def _identity(conn: Any, principal: Any) -> RequestPrincipal | None:

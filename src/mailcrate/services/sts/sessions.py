@@ -57,10 +57,8 @@ def session_arn(account_id: str, role_name: str, session_name: str) -> str:
     return f"arn:aws:sts::{account_id}:assumed-role/{role_name}/{session_name}"
 
 
-def denied(caller_arn: str, role_arn: str) -> AccessDenied:
-    return AccessDenied(
-        f"User: {caller_arn} is not authorized to perform: {ASSUME_ROLE} on resource: {role_arn}"
-    )
+def denied(caller_arn: str, role_arn: str, action: str = ASSUME_ROLE) -> AccessDenied:
+    return AccessDenied(f"User: {caller_arn} is not authorized to perform: {action} on resource: {role_arn}")
 
 
 def check_duration(role: roles.Role, duration: int | None, *, chained: bool = False) -> int:
@@ -89,10 +87,11 @@ def trust_decision(
     source_ip: str | None = None,
     secure_transport: bool | None = None,
     now: datetime | None = None,
+    action: str = ASSUME_ROLE,
 ) -> Decision:
-    """What the role's trust policy says about ``caller`` assuming it."""
+    """What the role's trust policy says about ``caller`` assuming it (or tagging the session)."""
     ctx = RequestContext.build(
-        ASSUME_ROLE,
+        action,
         role.arn,
         caller,
         {k: v for k, v in context.items() if v is not None},
@@ -121,8 +120,13 @@ def issue_credentials(
     duration_seconds: float,
     *,
     source: str,
+    grant: Mapping[str, Any] | None = None,
+    packed_size: int = 0,
 ) -> dict[str, Any]:
-    """Mint a session of ``role`` (no checks: callers decide first). The AssumeRole output."""
+    """Mint a session of ``role`` (no checks: callers decide first). The AssumeRole output.
+
+    ``grant``: the session policies and tags (:func:`mailcrate.services.sts.grants.session_extra`),
+    kept with the session's key."""
     _prune_expired(conn)
     key_id, secret = new_access_key_id("ASIA"), new_secret_access_key()
     token = "MC" + secrets.token_urlsafe(180)
@@ -140,7 +144,7 @@ def issue_credentials(
         principal_id=assumed_id,
         session_token=token,
         expires_at=expires,
-        extra=json.dumps({"role_arn": role.arn, "source": source}),
+        extra=json.dumps({"role_arn": role.arn, "source": source, **(grant or {})}),
     )
     return {
         "Credentials": {
@@ -150,7 +154,7 @@ def issue_credentials(
             "Expiration": expires,
         },
         "AssumedRoleUser": {"AssumedRoleId": assumed_id, "Arn": arn},
-        "PackedPolicySize": 0,
+        "PackedPolicySize": packed_size,
     }
 
 
