@@ -1,6 +1,7 @@
 """The export on AWS's access model, with a real ``mailcrate serve`` running real jobs: a bucket
 made public while a job runs gets no zip, and the export's in-process writes carry the condition
-keys of a call an AWS service makes (``aws:CalledVia``, ``aws:ViaAWSService``)."""
+keys AWS sends for them: the export writes with the job role's own session (a service role), so
+``aws:ViaAWSService`` is false and ``aws:CalledVia`` absent, as on AWS."""
 
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ def test_bucket_made_public_during_the_job_gets_no_zip(server: MailcrateServer) 
     ("statement", "state"),
     [
         # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
-        # #condition-keys-calledvia: the service that made the call for the principal.
+        # #condition-keys-calledvia: set only when a service makes a request with the principal's
+        # own credentials (forward access sessions), never for a service role's session: the
+        # export's writes do not match it.
         (
             {
                 "Effect": "Deny",
@@ -92,18 +95,20 @@ def test_bucket_made_public_during_the_job_gets_no_zip(server: MailcrateServer) 
                 "Resource": "*",
                 "Condition": {"ForAnyValue:StringEquals": {"aws:CalledVia": "workmail.amazonaws.com"}},
             },
-            "FAILED",
+            "COMPLETED",
         ),
         (
             {
                 "Effect": "Deny",
                 "Action": "s3:PutObject",
                 "Resource": "*",
+                # ...IfExists on an absent key is true: this Deny applies to the export's writes.
                 "Condition": {"StringNotEqualsIfExists": {"aws:CalledViaFirst": "workmail.amazonaws.com"}},
             },
-            "COMPLETED",
+            "FAILED",
         ),
-        # #condition-keys-viaawsservice: true for calls an AWS service makes for the principal.
+        # #condition-keys-viaawsservice: false "when the service uses a service role or service-linked
+        # role to make a call on the principal's behalf", which is how the export writes.
         (
             {
                 "Effect": "Deny",
@@ -111,12 +116,12 @@ def test_bucket_made_public_during_the_job_gets_no_zip(server: MailcrateServer) 
                 "Resource": "*",
                 "Condition": {"Bool": {"aws:ViaAWSService": "false"}},
             },
-            "COMPLETED",
+            "FAILED",
         ),
     ],
-    ids=["deny-called-via-workmail", "deny-other-first-caller-ifexists", "deny-direct-calls-only"],
+    ids=["deny-called-via-workmail", "deny-other-first-caller-ifexists", "deny-direct-calls"],
 )
-def test_export_writes_carry_called_via(
+def test_export_writes_are_the_roles_own_calls(
     server: MailcrateServer, statement: dict[str, Any], state: str
 ) -> None:
     mb = new_mailbox(server)

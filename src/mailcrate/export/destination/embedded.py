@@ -44,9 +44,6 @@ log = logging.getLogger("mailcrate.export")
 
 __all__ = ["EmbeddedDestination"]
 
-#: What the export's calls report as aws:CalledVia (the service writing for the job's owner).
-CALLED_VIA = "workmail.amazonaws.com"
-
 #: Assume the role again when the session has less than this left (a long export outlives it).
 REFRESH_BEFORE = timedelta(minutes=5)
 
@@ -92,8 +89,9 @@ class EmbeddedDestination(Checks):
             operation,
             params,
             region=self.job.region,
+            # No on_behalf_of_service: the export writes with the role's own session (a service
+            # role), for which AWS sends aws:ViaAWSService false and no aws:CalledVia.
             request=self._request,
-            on_behalf_of_service=CALLED_VIA,
         )
 
     def _s3(self, operation: str, **params: Any) -> Any:
