@@ -111,6 +111,13 @@ class Settings:
         30,
         "Seconds a worker process started for waiting jobs stays without work before it ends.",
     )
+    export_abort_retry_seconds: int = _setting(
+        "--export-abort-retry-seconds",
+        "MAILCRATE_EXPORT_ABORT_RETRY_SECONDS",
+        30,
+        "How soon an upload that a failed or cancelled job could not abort is tried again (then "
+        "twice as long each time, at most an hour); workers look for such uploads this often.",
+    )
     export_lease_seconds: int = _setting(
         "--export-lease-seconds",
         "MAILCRATE_EXPORT_LEASE_SECONDS",
@@ -194,6 +201,8 @@ class Settings:
             raise ValueError("export-processes must not be negative")
         if self.export_process_idle_seconds < 1:
             raise ValueError("export-process-idle-seconds must be at least 1")
+        if self.export_abort_retry_seconds < 1:
+            raise ValueError("export-abort-retry-seconds must be at least 1")
         if self.export_lease_seconds < 2:
             raise ValueError("export-lease-seconds must be at least 2")
         if self.export_max_attempts < 1:

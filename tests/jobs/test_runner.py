@@ -57,6 +57,9 @@ class FakeDestination:
     def preflight(self) -> None:
         self._maybe_fail("preflight")
 
+    def check_not_public(self, *, again: bool = False) -> None:
+        self._maybe_fail("public")
+
     def create_upload(self, key: str) -> str:
         self._maybe_fail("create")
         upload_id = uuid.uuid4().hex
@@ -74,10 +77,11 @@ class FakeDestination:
         parts = self.uploads.pop(upload_id)
         self.objects[key] = b"".join(parts[n] for n in sorted(parts))
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
+    def abort_upload(self, key: str, upload_id: str) -> bool:
         self.calls.append("abort")
         self.aborted.append(upload_id)
         self.uploads.pop(upload_id, None)
+        return True
 
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         self._maybe_fail("put")

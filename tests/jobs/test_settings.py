@@ -62,14 +62,17 @@ def test_serve_opens_a_current_schema_without_alembic_and_migrates_an_older_one(
     DataDir.open(path, create=True).close()
     assert not _open_in_new_process(path)
 
-    # A data directory from before the newest revision (0005) is still brought up to date.
+    # A data directory from before the jobs branch's later revisions (0005, 0009) is still
+    # brought up to date.
     dd = DataDir.open(path)
     with dd.db.begin() as conn:
         conn.execute(
             text(
-                "UPDATE alembic_version SET version_num = '0004_jobs' WHERE version_num = '0005_jobs_list_index'"
+                "UPDATE alembic_version SET version_num = '0004_jobs' WHERE version_num = '0009_job_upload_sweep'"
             )
         )
+        conn.execute(text("ALTER TABLE export_jobs DROP COLUMN abort_retry_at"))
+        conn.execute(text("ALTER TABLE export_jobs DROP COLUMN abort_attempts"))
         conn.execute(text("DROP INDEX ix_export_jobs_org_start_id"))
         conn.execute(
             text("CREATE INDEX ix_export_jobs_org_start ON export_jobs (organization_id, start_time)")
@@ -81,5 +84,7 @@ def test_serve_opens_a_current_schema_without_alembic_and_migrates_an_older_one(
         assert dd.db.current_revisions() == script_heads()
         indexes = {ix["name"] for ix in inspect(dd.db.engine).get_indexes("export_jobs")}
         assert "ix_export_jobs_org_start_id" in indexes and "ix_export_jobs_org_start" not in indexes
+        columns = {column["name"] for column in inspect(dd.db.engine).get_columns("export_jobs")}
+        assert {"abort_attempts", "abort_retry_at"} <= columns
     finally:
         dd.close()

@@ -246,7 +246,9 @@ class _Preparation(_Background):
         opened = time.perf_counter()
         self.seconds["role"] = opened - started
         if job.upload_id:  # left open by an attempt that crashed or was retried
-            dest.abort_upload(job.s3_path, job.upload_id)
+            if not dest.abort_upload(job.s3_path, job.upload_id):
+                # Recording a new upload would forget this one for good: try again later.
+                raise TransientExportError("The previous attempt's upload could not be aborted yet.")
             store.set_upload(self.db, job.job_id, self.worker_id, None)
         dest.preflight()
         checked = time.perf_counter()
@@ -283,7 +285,12 @@ class _Preparation(_Background):
         return its own failure (which the attempt reports instead: the checks come first)."""
         error = self.result()
         if self.created is not None:
-            self.dest.abort_upload(self.job.s3_path, self.created)
+            if self.dest.abort_upload(self.job.s3_path, self.created):
+                store.forget_upload(self.db, self.job.job_id, self.created)
+            else:
+                # Recorded with the job (failed, cancelled or retried) until it is aborted: by
+                # the next attempt, or by the sweeper (mailcrate.export.sweeper).
+                store.keep_upload(self.db, self.job.job_id, self.created)
         return error
 
 

@@ -65,6 +65,8 @@ class ExportJob:
     items_total: int | None
     items_done: int | None
     bytes_done: int | None
+    abort_attempts: int = 0
+    abort_retry_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ExportJob:
@@ -122,7 +124,9 @@ if tuple(export_jobs.c.keys()) != _FIELD_NAMES:  # pragma: no cover - a schema/r
     raise RuntimeError("export_jobs columns and ExportJob fields must be in the same order")
 _STATE = _FIELD_NAMES.index("state")
 _FINISHING = _FIELD_NAMES.index("finishing")
-_TIMES = tuple(_FIELD_NAMES.index(name) for name in ("start_time", "end_time", "lease_expires_at"))
+_TIMES = tuple(
+    _FIELD_NAMES.index(name) for name in ("start_time", "end_time", "lease_expires_at", "abort_retry_at")
+)
 
 
 def export_zip_key(s3_prefix: str, job_id: str) -> str:

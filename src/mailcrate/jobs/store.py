@@ -455,7 +455,9 @@ def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
 
 
 def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: Any) -> bool:
-    """End a job this worker holds: final state, end time, lease and upload id cleared."""
+    """End a job this worker holds: final state, end time, lease cleared. The upload id stays
+    unless ``values`` clears it: a failed job's upload is forgotten only once it is aborted
+    (:func:`forget_upload`), else the sweeper aborts it later (:func:`uploads_to_abort`)."""
     with db.begin() as conn:
         return (
             conn.execute(
@@ -466,7 +468,6 @@ def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: A
                     end_time=utcnow(),
                     lease_owner=None,
                     lease_expires_at=None,
-                    upload_id=None,
                     **values,
                 )
             ).rowcount
@@ -475,7 +476,7 @@ def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: A
 
 
 def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:
-    return _finish(db, job_id, worker_id, State.COMPLETED, estimated_progress=100, **figures)
+    return _finish(db, job_id, worker_id, State.COMPLETED, estimated_progress=100, upload_id=None, **figures)
 
 
 def fail(db: Database, job_id: str, worker_id: str, error_info: str) -> bool:
@@ -499,10 +500,66 @@ def get_by_id_db(db: Database, job_id: str) -> ExportJob | None:
 
 
 def clear_upload_if_final(db: Database, job_id: str) -> None:
-    """After the worker of a cancelled job aborted its upload, forget the upload id."""
+    """After the worker of a cancelled job stopped: forget its lease. Its upload id stays until
+    the upload is aborted (:func:`forget_upload`, or the sweeper)."""
     with db.begin() as conn:
         conn.execute(
             update(jobs)
             .where(jobs.c.job_id == job_id, jobs.c.state != State.RUNNING.value)
-            .values(upload_id=None, lease_owner=None, lease_expires_at=None)
+            .values(lease_owner=None, lease_expires_at=None)
         )
+
+
+def forget_upload(db: Database, job_id: str, upload_id: str) -> None:
+    """The multipart upload ``upload_id`` of the job is gone (aborted, or S3 no longer knows
+    it): stop recording it. Conditional on the id, so a newer upload of the job stays."""
+    with db.begin() as conn:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id, jobs.c.upload_id == upload_id)
+            .values(upload_id=None, abort_retry_at=None)
+        )
+
+
+def keep_upload(db: Database, job_id: str, upload_id: str) -> None:
+    """An upload of the job that could not be aborted: record it (unless the job already
+    records one), whatever state the job is in, so that it is aborted later."""
+    with db.begin() as conn:
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id, jobs.c.upload_id.is_(None))
+            .values(upload_id=upload_id)
+        )
+
+
+#: The longest wait between two tries of one upload's abort.
+MAX_ABORT_BACKOFF_SECONDS = 3600
+
+
+def uploads_to_abort(db: Database, *, first_retry_seconds: float = 30, limit: int = 10) -> list[ExportJob]:
+    """FAILED or CANCELLED jobs whose multipart upload could not be aborted, due for another
+    try. Each returned job is taken for this caller: its next try is pushed back (doubling) in
+    the same statement, so sweepers in several processes do not try one upload at once."""
+    due = and_(
+        jobs.c.state.in_((State.FAILED.value, State.CANCELLED.value)),
+        jobs.c.upload_id.is_not(None),
+        or_(jobs.c.abort_retry_at.is_(None), jobs.c.abort_retry_at < db.clock()),
+    )
+    with db.read() as conn:
+        candidates = conn.execute(
+            select(jobs.c.job_id, jobs.c.abort_attempts).where(due).order_by(jobs.c.end_time).limit(limit)
+        ).all()
+    taken = []
+    for job_id, tries in candidates:
+        wait = timedelta(seconds=min(MAX_ABORT_BACKOFF_SECONDS, first_retry_seconds * 2 ** min(tries, 16)))
+        with db.begin() as conn:
+            won = conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id, due)
+                .values(abort_attempts=jobs.c.abort_attempts + 1, abort_retry_at=db.clock(wait))
+            ).rowcount
+            if won == 1:
+                job = _one(conn, jobs.c.job_id == job_id)
+                if job is not None:
+                    taken.append(job)
+    return taken

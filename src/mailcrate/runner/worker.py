@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from mailcrate.datadir import DataDir
 from mailcrate.export.job import run_job
 from mailcrate.export.settings import export_settings_from
+from mailcrate.export.sweeper import sweep_orphan_uploads
 from mailcrate.jobs.control import JobControl, JobRunner
 from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
 from mailcrate.jobs.records import ExportJob
@@ -27,24 +29,40 @@ from mailcrate.services.registry import service_context
 from mailcrate.storage.crypto import SecretBox
 from mailcrate.storage.db import Database
 
-__all__ = ["export_runner", "run_worker"]
+__all__ = ["Exporter", "run_worker"]
+
+log = logging.getLogger("mailcrate.jobs")
 
 #: The services an export calls in-process (STS AssumeRole, S3 writes, KMS through S3 and
 #: DescribeKey); their specs are built when the pool starts, not by its first job.
 EXPORT_SERVICES = ("sts", "s3", "kms")
 
 
-def export_runner(data_dir: DataDir, settings: Any, server_url: str | None) -> JobRunner:
-    """What runs each claimed job of a pool: the exporter, with this process's service context."""
-    context = service_context(data_dir, settings=settings)
-    for name in EXPORT_SERVICES:
-        context.services[name]
-    export_settings = export_settings_from(settings, server_url)
+class Exporter:
+    """What a pool's workers run, with this process's service context: the exporter for each
+    claimed job, and now and then the sweep of uploads that failed jobs could not abort."""
 
-    def run(job: ExportJob, worker_id: str, control: JobControl) -> object:
-        return run_job(context, job, worker_id, replace(export_settings), control)
+    def __init__(self, data_dir: DataDir, settings: Any, server_url: str | None) -> None:
+        self.context = service_context(data_dir, settings=settings)
+        for name in EXPORT_SERVICES:
+            self.context.services[name]
+        self.settings = settings
+        self.export_settings = export_settings_from(settings, server_url)
+        self._next_sweep = 0.0
 
-    return run
+    def run(self, job: ExportJob, worker_id: str, control: JobControl) -> object:
+        return run_job(self.context, job, worker_id, replace(self.export_settings), control)
+
+    def sweep_when_due(self) -> None:
+        """Abort left-over uploads, at most every ``--export-abort-retry-seconds``."""
+        interval = float(self.settings.export_abort_retry_seconds)
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + interval
+        try:
+            sweep_orphan_uploads(self.context, self.export_settings, first_retry_seconds=interval)
+        except Exception:
+            log.exception("sweeping left-over uploads failed; trying again later")
 
 
 def run_worker(
@@ -73,11 +91,17 @@ def run_worker(
         secrets=SecretBox.load_or_create(path / "master.key"),
     )
     stop = threading.Event()
+    exporters: list[Exporter] = []
+
+    def make_runner() -> JobRunner:  # called when the pool starts
+        exporters.append(Exporter(data_dir, settings, server_url))
+        return exporters[0].run
+
     pool = WorkerPool(
         data_dir.db,
         workers=settings.export_workers,
         lease=timedelta(seconds=settings.export_lease_seconds),
-        runner=lambda: export_runner(data_dir, settings, server_url),
+        runner=make_runner,
         node_id=data_dir.node_id,
         max_attempts=settings.export_max_attempts,
         poll_interval=poll_interval,
@@ -111,6 +135,8 @@ def run_worker(
     try:
         while not stop.wait(TRIM_INTERVAL) and not pool.idled_out.is_set():
             trim_malloc()
+            if exporters:
+                exporters[0].sweep_when_due()
     finally:
         pool.stop()
         data_dir.close()

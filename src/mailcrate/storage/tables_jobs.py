@@ -45,6 +45,10 @@ export_jobs = Table(
     Column("items_total", BigInteger, nullable=True),
     Column("items_done", BigInteger, nullable=True),
     Column("bytes_done", BigInteger, nullable=True),
+    # An upload a FAILED or CANCELLED job could not abort stays recorded in upload_id until the
+    # sweeper (mailcrate.export.sweeper) has aborted it: how often it tried, and when next.
+    Column("abort_attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("abort_retry_at", DateTime(timezone=True), nullable=True),
     # ListMailboxExportJobs pages newest first by (start_time, job_id) within an organization.
     Index("ix_export_jobs_org_start_id", "organization_id", "start_time", "job_id"),
     Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),

@@ -9,10 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from mailcrate.export.destination.contract import Checks
-from mailcrate.export.destination.errors import classify
+from mailcrate.export.destination.errors import classify, error_code
 from mailcrate.jobs.records import ExportJob
 
 log = logging.getLogger("mailcrate.export")
@@ -174,15 +172,17 @@ class BotoDestination(Checks):
             MultipartUpload={"Parts": parts},
         )
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
-        """Best effort: an upload already gone (completed, aborted) is fine."""
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Best effort: True once the upload is gone (an upload already gone, completed or
+        aborted, is fine); False when the abort failed (the sweeper tries again later)."""
         try:
             self.s3.abort_multipart_upload(Bucket=self.job.s3_bucket_name, Key=key, UploadId=upload_id)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
-                log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
         except Exception as exc:
+            if error_code(exc) == "NoSuchUpload":
+                return True
             log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+            return False
+        return True
 
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         self._call(

@@ -17,7 +17,8 @@ class ExportDestination(Protocol):
     """What an export writes through: checks, one multipart upload, the log object.
 
     Every method raises :class:`ExportError` (or :class:`TransientExportError`) with a message
-    saying what to fix; ``abort_upload`` and ``delete_object`` are best effort and never raise."""
+    saying what to fix; ``abort_upload`` and ``delete_object`` are best effort and never raise
+    (``abort_upload`` says whether the upload is gone)."""
 
     def preflight(self) -> None: ...
 
@@ -29,7 +30,7 @@ class ExportDestination(Protocol):
 
     def complete_upload(self, key: str, upload_id: str, etags: list[str]) -> None: ...
 
-    def abort_upload(self, key: str, upload_id: str) -> None: ...
+    def abort_upload(self, key: str, upload_id: str) -> bool: ...
 
     def put_object(self, key: str, body: bytes, content_type: str) -> None: ...
 

@@ -33,7 +33,6 @@ from mailcrate.export.destination.errors import ExportError, classify, error_cod
 from mailcrate.export.destination.roles import Assume
 from mailcrate.export.uploader import Frames, UploadStopped
 from mailcrate.jobs.records import ExportJob
-from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.context import ServiceContext
 from mailcrate.services.invoke import in_process_request, invoke
 from mailcrate.services.s3 import buckets
@@ -164,13 +163,17 @@ class EmbeddedDestination(Checks):
             ),
         )
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
-        """Best effort: an upload already gone (completed, aborted) is fine."""
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Best effort: True once the upload is gone (an upload already gone, completed or
+        aborted, is fine); False when the abort failed (the sweeper tries again later)."""
         try:
             self._s3("AbortMultipartUpload", Key=key, UploadId=upload_id)
         except Exception as exc:
-            if not (isinstance(exc, ServiceError) and error_code(exc) == "NoSuchUpload"):
-                log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+            if error_code(exc) == "NoSuchUpload":
+                return True
+            log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+            return False
+        return True
 
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         payload = BufferPayload(body)
