@@ -171,6 +171,20 @@ class Settings:
     tls_key: str | None = _setting(
         "--tls-key", "MAILCRATE_TLS_KEY", None, "The PEM private key of --tls-cert.", path=True
     )
+    # --- production: audit trail, metrics, logs, front door (issue 19) --------------------------
+    audit: bool = _setting(
+        "--audit",
+        "MAILCRATE_AUDIT",
+        True,
+        "Record every call that changes state, every S3 object read and KMS key use in the audit "
+        "trail (readable with `aws cloudtrail lookup-events`). Export job events are always recorded.",
+    )
+    audit_retention_days: int = _setting(
+        "--audit-retention-days",
+        "MAILCRATE_AUDIT_RETENTION_DAYS",
+        90,
+        "Days audit events are kept (CloudTrail's event history: 90); 0 keeps them forever.",
+    )
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
@@ -211,6 +225,8 @@ class Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         self.trusted_proxy_networks()  # refuses a malformed CIDR at start
+        if self.audit_retention_days < 0:
+            raise ValueError("audit-retention-days must not be negative (0 keeps events forever)")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
 

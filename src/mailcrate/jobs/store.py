@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
+from mailcrate.audit import jobs as audit
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
 from mailcrate.services.pagination import decode_token, encode_token
@@ -365,6 +366,7 @@ def claim(
                         ),
                     )
                 )
+                audit.job_event(conn, job_id, audit.FAILED, error_code="Interrupted")
                 continue
             won = conn.execute(
                 update(jobs)
@@ -377,6 +379,7 @@ def claim(
                 )
             ).rowcount
             if won == 1:
+                audit.job_event(conn, job_id, audit.CLAIMED, details={"workerId": worker_id})
                 return _one(conn, jobs.c.job_id == job_id)
     return None
 
@@ -455,9 +458,10 @@ def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
 
 
 def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: Any) -> bool:
-    """End a job this worker holds: final state, end time, lease and upload id cleared."""
+    """End a job this worker holds: final state, end time, lease and upload id cleared; its
+    audit event commits with it."""
     with db.begin() as conn:
-        return (
+        done = (
             conn.execute(
                 update(jobs)
                 .where(_mine(job_id, worker_id))
@@ -472,6 +476,18 @@ def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: A
             ).rowcount
             == 1
         )
+        if done:
+            failed = state is State.FAILED
+            audit.job_event(
+                conn,
+                job_id,
+                audit.FAILED if failed else audit.COMPLETED,
+                error_code="ExportFailed" if failed else None,
+                error_message=values.get("error_info"),
+                details={"workerId": worker_id}
+                | {k: values[k] for k in ("items_done", "bytes_done") if values.get(k) is not None},
+            )
+        return done
 
 
 def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from mailcrate.audit.trail import AuditTrail
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
@@ -66,11 +67,15 @@ class _Server(uvicorn.Server):
 def build_app(
     settings: Settings, data_dir: DataDir, tls_context: ssl.SSLContext | None = None
 ) -> MailcrateApp:
+    # Job events are always recorded (in the jobs' own transactions), so retention always runs;
+    # --audit false only stops the recording of API calls.
+    trail = AuditTrail(data_dir.db, settings.audit_retention_days)
     runtime = Runtime(
         data_dir=data_dir,
         settings=settings,
         services=build_services(),
         authorizer=identity_authorizer(),
+        audit=trail if settings.audit else None,
     )
     # Export workers run in child processes (`mailcrate worker`): their own GIL and heap; a
     # second one starts while jobs wait for a worker (see WorkerProcess).
@@ -80,7 +85,7 @@ def build_app(
         runtime.export_wakeup,
         waiting_since=lambda: store.oldest_waiting_since(data_dir.db, node_id),
     )
-    startup, shutdown = [pool.start], [pool.stop]
+    startup, shutdown = [pool.start, trail.start_pruner], [pool.stop, trail.stop]
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir, tls_context)
         startup.append(intake.start)
