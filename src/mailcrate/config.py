@@ -185,6 +185,19 @@ class Settings:
         90,
         "Days audit events are kept (CloudTrail's event history: 90); 0 keeps them forever.",
     )
+    metrics: bool = _setting(
+        "--metrics",
+        "MAILCRATE_METRICS",
+        True,
+        "Serve Prometheus metrics at GET /metrics (unauthenticated, like /health: restrict it at "
+        "the network if its figures are sensitive).",
+    )
+    log_format: str = _setting(
+        "--log-format",
+        "MAILCRATE_LOG_FORMAT",
+        "text",
+        "text|json: json writes one object per line with request_id, principal and job_id.",
+    )
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
@@ -227,6 +240,8 @@ class Settings:
         self.trusted_proxy_networks()  # refuses a malformed CIDR at start
         if self.audit_retention_days < 0:
             raise ValueError("audit-retention-days must not be negative (0 keeps events forever)")
+        if self.log_format not in {"text", "json"}:
+            raise ValueError(f"log-format must be text or json, got {self.log_format!r}")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
 

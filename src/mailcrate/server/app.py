@@ -110,7 +110,9 @@ class MailcrateApp:
             client_ip=client[0],
             scheme=scope.get("scheme", "http"),
         )
-        if _streams_body(headers):
+        if self.runtime.metrics is not None and _is_scrape(request):
+            response = await anyio.to_thread.run_sync(_scrape, self.runtime, limiter=self.api_limiter)
+        elif _streams_body(headers):
             reader = _BodyReader(receive, self.runtime.settings.request_idle_seconds)
             request.read_chunk = reader.read_chunk
             try:
@@ -147,6 +149,24 @@ class MailcrateApp:
         spec = dispatch.route(self.runtime, request, info)
         limit = self.runtime.settings.max_request_bytes
         return dispatch._render_error(RequestTooLarge(f"Request body exceeds {limit} bytes"), spec, "-")
+
+
+def _is_scrape(request: HttpRequest) -> bool:
+    """``GET /metrics`` without a signature (a signed one is S3 ListObjects of bucket "metrics")."""
+    return (
+        request.method == "GET" and request.raw_path == "/metrics" and "authorization" not in request.headers
+    )
+
+
+def _scrape(runtime: Runtime) -> HttpResponse:
+    from mailcrate.server.metrics import CONTENT_TYPE
+
+    try:
+        body = runtime.metrics.exposition()
+    except Exception:  # the database is unavailable: say so, as any other dependency failure
+        log.warning("metrics scrape failed", exc_info=True)
+        return HttpResponse(503, [("Content-Type", "text/plain"), ("Retry-After", "5")], b"unavailable\n")
+    return HttpResponse(200, [("Content-Type", CONTENT_TYPE)], body)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailcrate.accounts import Principal, session_token_matches
+from mailcrate.logs import PRINCIPAL, REQUEST_ID
 from mailcrate.protocol.errors import (
     AuthError,
     InternalFailure,
@@ -111,6 +112,7 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
     """Answer one HTTP request. Never raises."""
     started = time.perf_counter()
     request_id = str(uuid.uuid4())
+    REQUEST_ID.set(request_id)  # on every log line of this call (mailcrate.logs)
     spec: ServiceSpec | None = None
     operation = "-"
     # What the audit trail and the metrics see of the call (server/observe.py).
@@ -139,6 +141,7 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             # S3 scope let a WorkMail call declare UNSIGNED-PAYLOAD and swap its body.
             raise AuthError("signature", f"Credential should be scoped to correct service: '{spec.name}'.")
         principal = authenticate(runtime, request, info)
+        PRINCIPAL.set(principal.arn)
         operation = spec.protocol.operation_name(request, spec.model)
         if operation not in spec.handlers:
             raise UnknownOperationError(f"{operation} is not implemented by mailcrate")

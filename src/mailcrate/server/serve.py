@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import socket
@@ -22,6 +21,7 @@ from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
+from mailcrate.logs import configure as configure_logs
 from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.runtime import Runtime
@@ -86,6 +86,12 @@ def build_app(
         waiting_since=lambda: store.oldest_waiting_since(data_dir.db, node_id),
     )
     startup, shutdown = [pool.start, trail.start_pruner], [pool.stop, trail.stop]
+    if settings.metrics:  # before the pool starts its children: they inherit the directory
+        from mailcrate.server import metrics
+
+        path = metrics.enable(settings.data_dir)
+        runtime.metrics = metrics.Metrics(path, data_dir.db, lambda: pool.process_count)
+        shutdown.append(lambda: metrics.disable(path))
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir, tls_context)
         startup.append(intake.start)
@@ -163,11 +169,7 @@ def _load_tls(settings: Settings) -> ServerTls | None:
 def serve(settings: Settings) -> None:
     limit_malloc_arenas()
     _start_trimmer()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logs(settings.log_level, settings.log_format, "serve")
     tls = _load_tls(settings)
     if tls is None and not is_loopback(settings.host):  # said before binding, whatever happens next
         log.warning(
@@ -188,6 +190,8 @@ def serve(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,
+        # json: uvicorn's own lines go through the root handler too, instead of its text ones
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,  # our own request log omits query strings, which can carry session tokens
         lifespan="on",
         timeout_graceful_shutdown=10,
