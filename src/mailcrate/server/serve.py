@@ -24,6 +24,7 @@ from mailcrate.jobs.process import WorkerProcess
 from mailcrate.logs import configure as configure_logs
 from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
+from mailcrate.server.frontdoor import guarded_protocol
 from mailcrate.server.runtime import Runtime
 from mailcrate.server.tls import ServerTls
 from mailcrate.services.registry import build_services, identity_authorizer
@@ -195,6 +196,7 @@ def serve(settings: Settings) -> None:
         access_log=False,  # our own request log omits query strings, which can carry session tokens
         lifespan="on",
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(settings.header_timeout_seconds, settings.max_connections),
         server_header=False,
         # uvicorn decides "this is TLS" from the file names, then we hand it our own context
         # (the one SIGHUP reloads and SMTP STARTTLS shares).
