@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -295,10 +296,17 @@ def test_no_secret_is_recorded(server: MailcrateServer, world: dict[str, Any]) -
     ]
     dd = DataDir.open(server.data_dir)
     try:
-        with dd.db.read() as conn:
-            dump = repr(conn.execute(select(audit_events)).all()) + repr(
-                conn.execute(select(audit_event_resources)).all()
-            )
+        deadline = time.monotonic() + 5  # calls' events are committed by a writer thread, within ms
+        while True:
+            with dd.db.read() as conn:
+                dump = repr(conn.execute(select(audit_events)).all()) + repr(
+                    conn.execute(select(audit_event_resources)).all()
+                )
+            if (
+                "Encrypt" in dump and "AssumeRole" in dump and '"bob"' in dump
+            ) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         dd.close()
     assert "Encrypt" in dump and "AssumeRole" in dump and "'CreateUser'" in dump

@@ -86,47 +86,58 @@ def _clip(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
 
 
+def _row(event: AuditEvent, resources: list[Resource]) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event_time": event.event_time,
+        "account_id": event.account_id,
+        "region": event.region,
+        "event_source": EVENT_SOURCES.get(event.service, f"{event.service}.amazonaws.com"),
+        "event_name": event.event_name,
+        "event_type": event.event_type,
+        "read_only": event.read_only,
+        "request_id": event.request_id,
+        "identity_type": event.identity.type,
+        "principal_arn": event.identity.arn or event.identity.invoked_by,
+        "username": event.identity.username,
+        "access_key_id": event.identity.access_key_id,
+        "source_ip": event.source_ip,
+        "user_agent": _clip(event.user_agent, _MAX_USER_AGENT),
+        "error_code": event.error_code,
+        "error_message": _clip(event.error_message, _MAX_MESSAGE),
+        "request_parameters": _json(event.request_parameters, MAX_PARAMETERS_CHARS),
+        "response_elements": _json(event.response_elements, MAX_PARAMETERS_CHARS),
+        "resources": json.dumps([{"type": r.type, "name": r.name} for r in resources]),
+    }
+
+
+def record_many(conn: Connection, events: list[AuditEvent]) -> None:
+    """Write ``events`` in the caller's transaction (they commit with the change they describe),
+    two multi-row statements whatever their number."""
+    rows: list[dict[str, Any]] = []
+    resource_rows: list[dict[str, Any]] = []
+    for event in events:
+        resources = list(dict.fromkeys(event.resources))  # the same resource named twice is one row
+        rows.append(_row(event, resources))
+        resource_rows += [
+            {
+                "event_id": event.event_id,
+                "resource_type": r.type,
+                "resource_name": r.name,
+                "account_id": event.account_id,
+                "event_time": event.event_time,
+            }
+            for r in resources
+        ]
+    if rows:
+        conn.execute(insert(audit_events), rows)
+    if resource_rows:
+        conn.execute(insert(audit_event_resources), resource_rows)
+
+
 def record(conn: Connection, event: AuditEvent) -> None:
-    """Write ``event`` in the caller's transaction (it commits with the change it describes)."""
-    resources = list(dict.fromkeys(event.resources))  # the same resource named twice is one row
-    conn.execute(
-        insert(audit_events).values(
-            event_id=event.event_id,
-            event_time=event.event_time,
-            account_id=event.account_id,
-            region=event.region,
-            event_source=EVENT_SOURCES.get(event.service, f"{event.service}.amazonaws.com"),
-            event_name=event.event_name,
-            event_type=event.event_type,
-            read_only=event.read_only,
-            request_id=event.request_id,
-            identity_type=event.identity.type,
-            principal_arn=event.identity.arn or event.identity.invoked_by,
-            username=event.identity.username,
-            access_key_id=event.identity.access_key_id,
-            source_ip=event.source_ip,
-            user_agent=_clip(event.user_agent, _MAX_USER_AGENT),
-            error_code=event.error_code,
-            error_message=_clip(event.error_message, _MAX_MESSAGE),
-            request_parameters=_json(event.request_parameters, MAX_PARAMETERS_CHARS),
-            response_elements=_json(event.response_elements, MAX_PARAMETERS_CHARS),
-            resources=json.dumps([{"type": r.type, "name": r.name} for r in resources]),
-        )
-    )
-    if resources:
-        conn.execute(
-            insert(audit_event_resources),
-            [
-                {
-                    "event_id": event.event_id,
-                    "resource_type": r.type,
-                    "resource_name": r.name,
-                    "account_id": event.account_id,
-                    "event_time": event.event_time,
-                }
-                for r in resources
-            ],
-        )
+    """Write one event in the caller's transaction."""
+    record_many(conn, [event])
 
 
 def prune(db: Database, retention: timedelta, *, now: datetime | None = None, batch: int = 5000) -> int:
