@@ -19,6 +19,7 @@ import random
 import shutil
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import psutil
@@ -74,6 +75,17 @@ def _fill(data_dir, org: str, user: str, n: int) -> None:  # type: ignore[no-unt
     return ids  # type: ignore[return-value]
 
 
+def _organization(endpoint: str) -> tuple[Any, str, str]:
+    """A WorkMail client, a new organization and its user alice."""
+    wm = boto3.client("workmail", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
+    org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
+    user = wm.create_user(OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1")[
+        "UserId"
+    ]
+    return wm, org, user
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks api-jobs")
     p.add_argument("--quick", action="store_true")
@@ -94,12 +106,7 @@ def main(argv: list[str]) -> int:
     mc = start_mailcrate(work / "data", KEY, SECRET)
     moto = start_moto()
     try:
-        wm = boto3.client("workmail", endpoint_url=mc.endpoint, region_name="us-east-1",
-                          aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
-        org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
-        user = wm.create_user(
-            OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1"
-        )["UserId"]
+        wm, org, user = _organization(mc.endpoint)
         ids = _fill(work / "data", org, user, a.jobs)
         listed = wm.list_mailbox_export_jobs(OrganizationId=org, MaxResults=25)
         assert len(listed["Jobs"]) == 25 and listed.get("NextToken"), listed
@@ -179,12 +186,7 @@ def _observability_ab(a: argparse.Namespace) -> int:
     work = scratch_dir("api-jobs-ab")
     mc = start_mailcrate(work / "data", KEY, SECRET)
     try:
-        wm = boto3.client("workmail", endpoint_url=mc.endpoint, region_name="us-east-1",
-                          aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
-        org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
-        user = wm.create_user(
-            OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1"
-        )["UserId"]
+        _wm, org, user = _organization(mc.endpoint)
         kms = boto3.client("kms", endpoint_url=mc.endpoint, region_name="us-east-1",
                            aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]

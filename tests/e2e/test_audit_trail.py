@@ -230,16 +230,7 @@ def test_refused_calls_are_recorded_and_lookup_needs_permission(
 
 
 def test_another_account_sees_none_of_these_events(server: MailcrateServer, world: dict[str, Any]) -> None:
-    created = subprocess.run(
-        mailcrate_cmd("account", "create", "--data-dir", str(server.data_dir)),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    env = dict(line.removeprefix("export ").split("=", 1) for line in created.splitlines() if "=" in line)
-    other = server.client(
-        "cloudtrail", access_key_id=env["AWS_ACCESS_KEY_ID"], secret_access_key=env["AWS_SECRET_ACCESS_KEY"]
-    )
+    other = server.client("cloudtrail", **server.create_account())
     assert other.lookup_events()["Events"] == []
     for key, value in (("EventId", _lookup(server, "EventName", "StartMailboxExportJob")[0]["EventId"]),
                        ("ResourceName", world["job_id"])):  # fmt: skip
@@ -355,8 +346,8 @@ def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir
 
 
 def test_lookup_filters_pages_and_retention_on_both_databases(data_dir: DataDir) -> None:
-    from mailcrate.audit import lookup
     from mailcrate.audit.events import AuditEvent, Identity, Resource, prune, record
+    from mailcrate.services.cloudtrail import lookup
 
     now = datetime.now(UTC)
     root = Identity("Root", "arn:aws:iam::111122223333:root", "root", "AKIAROOT")

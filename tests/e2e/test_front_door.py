@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import json
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
@@ -22,11 +21,11 @@ from typing import Any
 
 import psutil
 import pytest
-from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.support.mailcrate_server import REGION, MailcrateServer, mailcrate_cmd
+from tests.support.mailcrate_server import REGION, MailcrateServer
+from tests.support.signing import open_upload
 
 SERVE_ARGS = (
     "--header-timeout-seconds", "2",
@@ -38,26 +37,11 @@ SERVE_ARGS = (
 MIB = 1024 * 1024
 
 
-class _UnsignedPayloadSigner(S3SigV4Auth):
-    """botocore's S3 signer for a streamed upload: the body is declared UNSIGNED-PAYLOAD."""
-
-    def payload(self, request: AWSRequest) -> str:
-        return "UNSIGNED-PAYLOAD"
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The server, and a second account ("bystander") with a bucket of its own."""
     with MailcrateServer.running(tmp_path_factory.mktemp("door") / "data", *SERVE_ARGS) as server:
-        out = subprocess.run(
-            mailcrate_cmd("account", "create", "--data-dir", str(server.data_dir)),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line)
-        keys = {"access_key_id": env["AWS_ACCESS_KEY_ID"], "secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-        bystander = server.client("s3", **keys)
+        bystander = server.client("s3", **server.create_account())
         bystander.create_bucket(Bucket="bystander")
         server.client("s3").create_bucket(Bucket="attacker")
         process = psutil.Process(server.process.pid)  # type: ignore[union-attr]
@@ -224,17 +208,14 @@ def test_trickling_uploads_hold_only_their_accounts_share(world: dict[str, Any])
     outcomes: list[int] = []
 
     def trickle(n: int) -> None:
-        request = AWSRequest(method="PUT", url=f"{server.endpoint}/attacker/trickle-{n}", data=b"")
-        _UnsignedPayloadSigner(
-            Credentials(server.access_key_id, server.secret_access_key), "s3", REGION
-        ).add_auth(request)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        conn.putrequest("PUT", f"/attacker/trickle-{n}", skip_host=True, skip_accept_encoding=True)
-        for name, value in request.headers.items():
-            conn.putheader(name, value)
-        conn.putheader("Host", f"127.0.0.1:{server.port}")
-        conn.putheader("Content-Length", "1000")
-        conn.endheaders()
+        conn = open_upload(
+            server.endpoint,
+            f"/attacker/trickle-{n}",
+            server.access_key_id,
+            server.secret_access_key,
+            content_length=1000,
+            timeout=60,
+        )
         try:
             for _ in range(1000):
                 conn.send(b"x")

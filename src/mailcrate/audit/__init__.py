@@ -4,8 +4,8 @@
   there is one) and retention;
 * :mod:`.requests` — turning one API call into an event (secrets removed, resources named);
 * :mod:`.jobs` — export job events (started, claimed, completed, failed, cancelled);
-* :mod:`.lookup` — reading events back with CloudTrail's ``LookupEvents`` filters and shaping
-  them as CloudTrail does.
+* :mod:`.trail` — the server's side: the batching writer of calls' events, retention.
 
-This room imports only storage and protocol: services, jobs and the server call into it.
+Reading them back, as CloudTrail's LookupEvents, is :mod:`mailcrate.services.cloudtrail.lookup`.
+This room imports only storage and accounts: services, jobs and the server call into it.
 """

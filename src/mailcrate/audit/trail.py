@@ -14,15 +14,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
-from botocore.model import Shape
-
-from mailcrate.accounts import Principal
 from mailcrate.audit.events import AuditEvent, prune, record_many
-from mailcrate.audit.requests import call_event, is_recorded
 from mailcrate.storage.db import Database
 
 log = logging.getLogger("mailcrate.audit")
@@ -37,43 +31,15 @@ class AuditTrail:
         self._stop = threading.Event()
         self._writer = _GroupWriter(db)
 
-    def after_call(
-        self,
-        *,
-        service: str,
-        operation: str,
-        input_shape: Shape | None,
-        params: Mapping[str, Any] | None,
-        output: Any,
-        principal: Principal,
-        region: str,
-        request_id: str,
-        source_ip: str | None,
-        user_agent: str | None,
-        error_code: str | None,
-        error_message: str | None,
-    ) -> None:
-        """Record one authenticated call if it is one the trail keeps. Never raises: the call has
-        been answered already, so a failed write is logged loudly instead."""
-        if not is_recorded(service, operation):
-            return
-        event = call_event(
-            service=service,
-            operation=operation,
-            input_shape=input_shape,
-            params=params,
-            output=output if isinstance(output, Mapping) else None,
-            principal=principal,
-            region=region,
-            request_id=request_id,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            error_code=error_code,
-            error_message=error_message,
-        )
+    def write(self, event: AuditEvent) -> None:
+        """Record one call's event (queued for the writer). Never raises: the call has been
+        answered already, so an event that cannot be queued is logged loudly instead."""
         if not self._writer.write(event):
             log.error(
-                "audit event of %s.%s (request %s) NOT recorded: queue full", service, operation, request_id
+                "audit event of %s.%s (request %s) NOT recorded: queue full",
+                event.service,
+                event.event_name,
+                event.request_id,
             )
 
     def start_pruner(self) -> None:

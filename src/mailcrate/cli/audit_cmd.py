@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from mailcrate.audit.lookup import ATTRIBUTES
 from mailcrate.cli.errors import FriendlyCommand
 from mailcrate.cli.mailbox_cmd import output_option
 from mailcrate.cli.options import build_settings, settings_options
+from mailcrate.services.cloudtrail.lookup import ATTRIBUTES
 
 _WHEN = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
 
@@ -27,8 +27,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _from_database(values: dict[str, Any], query_args: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    from mailcrate.audit import lookup
     from mailcrate.datadir import DataDir, DataDirError
+    from mailcrate.services.cloudtrail import lookup
 
     settings = build_settings(values)
     try:

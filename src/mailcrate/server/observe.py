@@ -7,9 +7,11 @@ observer is optional on the :class:`~mailcrate.server.runtime.Runtime` (off: ``-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mailcrate.accounts import Principal
+from mailcrate.audit.requests import call_event, is_recorded
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import HttpRequest
 from mailcrate.server.runtime import Runtime
@@ -34,19 +36,21 @@ def finished(
     if metrics is not None:
         metrics.request(spec.name if spec else "-", operation, status, elapsed)
     audit = runtime.audit
-    if audit is not None and principal is not None and spec is not None:
-        op_model = spec.model.operation_model(operation) if operation in spec.handlers else None
-        audit.after_call(
-            service=spec.name,
-            operation=operation,
-            input_shape=op_model.input_shape if op_model is not None else None,
-            params=params,
-            output=output,
-            principal=principal,
-            region=region,
-            request_id=request_id,
-            source_ip=request.client_ip,
-            user_agent=request.headers.get("user-agent"),
-            error_code=error.code if error is not None else None,
-            error_message=error.message if error is not None else None,
-        )
+    if audit is None or principal is None or spec is None or not is_recorded(spec.name, operation):
+        return
+    op_model = spec.model.operation_model(operation) if operation in spec.handlers else None
+    event = call_event(
+        service=spec.name,
+        operation=operation,
+        input_shape=op_model.input_shape if op_model is not None else None,
+        params=params,
+        output=output if isinstance(output, Mapping) else None,
+        principal=principal,
+        region=region,
+        request_id=request_id,
+        source_ip=request.client_ip,
+        user_agent=request.headers.get("user-agent"),
+        error_code=error.code if error is not None else None,
+        error_message=error.message if error is not None else None,
+    )
+    audit.write(event)

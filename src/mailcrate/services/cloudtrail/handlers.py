@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailcrate.audit import lookup
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.cloudtrail import errors
+from mailcrate.services.cloudtrail import errors, lookup
 
 DEFAULT_MAX_RESULTS = 50
 
