@@ -1,6 +1,6 @@
 """audit: the audit trail (API calls that change state or read exports, export job events)
 
-Revision ID: 0007_audit
+Revision ID: 0009_audit
 Revises: 0001
 Create Date: 2026-12-07 12:00:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_audit"
+revision = "0009_audit"
 down_revision = "0001"
 branch_labels = ("audit",)
 depends_on = None
