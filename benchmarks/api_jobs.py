@@ -19,8 +19,10 @@ import random
 import shutil
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import boto3
+import psutil
 
 from benchmarks.exportlib import ACCOUNT, save
 from benchmarks.harness import median, run_load, scratch_dir, signed_json, start_mailcrate, start_moto
@@ -73,6 +75,17 @@ def _fill(data_dir, org: str, user: str, n: int) -> None:  # type: ignore[no-unt
     return ids  # type: ignore[return-value]
 
 
+def _organization(endpoint: str) -> tuple[Any, str, str]:
+    """A WorkMail client, a new organization and its user alice."""
+    wm = boto3.client("workmail", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
+    org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
+    user = wm.create_user(OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1")[
+        "UserId"
+    ]
+    return wm, org, user
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks api-jobs")
     p.add_argument("--quick", action="store_true")
@@ -80,20 +93,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--ab", action="store_true", help="audit trail + metrics on vs off (--audit/--metrics false), no moto"
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.seconds, a.repeat = 2.0, 1
+    if a.ab:
+        return _observability_ab(a)
 
     work = scratch_dir("api-jobs")
     mc = start_mailcrate(work / "data", KEY, SECRET)
     moto = start_moto()
     try:
-        wm = boto3.client("workmail", endpoint_url=mc.endpoint, region_name="us-east-1",
-                          aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
-        org = wm.create_organization(Alias="apijobs" + uuid.uuid4().hex[:8])["OrganizationId"]
-        user = wm.create_user(
-            OrganizationId=org, Name="alice", DisplayName="Alice", Password="Corr3ct-Horse-1"
-        )["UserId"]
+        wm, org, user = _organization(mc.endpoint)
         ids = _fill(work / "data", org, user, a.jobs)
         listed = wm.list_mailbox_export_jobs(OrganizationId=org, MaxResults=25)
         assert len(listed["Jobs"]) == 25 and listed.get("NextToken"), listed
@@ -160,4 +173,83 @@ def main(argv: list[str]) -> int:
             "targets": {"p99<25ms": p99_ok, "throughput>=3x_moto": all(r >= 3 for r in ratios.values())},
         },
     )
+    return 0
+
+
+#: serve flags of the A/B: the audit trail's call records and the metrics switched off.
+OFF = ("--audit", "false", "--metrics", "false")
+
+
+def _observability_ab(a: argparse.Namespace) -> int:
+    """Describe, List and KMS Encrypt (a call the audit trail records) against the same data
+    directory, served with audit + metrics on and off in turn (order alternating per repetition)."""
+    work = scratch_dir("api-jobs-ab")
+    mc = start_mailcrate(work / "data", KEY, SECRET)
+    try:
+        _wm, org, user = _organization(mc.endpoint)
+        kms = boto3.client("kms", endpoint_url=mc.endpoint, region_name="us-east-1",
+                           aws_access_key_id=KEY, aws_secret_access_key=SECRET)  # fmt: skip
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    finally:
+        mc.stop()
+    ids = _fill(work / "data", org, user, a.jobs)
+    results: dict[str, list] = {}
+    try:
+        for rep in range(a.repeat):
+            for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+                mc = start_mailcrate(work / "data", KEY, SECRET, *(OFF if mode == "off" else ()))
+                try:
+                    rng = random.Random(3)
+                    calls = {
+                        "Describe": [
+                            signed_json(mc.endpoint, "workmail", "WorkMailService.DescribeMailboxExportJob",
+                                        {"OrganizationId": org, "JobId": rng.choice(ids)}, KEY, SECRET)
+                            for _ in range(2000)
+                        ],
+                        "List": [signed_json(mc.endpoint, "workmail", "WorkMailService.ListMailboxExportJobs",
+                                             {"OrganizationId": org, "MaxResults": 25}, KEY, SECRET)],
+                        "Encrypt (audited)": [signed_json(mc.endpoint, "kms", "TrentService.Encrypt",
+                                                          {"KeyId": key_id, "Plaintext": "aGVsbG8="}, KEY, SECRET)],
+                    }  # fmt: skip
+                    server = psutil.Process(mc.popen.pid)
+                    for name, reqs in calls.items():
+                        cpu = sum(server.cpu_times()[:2])
+                        run = run_load(mc.endpoint, lambda n, r=reqs: r[n % len(r)], a.concurrency, a.seconds)
+                        # server CPU per request: what other load on a shared machine does not skew
+                        spent = (sum(server.cpu_times()[:2]) - cpu) / max(1, run.requests) * 1e6
+                        results.setdefault(f"{name} [{mode}]", []).append((run, spent))
+                finally:
+                    mc.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\napi-jobs A/B: {a.jobs:,} jobs, concurrency {a.concurrency}, {a.seconds:g} s x {a.repeat}")
+    print(f"{'call':<28} {'req/s':>9} {'CPU us/req':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    summary: dict = {}
+    for name, measured in results.items():
+        runs = [r for r, _ in measured]
+        lat = sorted(x for r in runs for x in r.latencies_ms)
+        rps = median([r.rps for r in runs])
+        summary[name] = {
+            "rps": round(rps, 1),
+            "server_cpu_us": round(median([spent for _, spent in measured]), 1),
+            "p50_ms": round(lat[len(lat) // 2], 2),
+            "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2),
+            "errors": sum(r.errors for r in runs),
+        }
+        print(f"{name:<28} {rps:>9.0f} {summary[name]['server_cpu_us']:>11.0f} {summary[name]['p50_ms']:>8.2f} {summary[name]['p99_ms']:>8.2f} "
+              f"{summary[name]['errors']:>7}")  # fmt: skip
+    names = ("Describe", "List", "Encrypt (audited)")
+    slower = {c: round(summary[f"{c} [off]"]["rps"] / summary[f"{c} [on]"]["rps"] - 1, 4) for c in names}
+    cpu = {
+        c: round(summary[f"{c} [on]"]["server_cpu_us"] / summary[f"{c} [off]"]["server_cpu_us"] - 1, 4)
+        for c in names
+    }
+    print(f"\non vs off, throughput cost: { ({k: f'{v:+.1%}' for k, v in slower.items()}) }")
+    print(
+        f"on vs off, server CPU per request (target <= +5 %): { ({k: f'{v:+.1%}' for k, v in cpu.items()}) }"
+    )
+    save("api-jobs-ab", {"quick": a.quick, "jobs": a.jobs, "concurrency": a.concurrency, "seconds": a.seconds,
+                         "repeat": a.repeat, "results": summary, "throughput_cost": slower,
+                         "cpu_cost": cpu, "target_met": all(v <= 0.05 for v in cpu.values())})  # fmt: skip
     return 0

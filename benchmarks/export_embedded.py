@@ -30,9 +30,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", action="store_true", help="record a py-spy flame graph of one export")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument(
+        "--ab", action="store_true", help="audit trail + metrics on vs off (two servers, interleaved)"
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.size_mib, a.repeat = min(a.size_mib, 200), 2
+    if a.ab:
+        return _observability_ab(a)
 
     work = scratch_dir("export-embedded")
     server = ExportServer(work)
@@ -112,4 +117,37 @@ def main(argv: list[str]) -> int:
             "targets": {"ratio_vs_zip<=0.3": ratio_zip <= 0.3, "mb_s>=150": mbps >= 150},
         },
     )
+    return 0
+
+
+def _observability_ab(a: argparse.Namespace) -> int:
+    """The same mailbox exported by a server with audit + metrics on and one with them off (the
+    audit's call records and /metrics; job events are always written), alternating."""
+    work = scratch_dir("export-embedded-ab")
+    servers = {
+        "on": ExportServer(work / "on"),
+        "off": ExportServer(work / "off", "--audit", "false", "--metrics", "false"),
+    }
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        users = {}
+        for mode, server in servers.items():
+            users[mode], root = server.new_user("alice")
+            sample = generate(root, total_bytes=a.size_mib << 20, seed=a.seed)
+            run_timed("tar -cf - Maildir calendars | cat > /dev/null", cwd=root, shell=True)  # warm the cache
+        for rep in range(a.repeat):
+            for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+                runs[mode].append(servers[mode].export(users[mode]).seconds)
+            print(f"  rep {rep + 1}: on {runs['on'][-1]:.2f} s, off {runs['off'][-1]:.2f} s", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    med = {k: median(v) for k, v in runs.items()}
+    cost = med["on"] / med["off"] - 1
+    print(f"\nexport-embedded A/B: {sample.messages:,} messages, {a.size_mib} MiB; median of {a.repeat}")
+    print(f"on {med['on']:.2f} s, off {med['off']:.2f} s: on is {cost:+.1%} (target <= +5 %)")
+    save("export-embedded-ab", {"quick": a.quick, "size_mib": a.size_mib, "repeat": a.repeat, "runs": runs,
+                                "median_seconds": med, "cost_on_vs_off": round(cost, 4), "target_met": cost <= 0.05})  # fmt: skip
     return 0

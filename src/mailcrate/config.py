@@ -178,6 +178,67 @@ class Settings:
     tls_key: str | None = _setting(
         "--tls-key", "MAILCRATE_TLS_KEY", None, "The PEM private key of --tls-cert.", path=True
     )
+    # --- production: audit trail, metrics, logs, front door (issue 19) --------------------------
+    audit: bool = _setting(
+        "--audit",
+        "MAILCRATE_AUDIT",
+        True,
+        "Record every call that changes state, every S3 object read and KMS key use in the audit "
+        "trail (readable with `aws cloudtrail lookup-events`). Export job events are always recorded.",
+    )
+    audit_retention_days: int = _setting(
+        "--audit-retention-days",
+        "MAILCRATE_AUDIT_RETENTION_DAYS",
+        90,
+        "Days audit events are kept (CloudTrail's event history: 90); 0 keeps them forever.",
+    )
+    metrics: bool = _setting(
+        "--metrics",
+        "MAILCRATE_METRICS",
+        True,
+        "Serve Prometheus metrics at GET /metrics (unauthenticated, like /health: restrict it at "
+        "the network if its figures are sensitive).",
+    )
+    log_format: str = _setting(
+        "--log-format",
+        "MAILCRATE_LOG_FORMAT",
+        "text",
+        "text|json: json writes one object per line with request_id, principal and job_id.",
+    )
+    header_timeout_seconds: int = _setting(
+        "--header-timeout-seconds",
+        "MAILCRATE_HEADER_TIMEOUT_SECONDS",
+        10,
+        "Seconds a client has to send a request's headers; slower ones get 408 and are closed.",
+    )
+    max_connections: int = _setting(
+        "--max-connections",
+        "MAILCRATE_MAX_CONNECTIONS",
+        1000,
+        "Open client connections at most; a newer one is closed at once (keep it under the "
+        "process's file descriptor limit).",
+    )
+    max_buffered_bytes: int = _setting(
+        "--max-buffered-bytes",
+        "MAILCRATE_MAX_BUFFERED_BYTES",
+        256 * 1024 * 1024,
+        "Bytes of JSON/Query request bodies held in memory at once, all requests together; beyond "
+        "it requests get 503 SlowDown (S3 bodies stream and do not count).",
+    )
+    upload_min_bytes_per_second: int = _setting(
+        "--upload-min-bytes-per-second",
+        "MAILCRATE_UPLOAD_MIN_BYTES_PER_SECOND",
+        4096,
+        "Average rate an S3 upload must keep after its first --request-idle-seconds, or it is "
+        "answered RequestTimeout (0: no minimum).",
+    )
+    s3_streams_per_account: int = _setting(
+        "--s3-streams-per-account",
+        "MAILCRATE_S3_STREAMS_PER_ACCOUNT",
+        8,
+        "S3 uploads (PUT/POST) one account may have in progress at once (of 32 S3 threads), so one "
+        "account's slow uploads cannot starve the others; more wait their turn.",
+    )
 
     def __post_init__(self) -> None:
         if self.data_dir is None:
@@ -220,6 +281,20 @@ class Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls-cert and tls-key go together: give both, or neither for plain HTTP")
         self.trusted_proxy_networks()  # refuses a malformed CIDR at start
+        if self.audit_retention_days < 0:
+            raise ValueError("audit-retention-days must not be negative (0 keeps events forever)")
+        if self.header_timeout_seconds < 1:
+            raise ValueError("header-timeout-seconds must be at least 1")
+        if self.max_connections < 1:
+            raise ValueError("max-connections must be at least 1")
+        if self.max_buffered_bytes < self.max_request_bytes:
+            raise ValueError("max-buffered-bytes must be at least max-request-bytes")
+        if self.upload_min_bytes_per_second < 0:
+            raise ValueError("upload-min-bytes-per-second must not be negative (0: no minimum)")
+        if not 1 <= self.s3_streams_per_account <= 32:
+            raise ValueError("s3-streams-per-account must be 1-32 (the S3 threads)")
+        if self.log_format not in {"text", "json"}:
+            raise ValueError(f"log-format must be text or json, got {self.log_format!r}")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"unknown log level {self.log_level!r}")
 

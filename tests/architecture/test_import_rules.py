@@ -78,6 +78,11 @@ RULES = [
     (("jobs",), ("export", "runner", "server", "admin", "cli"), "claiming jobs knows nothing of exporting"),
     (("export",), ("server", "runner", "admin", "cli"), "the exporter reaches services through invoke"),
     (("mail",), ("export", "jobs", "server", "services", "admin", "cli", "runner"), "sources stand alone"),
+    (
+        ("audit", "logs"),
+        ("services", "jobs", "export", "server", "admin", "cli", "runner"),
+        "the audit trail and the log format record; they know nothing of who calls them",
+    ),
 ]
 
 

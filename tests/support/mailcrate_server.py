@@ -139,6 +139,18 @@ class MailcrateServer:
         self.port = port
         return self.start()
 
+    def create_account(self) -> dict[str, str]:
+        """Another account in this data directory (``mailcrate account create``): its root key as
+        ``client()`` takes it."""
+        out = subprocess.run(
+            mailcrate_cmd("account", "create", "--data-dir", str(self.data_dir)),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines() if "=" in line)
+        return {"access_key_id": env["AWS_ACCESS_KEY_ID"], "secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+
     # --- clients -------------------------------------------------------------------------
     def client(
         self,

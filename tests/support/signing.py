@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 from collections.abc import Iterable
 from typing import Any
 from unittest.mock import patch
 
 import httpx
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -87,3 +88,36 @@ def signed_chunked_body(
         sent_signature = "0" * 64 if chunk and bad_signature else signature
         body += f"{len(chunk):x};chunk-signature={sent_signature}\r\n".encode() + chunk + b"\r\n"
     return body
+
+
+class _UnsignedPayloadSigner(S3SigV4Auth):
+    """botocore's S3 signer for a streamed body: the payload is declared UNSIGNED-PAYLOAD."""
+
+    def payload(self, request: AWSRequest) -> str:
+        return "UNSIGNED-PAYLOAD"
+
+
+def open_upload(
+    endpoint: str,
+    path: str,
+    access_key_id: str,
+    secret_access_key: str,
+    *,
+    content_length: int,
+    region: str = "us-east-1",
+    timeout: float = 30,
+) -> http.client.HTTPConnection:
+    """A signed S3 PUT of ``path`` with its headers sent and its body not yet: the caller sends
+    it (slowly, in part, or not at all) and reads the response."""
+    request = AWSRequest(method="PUT", url=f"{endpoint}{path}", data=b"")
+    _UnsignedPayloadSigner(Credentials(access_key_id, secret_access_key), "s3", region).add_auth(request)
+    host_port = endpoint.split("://", 1)[1]
+    host, port = host_port.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+    for name, value in request.headers.items():
+        conn.putheader(name, value)
+    conn.putheader("Host", host_port)
+    conn.putheader("Content-Length", str(content_length))
+    conn.endheaders()
+    return conn

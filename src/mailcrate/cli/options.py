@@ -11,7 +11,12 @@ import click
 from mailcrate.config import Settings, setting_fields
 from mailcrate.config_file import ConfigFileError, load_config_file
 
-_TYPES: dict[str, Any] = {"int": int, "str": str, "Path": click.Path(path_type=Path, file_okay=False)}
+_TYPES: dict[str, Any] = {
+    "int": int,
+    "str": str,
+    "bool": click.BOOL,
+    "Path": click.Path(path_type=Path, file_okay=False),
+}
 
 
 def _use_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:

@@ -160,6 +160,12 @@ class WorkerProcess:
         self._lock = threading.Lock()
 
     @property
+    def process_count(self) -> int:
+        """Worker processes running now (the metrics' gauge)."""
+        with self._lock:
+            return len(self._children)
+
+    @property
     def pid(self) -> int | None:
         """The resident worker process's pid."""
         child = self._children.get(0)

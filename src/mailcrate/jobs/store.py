@@ -26,7 +26,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
+from mailcrate.audit import jobs as audit
 from mailcrate.jobs.limits import Limits
+from mailcrate.jobs.metrics import job_metrics
 from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
 from mailcrate.services.pagination import decode_token, encode_token
 from mailcrate.storage.db import Database, as_utc, utcnow
@@ -321,6 +323,7 @@ def cancel(
         .values(state=State.CANCELLED.value, end_time=now, cancel_token=client_token)
     )
     if result.rowcount == 1:
+        _observe_end(conn, job_id, State.CANCELLED, {})
         return CancelOutcome(get(conn, organization_id, job_id), True)
     job = get(conn, organization_id, job_id)
     if job.state is State.RUNNING:  # finishing: it may still complete
@@ -347,12 +350,15 @@ def claim(
     free = _waiting(db, node_id)
     with db.read() as conn:
         candidates = conn.execute(
-            select(jobs.c.job_id, jobs.c.attempts).where(free).order_by(jobs.c.start_time).limit(8)
+            select(jobs.c.job_id, jobs.c.attempts, jobs.c.start_time, jobs.c.lease_expires_at)
+            .where(free)
+            .order_by(jobs.c.start_time)
+            .limit(8)
         ).all()
-    for job_id, attempts in candidates:
+    for job_id, attempts, start_time, lease_expired in candidates:
         with db.begin() as conn:
             if attempts >= max_attempts:
-                conn.execute(
+                given_up = conn.execute(
                     update(jobs)
                     .where(jobs.c.job_id == job_id, free)
                     .values(
@@ -364,7 +370,10 @@ def claim(
                             "or lost its lease) and was given up. Start a new export job."
                         ),
                     )
-                )
+                ).rowcount
+                if given_up == 1:
+                    _observe_end(conn, job_id, State.FAILED, {})
+                    audit.job_event(conn, job_id, audit.FAILED, error_code="Interrupted")
                 continue
             won = conn.execute(
                 update(jobs)
@@ -377,7 +386,13 @@ def claim(
                 )
             ).rowcount
             if won == 1:
-                return _one(conn, jobs.c.job_id == job_id)
+                audit.job_event(conn, job_id, audit.CLAIMED, details={"workerId": worker_id})
+                claimed = _one(conn, jobs.c.job_id == job_id)
+            else:
+                continue
+        if (metrics := job_metrics()) is not None:  # waiting since its start, or its lease's expiry
+            metrics.claimed((now - as_utc(lease_expired or start_time)).total_seconds())  # type: ignore[operator]
+        return claimed
     return None
 
 
@@ -455,11 +470,12 @@ def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
 
 
 def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: Any) -> bool:
-    """End a job this worker holds: final state, end time, lease cleared. The upload id stays
-    unless ``values`` clears it: a failed job's upload is forgotten only once it is aborted
-    (:func:`forget_upload`), else the sweeper aborts it later (:func:`uploads_to_abort`)."""
+    """End a job this worker holds: final state, end time, lease cleared; its audit event
+    commits with it. The upload id stays unless ``values`` clears it: a failed job's upload is
+    forgotten only once it is aborted (:func:`forget_upload`), else the sweeper aborts it later
+    (:func:`uploads_to_abort`)."""
     with db.begin() as conn:
-        return (
+        done = (
             conn.execute(
                 update(jobs)
                 .where(_mine(job_id, worker_id))
@@ -473,6 +489,29 @@ def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: A
             ).rowcount
             == 1
         )
+        if done:
+            _observe_end(conn, job_id, state, values)
+            failed = state is State.FAILED
+            audit.job_event(
+                conn,
+                job_id,
+                audit.FAILED if failed else audit.COMPLETED,
+                error_code="ExportFailed" if failed else None,
+                error_message=values.get("error_info"),
+                details={"workerId": worker_id}
+                | {k: values[k] for k in ("items_done", "bytes_done") if values.get(k) is not None},
+            )
+        return done
+
+
+def _observe_end(conn: Connection, job_id: str, state: State, values: dict[str, Any]) -> None:
+    metrics = job_metrics()
+    if metrics is None:
+        return
+    row = conn.execute(select(jobs.c.start_time, jobs.c.end_time).where(jobs.c.job_id == job_id)).first()
+    if row is not None:
+        seconds = (as_utc(row.end_time) - as_utc(row.start_time)).total_seconds()  # type: ignore[operator]
+        metrics.ended(state.value, seconds, values.get("items_done"), values.get("bytes_done"))
 
 
 def complete(db: Database, job_id: str, worker_id: str, **figures: Any) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 from mailcrate.jobs import store
 from mailcrate.jobs.control import JobControl, JobRunner
 from mailcrate.jobs.records import ExportJob
+from mailcrate.logs import JOB_ID
 
 log = logging.getLogger("mailcrate.jobs")
 
@@ -172,6 +173,7 @@ class WorkerPool:
         run = self._run
         assert run is not None
         while (job := inbox.get()) is not None:
+            JOB_ID.set(job.job_id)  # on every log line of this thread while it runs the job
             log.info("worker %s runs job %s (attempt %d)", worker_id, job.job_id, job.attempts)
             try:
                 run(job, worker_id, JobControl(stopping=self._stopping))

@@ -43,7 +43,7 @@ class JsonProtocol:
 
     def operation_name(self, request: HttpRequest, service: ServiceModel) -> str:
         target = request.headers.get("x-amz-target") or ""
-        prefix, _, operation = target.partition(".")
+        prefix, _, operation = target.rpartition(".")  # CloudTrail's prefix has dots in it
         if request.method != "POST" or prefix != service.metadata.get("targetPrefix") or not operation:
             raise UnknownOperationError(f"Operation {target or '(none)'} is not supported by this service")
         if operation not in service.operation_names:

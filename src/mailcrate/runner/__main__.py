@@ -21,7 +21,13 @@ def settings_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -
         raw = environ.get(f.metadata["env"])
         if raw is None:
             continue
-        values[f.name] = int(raw) if str(f.type).startswith("int") else raw
+        kind = str(f.type)
+        if kind.startswith("int"):
+            values[f.name] = int(raw)
+        elif kind == "bool":  # worker_env wrote str(True) / str(False)
+            values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        else:
+            values[f.name] = raw
     return Settings(**values)
 
 

@@ -7,7 +7,6 @@ pool is given the exporter as the runner of its jobs, with one service context p
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -76,11 +75,9 @@ def run_worker(
     """The child side (``mailcrate worker``): run a pool until SIGTERM/SIGINT, or with
     ``wakeups_on_stdin`` (how ``serve`` starts it) until its stdin ends, or with
     ``exit_when_idle`` after that many seconds without a job."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s",
-        stream=sys.stderr,
-    )
+    from mailcrate.logs import configure
+
+    configure(settings.log_level, settings.log_format, "worker")
     path = settings.data_dir
     if not (path / "master.key").exists():
         DataDir.open(path, database_url=settings.database_url).close()  # the error message

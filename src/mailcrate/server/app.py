@@ -20,7 +20,8 @@ import anyio.to_thread
 
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import Headers, HttpRequest, HttpResponse
-from mailcrate.server import dispatch
+from mailcrate.server import dispatch, health
+from mailcrate.server.frontdoor import FrontDoor, RequestTooLarge
 from mailcrate.server.runtime import Runtime
 
 log = logging.getLogger("mailcrate.server")
@@ -28,11 +29,6 @@ log = logging.getLogger("mailcrate.server")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class RequestTooLarge(ServiceError):
-    code = "RequestEntityTooLarge"
-    status = 413
 
 
 class RequestTimeout(ServiceError):
@@ -73,6 +69,7 @@ class MailcrateApp:
         # a pool of their own and never starve API calls.
         self.api_limiter = anyio.CapacityLimiter(4)
         self.stream_limiter = anyio.CapacityLimiter(32)
+        self.front = FrontDoor(runtime, self.api_limiter)  # admission before bodies and threads
         # Handing a sub-millisecond call to a thread and back costs as much CPU as the call itself
         # (BENCHMARKS.md, api-jobs), so bounded reads run on the loop. Only with SQLite: its reads are a
         # local B-tree walk that never waits for a writer (WAL); a PostgreSQL read waits on the
@@ -110,30 +107,57 @@ class MailcrateApp:
             client_ip=client[0],
             scheme=scope.get("scheme", "http"),
         )
-        if _streams_body(headers):
-            reader = _BodyReader(receive, self.runtime.settings.request_idle_seconds)
-            request.read_chunk = reader.read_chunk
-            try:
+        unsigned_get = request.method == "GET" and "authorization" not in headers
+        if unsigned_get and request.raw_path == "/health":  # on the loop: answers while threads are busy
+            response = health.health()
+        elif unsigned_get and request.raw_path == "/ready":
+            response = await health.ready(self.runtime, self.api_limiter)
+        elif self.runtime.metrics is not None and _is_scrape(request):
+            response = await anyio.to_thread.run_sync(_scrape, self.runtime, limiter=self.api_limiter)
+        elif _streams_body(headers):
+            response = await self._streamed(request, receive)
+        else:
+            response = await self._buffered(request, receive, headers)
+        await _send_response(send, response, head=request.method == "HEAD")
+
+    async def _streamed(self, request: HttpRequest, receive: Receive) -> HttpResponse:
+        """An S3 call: admitted, then run in one of its account's share of the stream threads."""
+        refusal, account = await self.front.admit(request, streamed=True)
+        if refusal is not None:
+            return refusal
+        settings = self.runtime.settings
+        reader = _BodyReader(receive, settings.request_idle_seconds, settings.upload_min_bytes_per_second)
+        request.read_chunk = reader.read_chunk
+        try:
+            async with self.front.stream_share(account, request):
                 response = await anyio.to_thread.run_sync(
                     dispatch.handle, self.runtime, request, limiter=self.stream_limiter
                 )
-            finally:
-                reader.close()
-            if reader.withheld(headers):
-                response.headers.append(("Connection", "close"))
-        else:
+        finally:
+            reader.close()
+        # The rest of its body would keep the connection busy (given up on, or held back
+        # behind Expect: 100-continue and never read): close it.
+        if reader.gave_up or reader.withheld(request.headers):
+            response.headers.append(("Connection", "close"))
+        return response
+
+    async def _buffered(self, request: HttpRequest, receive: Receive, headers: Headers) -> HttpResponse:
+        """Any other call: admitted before its body is read, the body read within the limits."""
+        refusal, _account = await self.front.admit(request, streamed=False)
+        if refusal is not None:
+            return refusal
+        with self.front.buffered(request) as busy:
+            if busy is not None:
+                return busy
             body = await _read_body(receive, self.runtime.settings.max_request_bytes)
             if body is None:
-                response = await anyio.to_thread.run_sync(self._too_large, request)
-            else:
-                request.body = body
-                if self._inline(headers):
-                    response = dispatch.handle(self.runtime, request)
-                else:
-                    response = await anyio.to_thread.run_sync(
-                        dispatch.handle, self.runtime, request, limiter=self.api_limiter
-                    )
-        await _send_response(send, response, head=request.method == "HEAD")
+                return await anyio.to_thread.run_sync(self._too_large, request)
+            request.body = body
+        if self._inline(headers):
+            return dispatch.handle(self.runtime, request)
+        return await anyio.to_thread.run_sync(
+            dispatch.handle, self.runtime, request, limiter=self.api_limiter
+        )
 
     def _inline(self, headers: Headers) -> bool:
         """Whether this call may run on the event loop (see ``inline_targets``)."""
@@ -147,6 +171,24 @@ class MailcrateApp:
         spec = dispatch.route(self.runtime, request, info)
         limit = self.runtime.settings.max_request_bytes
         return dispatch._render_error(RequestTooLarge(f"Request body exceeds {limit} bytes"), spec, "-")
+
+
+def _is_scrape(request: HttpRequest) -> bool:
+    """``GET /metrics`` without a signature (a signed one is S3 ListObjects of bucket "metrics")."""
+    return (
+        request.method == "GET" and request.raw_path == "/metrics" and "authorization" not in request.headers
+    )
+
+
+def _scrape(runtime: Runtime) -> HttpResponse:
+    from mailcrate.server.metrics import CONTENT_TYPE
+
+    try:
+        body = runtime.metrics.exposition()
+    except Exception:  # the database is unavailable: say so, as any other dependency failure
+        log.warning("metrics scrape failed", exc_info=True)
+        return HttpResponse(503, [("Content-Type", "text/plain"), ("Retry-After", "5")], b"unavailable\n")
+    return HttpResponse(200, [("Content-Type", CONTENT_TYPE)], body)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -181,9 +223,15 @@ class _BodyReader:
     ``receive()`` cost ~10 us a chunk, 4-5 % of a 512 MiB PutObject's throughput. Everything
     here but ``read_chunk`` runs on the event loop."""
 
-    def __init__(self, receive: Receive, idle_seconds: float) -> None:
+    def __init__(self, receive: Receive, idle_seconds: float, min_rate: int = 0) -> None:
         self._receive = receive
         self._idle = idle_seconds
+        # A trickle (a byte every few seconds) never trips the idle timeout: after the first
+        # ``idle_seconds`` the upload must average ``min_rate`` bytes/s (checked per chunk).
+        self._min_rate = min_rate
+        self._began: float | None = None
+        self._received = 0
+        self.gave_up = False  # answered RequestTimeout: too slow or idle
         self._finished = False
         self._closed = False
         self._timed_out = False
@@ -242,6 +290,7 @@ class _BodyReader:
                 if not self._timed_out:
                     raise
                 self._finished = True
+                self.gave_up = True
                 raise RequestTimeout(
                     "Your socket connection to the server was not read from or written to within "
                     "the timeout period. Idle connections will be closed."
@@ -255,8 +304,22 @@ class _BodyReader:
                 self._finished = True
             chunk = message.get("body", b"")
             if chunk:
+                self._check_rate(loop.time(), len(chunk))
                 return chunk
         return b""
+
+    def _check_rate(self, now: float, size: int) -> None:
+        if self._began is None:
+            self._began = now
+        self._received += size
+        elapsed = now - self._began
+        if self._min_rate and elapsed > self._idle and self._received < self._min_rate * elapsed:
+            self._finished = True
+            self.gave_up = True
+            raise RequestTimeout(
+                f"Your upload averaged {self._received / elapsed:.0f} bytes/s, below the server's minimum "
+                f"of {self._min_rate} bytes/s; the connection was closed."
+            )
 
 
 async def _send_response(send: Send, response: HttpResponse, *, head: bool) -> None:

@@ -14,8 +14,10 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from mailcrate.accounts import Principal, session_token_matches
+from mailcrate.logs import PRINCIPAL, REQUEST_ID
 from mailcrate.protocol.errors import (
     AuthError,
     InternalFailure,
@@ -26,6 +28,7 @@ from mailcrate.protocol.errors import (
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.sigv4 import SignatureInfo, check_time, parse_signature, verify_signature
+from mailcrate.server import observe
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.base import ServiceSpec, WireProtocol
 from mailcrate.services.invoke import invoke, unavailable_error
@@ -51,7 +54,7 @@ def route(runtime: Runtime, request: HttpRequest, info: SignatureInfo | None) ->
     """Pick the service as AWS clients address it: target prefix, signing scope, Query action."""
     target = request.headers.get("x-amz-target")
     if target:
-        name = runtime.target_prefixes.get(target.partition(".")[0])
+        name = runtime.target_prefixes.get(target.rpartition(".")[0])
         if name is None and info is not None:
             name = info.service
         return runtime.services.get(name) if name else None
@@ -109,8 +112,15 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
     """Answer one HTTP request. Never raises."""
     started = time.perf_counter()
     request_id = str(uuid.uuid4())
+    REQUEST_ID.set(request_id)  # on every log line of this call (mailcrate.logs)
     spec: ServiceSpec | None = None
     operation = "-"
+    # What the audit trail and the metrics see of the call (server/observe.py).
+    principal: Principal | None = None
+    params: dict[str, Any] | None = None
+    output: Any = None
+    error: ServiceError | None = None
+    region = "us-east-1"
     try:
         if (
             request.method == "GET"
@@ -131,18 +141,20 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             # S3 scope let a WorkMail call declare UNSIGNED-PAYLOAD and swap its body.
             raise AuthError("signature", f"Credential should be scoped to correct service: '{spec.name}'.")
         principal = authenticate(runtime, request, info)
+        PRINCIPAL.set(principal.arn)
         operation = spec.protocol.operation_name(request, spec.model)
         if operation not in spec.handlers:
             raise UnknownOperationError(f"{operation} is not implemented by mailcrate")
         op_model = spec.model.operation_model(operation)
         params = spec.protocol.parse(request, op_model)
+        region = spec.global_region or (info.region if info else region)
         output = invoke(
             runtime.context,
             principal,
             spec.name,
             operation,
             params,
-            region=info.region if info else None,
+            region=region,
             request=request,
             request_id=request_id,
         )
@@ -150,23 +162,26 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             response = output
         else:
             response = spec.protocol.serialize(op_model, output, request_id)
-    except ServiceError as error:
-        response = _render_error(error, spec, request_id)
-        if isinstance(error, ServiceUnavailable):
-            _log_unavailable(spec, operation, error, request_id)
+    except ServiceError as exc:
+        response = _render_error(exc, spec, request_id)
+        error = exc
+        if isinstance(exc, ServiceUnavailable):
+            _log_unavailable(spec, operation, exc, request_id)
     except Exception as exc:
         unavailable = unavailable_error(exc)  # e.g. the key lookup found the database down
         if unavailable is not None:
             response = _render_error(unavailable, spec, request_id)
             _log_unavailable(spec, operation, unavailable, request_id)
+            error = unavailable
         else:
             log.exception(
                 "internal error in %s.%s (request %s)", spec.name if spec else "?", operation, request_id
             )
-            response = _render_error(
-                InternalFailure("We encountered an internal error. Please try again."), spec, request_id
-            )
+            error = InternalFailure("We encountered an internal error. Please try again.")
+            response = _render_error(error, spec, request_id)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    observe.finished(runtime, request, request_id, spec, operation, principal, region, params, output,
+                     error, response.status, elapsed_ms / 1000)  # fmt: skip
     log.info(
         "%s %s.%s -> %d %.1fms %s",
         request.method,

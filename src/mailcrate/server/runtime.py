@@ -11,8 +11,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailcrate.accounts import Principal, lookup_access_key
+from mailcrate.audit.trail import AuditTrail
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.services.authorize import Authorizer
@@ -30,6 +32,9 @@ class Runtime:
     authorizer: Authorizer = field(default_factory=Authorizer)
     # The event StartMailboxExportJob sets to wake an idle worker.
     export_wakeup: threading.Event = field(default_factory=threading.Event)
+    # Observers of every answered call (server/observe.py); None when switched off.
+    audit: AuditTrail | None = None
+    metrics: Any = None  # server.metrics.Metrics
     _keys: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

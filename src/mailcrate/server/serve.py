@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from mailcrate.audit.trail import AuditTrail
 from mailcrate.config import Settings
 from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
+from mailcrate.logs import configure as configure_logs
 from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
+from mailcrate.server.frontdoor import guarded_protocol
 from mailcrate.server.runtime import Runtime
 from mailcrate.server.tls import ServerTls
 from mailcrate.services.registry import build_services, identity_authorizer
@@ -66,11 +69,15 @@ class _Server(uvicorn.Server):
 def build_app(
     settings: Settings, data_dir: DataDir, tls_context: ssl.SSLContext | None = None
 ) -> MailcrateApp:
+    # Job events are always recorded (in the jobs' own transactions), so retention always runs;
+    # --audit false only stops the recording of API calls.
+    trail = AuditTrail(data_dir.db, settings.audit_retention_days)
     runtime = Runtime(
         data_dir=data_dir,
         settings=settings,
         services=build_services(),
         authorizer=identity_authorizer(),
+        audit=trail if settings.audit else None,
     )
     # Export workers run in child processes (`mailcrate worker`): their own GIL and heap; a
     # second one starts while jobs wait for a worker (see WorkerProcess).
@@ -80,7 +87,13 @@ def build_app(
         runtime.export_wakeup,
         waiting_since=lambda: store.oldest_waiting_since(data_dir.db, node_id),
     )
-    startup, shutdown = [pool.start], [pool.stop]
+    startup, shutdown = [pool.start, trail.start_pruner], [pool.stop, trail.stop]
+    if settings.metrics:  # before the pool starts its children: they inherit the directory
+        from mailcrate.server import metrics
+
+        path = metrics.enable(settings.data_dir)
+        runtime.metrics = metrics.Metrics(path, data_dir.db, lambda: pool.process_count)
+        shutdown.append(lambda: metrics.disable(path))
     if settings.smtp_port is not None:
         intake = _SmtpIntake(settings, data_dir, tls_context)
         startup.append(intake.start)
@@ -158,11 +171,7 @@ def _load_tls(settings: Settings) -> ServerTls | None:
 def serve(settings: Settings) -> None:
     limit_malloc_arenas()
     _start_trimmer()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logs(settings.log_level, settings.log_format, "serve")
     tls = _load_tls(settings)
     if tls is None and not is_loopback(settings.host):  # said before binding, whatever happens next
         log.warning(
@@ -183,9 +192,12 @@ def serve(settings: Settings) -> None:
     config = uvicorn.Config(
         app,
         log_level=settings.log_level,
+        # json: uvicorn's own lines go through the root handler too, instead of its text ones
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,  # our own request log omits query strings, which can carry session tokens
         lifespan="on",
         timeout_graceful_shutdown=10,
+        http=guarded_protocol(settings.header_timeout_seconds, settings.max_connections),
         server_header=False,
         # uvicorn decides "this is TLS" from the file names, then we hand it our own context
         # (the one SIGHUP reloads and SMTP STARTTLS shares).

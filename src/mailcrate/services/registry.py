@@ -9,6 +9,7 @@ from typing import Any
 from mailcrate.datadir import DataDir
 from mailcrate.services.authorize import Authorizer
 from mailcrate.services.base import ServiceSpec
+from mailcrate.services.cloudtrail.handlers import spec as cloudtrail_spec
 from mailcrate.services.context import ServiceContext, ServiceHooks
 from mailcrate.services.iam.authz import IamPolicySource
 from mailcrate.services.iam.handlers import spec as iam_spec
@@ -26,6 +27,7 @@ FACTORIES: dict[str, Callable[[], ServiceSpec]] = {
     "iam": iam_spec,
     "sts": sts_spec,
     "s3": s3_spec,
+    "cloudtrail": cloudtrail_spec,
 }
 
 

@@ -31,6 +31,7 @@ from tests.protocol.hostile.support import (
     s3,
     workmail,
 )
+from tests.support.signing import open_upload
 
 
 def _jobs(w: World) -> list[dict[str, Any]]:
@@ -208,18 +209,15 @@ def test_stalled_uploads_cannot_hold_s3(world: World) -> None:
     server = world.server
     stalled = []
     for n in range(40):
-        request = AWSRequest(method="PUT", url=f"{server.endpoint}/{world.bucket}/stalled-{n}", data=b"")
-        _DeclaredPayloadSigner(
-            Credentials(server.access_key_id, server.secret_access_key), REGION, "UNSIGNED-PAYLOAD"
-        ).add_auth(request)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        conn.putrequest("PUT", f"/{world.bucket}/stalled-{n}", skip_host=True, skip_accept_encoding=True)
-        for name, value in request.headers.items():
-            conn.putheader(name, value)
-        conn.putheader("Host", f"127.0.0.1:{server.port}")
-        conn.putheader("Content-Length", "1000")
-        conn.endheaders()
-        stalled.append(conn)
+        stalled.append(
+            open_upload(
+                server.endpoint,
+                f"/{world.bucket}/stalled-{n}",
+                server.access_key_id,
+                server.secret_access_key,
+                content_length=1000,
+            )
+        )
     try:
         started = time.monotonic()
         reply = s3(world, "GET", query="list-type=2", timeout=20)

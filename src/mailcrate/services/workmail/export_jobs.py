@@ -16,6 +16,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from mailcrate.audit import jobs as job_audit
+from mailcrate.audit.requests import identity_of
 from mailcrate.jobs import store
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.records import State
@@ -37,6 +39,16 @@ def limits_for(call: Call) -> Limits:
 def _arn_region(arn: str) -> str:
     parts = arn.split(":", 5)
     return parts[3] if len(parts) == 6 else ""
+
+
+def _caller(call: Call) -> dict[str, Any]:
+    """Who asked, for a job event: the caller's identity, request id, address and client."""
+    return {
+        "identity": identity_of(call.principal),
+        "request_id": call.request_id,
+        "source_ip": call.request.client_ip,
+        "user_agent": call.request.headers.get("user-agent"),
+    }
 
 
 def start_mailbox_export_job(call: Call) -> dict[str, Any]:
@@ -76,6 +88,8 @@ def start_mailbox_export_job(call: Call) -> dict[str, Any]:
             raise InvalidParameter(str(exc)) from None
         except store.JobLimitExceeded as exc:
             raise LimitExceeded(str(exc)) from None
+        if created:  # in the job's own transaction: the job exists exactly when its event does
+            job_audit.job_event(conn, job.job_id, job_audit.STARTED, **_caller(call))
     if created:
         call.context.hooks.export_started()
     return {"JobId": job.job_id}
@@ -153,7 +167,9 @@ def cancel_mailbox_export_job(call: Call) -> dict[str, Any]:
     with call.context.db.begin() as conn:
         org = organizations.find_active(conn, call.account_id, call.region, p["OrganizationId"])
         try:
-            store.cancel(conn, org.organization_id, p["JobId"], p.get("ClientToken"))
+            outcome = store.cancel(conn, org.organization_id, p["JobId"], p.get("ClientToken"))
+            if outcome.changed:
+                job_audit.job_event(conn, p["JobId"], job_audit.CANCELLED, **_caller(call))
         except store.JobNotFound:
             raise EntityNotFound(p["JobId"]) from None
         except store.JobConflict as exc:

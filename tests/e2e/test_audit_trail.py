@@ -1,0 +1,385 @@
+"""The audit trail, read with the stock ``aws cloudtrail lookup-events`` and ``mailcrate audit``:
+who started which export (ARN, source IP), what the job did, who downloaded the zip; no secret
+recorded; each account sees only its own events.
+
+LookupEvents' rules are AWS's:
+https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html
+(one lookup attribute; StartTime after EndTime is InvalidTimeRangeException; newest first).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+from sqlalchemy import select
+
+from mailcrate.datadir import DataDir
+from mailcrate.storage.tables_audit import audit_event_resources, audit_events
+from tests.jobs.support import fill_maildir, new_mailbox, permission_policy, trust_policy, wait_job
+from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
+
+PREFIX = "audited"
+PASSWORD = "Corr3ct-Horse"  # what tests.jobs.support.new_mailbox gives its users
+
+
+def _setup_export(server: MailcrateServer) -> dict[str, str]:
+    iam, kms, s3 = server.client("iam"), server.client("kms"), server.client("s3")
+    bucket = "audit-" + uuid.uuid4().hex[:10]
+    key_arn = kms.create_key(Description="audit test")["KeyMetadata"]["Arn"]
+    s3.create_bucket(Bucket=bucket)
+    role = iam.create_role(RoleName="ExportRole", AssumeRolePolicyDocument=trust_policy(server.account_id))
+    iam.put_role_policy(
+        RoleName="ExportRole", PolicyName="p", PolicyDocument=permission_policy(bucket, PREFIX, key_arn)
+    )
+    return {"bucket": bucket, "key_arn": key_arn, "role_arn": role["Role"]["Arn"]}
+
+
+def _iam_user(server: MailcrateServer, name: str, actions: list[str]) -> tuple[str, dict[str, str]]:
+    iam = server.client("iam")
+    arn = iam.create_user(UserName=name)["User"]["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+    iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return arn, {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+@pytest.fixture(scope="module")
+def world(server: MailcrateServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One export started by an IAM user with the aws CLI, run to completion, and its zip and
+    log downloaded by root: the events every test below looks up."""
+    mb = new_mailbox(server)
+    fill_maildir(mb.root, {"Inbox": 20}, size=3000)
+    dest = _setup_export(server)
+    operator_arn, operator_env = _iam_user(server, "operator", ["workmail:*", "iam:PassRole"])
+    started = server.aws(
+        "workmail",
+        "start-mailbox-export-job",
+        "--organization-id",
+        mb.organization_id,
+        "--entity-id",
+        mb.user_id,
+        "--kms-key-arn",
+        dest["key_arn"],
+        "--role-arn",
+        dest["role_arn"],
+        "--s3-bucket-name",
+        dest["bucket"],
+        "--s3-prefix",
+        PREFIX,
+        env=server.aws_env(**operator_env),
+    )
+    job_id = started["JobId"]
+    job = wait_job(server.client("workmail"), mb.organization_id, job_id)
+    assert job["State"] == "COMPLETED", job
+    tmp = tmp_path_factory.mktemp("downloads")
+    for suffix in ("zip", "json"):
+        result = server.aws(
+            "s3",
+            "cp",
+            f"s3://{dest['bucket']}/{PREFIX}/{job_id}.{suffix}",
+            str(tmp / f"x.{suffix}"),
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    yield {
+        "mb": mb,
+        "dest": dest,
+        "job_id": job_id,
+        "operator_arn": operator_arn,
+        "operator_env": operator_env,
+    }
+
+
+def _lookup(server: MailcrateServer, key: str, value: str, env: dict[str, str] | None = None) -> list[dict]:
+    out = server.aws(
+        "cloudtrail",
+        "lookup-events",
+        "--lookup-attributes",
+        f"AttributeKey={key},AttributeValue={value}",
+        env=env,
+    )
+    return out["Events"]
+
+
+def test_aws_cli_finds_the_start_with_the_callers_arn_and_source_ip(
+    server: MailcrateServer, world: dict[str, Any]
+) -> None:
+    events = _lookup(server, "EventName", "StartMailboxExportJob")
+    assert len(events) == 1
+    event = events[0]
+    assert event["EventName"] == "StartMailboxExportJob"
+    assert event["EventSource"] == "workmail.amazonaws.com"
+    assert event["Username"] == "operator"
+    assert event["AccessKeyId"] == world["operator_env"]["AWS_ACCESS_KEY_ID"]
+    record = json.loads(event["CloudTrailEvent"])
+    assert record["userIdentity"]["type"] == "IAMUser"
+    assert record["userIdentity"]["arn"] == world["operator_arn"]
+    assert record["userIdentity"]["accountId"] == server.account_id
+    assert record["sourceIPAddress"] == "127.0.0.1"
+    assert record["userAgent"].startswith("aws-cli/")
+    assert record["eventName"] == "StartMailboxExportJob" and record["readOnly"] is False
+    assert record["requestParameters"]["OrganizationId"] == world["mb"].organization_id
+    assert record["responseElements"] == {"JobId": world["job_id"]}
+    assert "errorCode" not in record
+    assert len(record["requestID"]) == 36 and record["eventID"] == event["EventId"]
+    assert {"ResourceType": "AWS::WorkMail::MailboxExportJob", "ResourceName": world["job_id"]} in event[
+        "Resources"
+    ]
+
+
+def test_job_events_and_zip_reads_are_recorded(server: MailcrateServer, world: dict[str, Any]) -> None:
+    job_id, bucket = world["job_id"], world["dest"]["bucket"]
+    by_job = _lookup(server, "ResourceName", job_id)
+    names = [e["EventName"] for e in by_job]
+    # newest first: the job's life, and the call that started it
+    assert names == [
+        "MailboxExportJobCompleted",
+        "MailboxExportJobClaimed",
+        "MailboxExportJobStarted",
+        "StartMailboxExportJob",
+    ] or names == [
+        "MailboxExportJobCompleted",
+        "MailboxExportJobClaimed",
+        "StartMailboxExportJob",
+        "MailboxExportJobStarted",
+    ]
+    started = json.loads(
+        next(e for e in by_job if e["EventName"] == "MailboxExportJobStarted")["CloudTrailEvent"]
+    )
+    assert started["userIdentity"]["arn"] == world["operator_arn"]
+    assert started["sourceIPAddress"] == "127.0.0.1"
+    completed = json.loads(by_job[0]["CloudTrailEvent"])
+    assert completed["userIdentity"] == {"type": "AWSService", "invokedBy": "export.workmail.amazonaws.com"}
+    assert completed["eventType"] == "AwsServiceEvent"
+    for suffix in ("zip", "json"):
+        reads = _lookup(server, "ResourceName", f"arn:aws:s3:::{bucket}/{PREFIX}/{job_id}.{suffix}")
+        get = [json.loads(e["CloudTrailEvent"]) for e in reads if e["EventName"] == "GetObject"]
+        assert len(get) == 1, [e["EventName"] for e in reads]
+        assert get[0]["userIdentity"]["type"] == "Root" and get[0]["readOnly"] is True
+        params = get[0]["requestParameters"]
+        assert (params["Bucket"], params["Key"]) == (bucket, f"{PREFIX}/{job_id}.{suffix}")
+
+
+def test_paging_and_time_range(server: MailcrateServer, world: dict[str, Any]) -> None:
+    ct = server.client("cloudtrail")
+    everything = ct.lookup_events(MaxResults=50)["Events"]
+    assert len(everything) >= 10
+    seen, token = [], None
+    while True:
+        page = ct.lookup_events(MaxResults=3, **({"NextToken": token} if token else {}))
+        seen += [e["EventId"] for e in page["Events"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    all_ids = [e["EventId"] for page in ct.get_paginator("lookup_events").paginate() for e in page["Events"]]
+    assert seen == all_ids and len(set(seen)) == len(seen)
+    times = [e["EventTime"] for e in everything]
+    assert times == sorted(times, reverse=True)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert ct.lookup_events(StartTime=future)["Events"] == []
+    past = ct.lookup_events(EndTime=datetime.now(UTC) - timedelta(days=1))["Events"]
+    assert past == []
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ct.lookup_events(StartTime=future, EndTime=future - timedelta(hours=2))
+    assert err.value.response["Error"]["Code"] == "InvalidTimeRangeException"
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ct.lookup_events(NextToken="bm90IGEgdG9rZW4=")
+    assert err.value.response["Error"]["Code"] == "InvalidNextTokenException"
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ct.lookup_events(
+            LookupAttributes=[
+                {"AttributeKey": "EventName", "AttributeValue": "GetObject"},
+                {"AttributeKey": "ReadOnly", "AttributeValue": "true"},
+            ]
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
+    reads = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "true"}])
+    assert reads["Events"] and all(e["ReadOnly"] == "true" for e in reads["Events"])
+
+
+def test_refused_calls_are_recorded_and_lookup_needs_permission(
+    server: MailcrateServer, world: dict[str, Any]
+) -> None:
+    _arn, env = _iam_user(server, "intruder", ["s3:ListAllMyBuckets"])
+    denied = server.aws(
+        "workmail",
+        "cancel-mailbox-export-job",
+        "--organization-id",
+        world["mb"].organization_id,
+        "--job-id",
+        world["job_id"],
+        env=server.aws_env(**env),
+        check=False,
+    )
+    assert denied.returncode != 0 and "AccessDenied" in denied.stderr
+    cancels = _lookup(server, "Username", "intruder")
+    record = json.loads(cancels[0]["CloudTrailEvent"])
+    assert record["eventName"] == "CancelMailboxExportJob"
+    assert record["errorCode"] == "AccessDeniedException"
+    lookup = server.aws("cloudtrail", "lookup-events", env=server.aws_env(**env), check=False)
+    assert lookup.returncode != 0 and "cloudtrail:LookupEvents" in lookup.stderr
+
+
+def test_another_account_sees_none_of_these_events(server: MailcrateServer, world: dict[str, Any]) -> None:
+    other = server.client("cloudtrail", **server.create_account())
+    assert other.lookup_events()["Events"] == []
+    for key, value in (("EventId", _lookup(server, "EventName", "StartMailboxExportJob")[0]["EventId"]),
+                       ("ResourceName", world["job_id"])):  # fmt: skip
+        found = other.lookup_events(LookupAttributes=[{"AttributeKey": key, "AttributeValue": value}])
+        assert found["Events"] == []
+
+
+def test_no_secret_is_recorded(server: MailcrateServer, world: dict[str, Any]) -> None:
+    """Passwords, secret keys, session tokens and plaintext sent in calls appear nowhere in the
+    audit tables (the model's ``sensitive`` members read HIDDEN_DUE_TO_SECURITY_REASONS)."""
+    kms = server.client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    plaintext = b"the-plaintext-" + uuid.uuid4().hex.encode()
+    kms.encrypt(KeyId=key_id, Plaintext=plaintext)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": server.account_id}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = server.client("iam").create_role(RoleName="Encrypter", AssumeRolePolicyDocument=json.dumps(trust))
+    server.client("iam").put_role_policy(
+        RoleName="Encrypter",
+        PolicyName="p",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+        ),
+    )
+    creds = server.client("sts").assume_role(RoleArn=role["Role"]["Arn"], RoleSessionName="enc")[
+        "Credentials"
+    ]
+    server.client(
+        "kms",
+        access_key_id=creds["AccessKeyId"],
+        secret_access_key=creds["SecretAccessKey"],
+        session_token=creds["SessionToken"],
+    ).encrypt(KeyId=key_id, Plaintext=b"x")
+    wm = server.client("workmail")
+    wm.create_user(
+        OrganizationId=world["mb"].organization_id, Name="bob", DisplayName="Bob", Password="N3w-Secret-pw"
+    )
+    user_events = _lookup(server, "EventName", "CreateUser")
+    assert json.loads(user_events[0]["CloudTrailEvent"])["requestParameters"]["Password"] == (
+        "HIDDEN_DUE_TO_SECURITY_REASONS"
+    )
+    secrets = [
+        PASSWORD,
+        "N3w-Secret-pw",
+        plaintext.decode(),
+        server.secret_access_key,
+        world["operator_env"]["AWS_SECRET_ACCESS_KEY"],
+        creds["SecretAccessKey"],
+        creds["SessionToken"],
+    ]
+    dd = DataDir.open(server.data_dir)
+    try:
+        deadline = time.monotonic() + 5  # calls' events are committed by a writer thread, within ms
+        while True:
+            with dd.db.read() as conn:
+                dump = repr(conn.execute(select(audit_events)).all()) + repr(
+                    conn.execute(select(audit_event_resources)).all()
+                )
+            if (
+                "Encrypt" in dump and "AssumeRole" in dump and '"bob"' in dump
+            ) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        dd.close()
+    assert "Encrypt" in dump and "AssumeRole" in dump and "'CreateUser'" in dump
+    for secret in secrets:
+        assert secret not in dump
+
+
+def test_mailcrate_audit_prints_a_table_and_json(server: MailcrateServer, world: dict[str, Any]) -> None:
+    base = mailcrate_cmd(
+        "audit", "--data-dir", str(server.data_dir), "--lookup", f"ResourceName={world['job_id']}"
+    )
+    table = subprocess.run(base, check=True, capture_output=True, text=True).stdout
+    assert "StartMailboxExportJob" in table and world["operator_arn"] in table and "127.0.0.1" in table
+    assert "MailboxExportJobCompleted" in table
+    records = json.loads(
+        subprocess.run([*base, "--output", "json"], check=True, capture_output=True, text=True).stdout
+    )
+    names = [r["eventName"] for r in records]  # newest first (other tests may add a refused cancel)
+    assert names.index("MailboxExportJobCompleted") < names.index("MailboxExportJobStarted")
+    assert all(r["recipientAccountId"] == server.account_id for r in records)
+    via_api = subprocess.run(
+        mailcrate_cmd("audit", "--endpoint-url", server.endpoint, "--lookup", "EventName=StartMailboxExportJob",
+                      "--output", "json"),
+        check=True, capture_output=True, text=True, env=server.aws_env(),
+    ).stdout  # fmt: skip
+    assert json.loads(via_api)[0]["userIdentity"]["arn"] == world["operator_arn"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir]:
+    """A migrated data directory on SQLite, or on a real PostgreSQL (migration 0007 on both)."""
+    if request.param == "sqlite":
+        dd = DataDir.open(tmp_path / "d", create=True)
+        yield dd
+        dd.close()
+        return
+    from tests.support.postgres import start_postgres
+
+    postgres = start_postgres()
+    try:
+        dd = DataDir.open(tmp_path / "d", create=True, database_url=postgres.create_database("audit"))
+        yield dd
+        dd.close()
+    finally:
+        postgres.stop()
+
+
+def test_lookup_filters_pages_and_retention_on_both_databases(data_dir: DataDir) -> None:
+    from mailcrate.audit.events import AuditEvent, Identity, Resource, prune, record
+    from mailcrate.services.cloudtrail import lookup
+
+    now = datetime.now(UTC)
+    root = Identity("Root", "arn:aws:iam::111122223333:root", "root", "AKIAROOT")
+    events = [
+        AuditEvent("111122223333", "us-east-1", "s3", "PutObject", root, event_time=now - timedelta(days=d),
+                   resources=(Resource("AWS::S3::Bucket", "b"), Resource("AWS::S3::Bucket", "b")))
+        for d in (1, 2, 3, 89, 91, 400)
+    ] + [AuditEvent("999988887777", "us-east-1", "kms", "CreateKey", root, event_time=now)]  # fmt: skip
+    with data_dir.db.begin() as conn:
+        for event in events:
+            record(conn, event)
+    with data_dir.db.read() as conn:
+        mine = lookup.Query("111122223333", ("ResourceName", "b"))
+        first, token = lookup.page(conn, mine, 4, None)
+        rest, last = lookup.page(conn, mine, 4, token)
+        assert [e["EventId"] for e in first + rest] == [e.event_id for e in events[:6]] and last is None
+        with pytest.raises(lookup.InvalidToken):  # a token of another account's lookup
+            lookup.page(conn, lookup.Query("999988887777", ("ResourceName", "b")), 4, token)
+        window = lookup.Query(
+            "111122223333", None, now - timedelta(days=2, hours=1), now - timedelta(hours=1)
+        )
+        assert [e["EventId"] for e in lookup.page(conn, window, 50, None)[0]] == [
+            events[0].event_id,
+            events[1].event_id,
+        ]
+        other = lookup.page(
+            conn, lookup.Query("999988887777", ("EventSource", "kms.amazonaws.com")), 50, None
+        )
+        assert [e["EventName"] for e in other[0]] == ["CreateKey"]
+    assert prune(data_dir.db, timedelta(days=90), batch=1) == 2
+    with data_dir.db.read() as conn:
+        kept = {r.event_id for r in conn.execute(select(audit_events.c.event_id))}
+        kept_resources = {r.event_id for r in conn.execute(select(audit_event_resources.c.event_id))}
+    assert kept == {e.event_id for e in events[:4]} | {events[6].event_id}
+    assert kept_resources == {e.event_id for e in events[:4]}
