@@ -7,6 +7,7 @@ pool is given the exporter as the runner of its jobs, with one service context p
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
