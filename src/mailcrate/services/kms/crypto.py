@@ -6,8 +6,9 @@ canonical JSON), so decrypting with a different context, or after moving the blo
 another key, fails with InvalidCiphertextException as KMS does.
 
 S3 (and anything else in-process) uses :func:`generate_data_key` and :func:`decrypt_data_key`:
-they resolve the key in the caller's account and authorize ``kms:GenerateDataKey`` /
-``kms:Decrypt`` *as the calling principal*, with ``kms:ViaService`` and the
+they find the key (another account's by its ARN) and authorize ``kms:GenerateDataKey`` /
+``kms:Decrypt`` *as the calling principal* through the key policy and IAM
+(:mod:`mailcrate.services.kms.access`), with ``kms:ViaService`` and the
 ``kms:EncryptionContext:*`` keys in the request context, exactly what key and IAM policies
 condition on.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mailcrate.datadir import DataDir
-from mailcrate.services.kms import errors
-from mailcrate.services.kms.keys import Key, resolve
+from mailcrate.services.kms import access, errors
+from mailcrate.services.kms.keys import Key, by_id, resolve
 
 if TYPE_CHECKING:
     from mailcrate.services.base import Call
@@ -35,8 +36,6 @@ _KEY_ID_LEN = 36
 _NONCE = 12
 _HEADER = len(MAGIC) + _KEY_ID_LEN
 MAX_PLAINTEXT = 4096
-
-AuthorizeFn = Callable[[str, str, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -101,10 +100,9 @@ def context_keys(
     return keys
 
 
-def _authorize_fn(on_behalf_of: Call | AuthorizeFn) -> AuthorizeFn:
-    if callable(on_behalf_of) and not hasattr(on_behalf_of, "authorize"):
-        return on_behalf_of
-    return on_behalf_of.authorize  # type: ignore[union-attr]
+def _key_for(data_dir: DataDir, account_id: str, region: str, key_ref: str) -> Key:
+    with data_dir.db.read() as conn:
+        return resolve(conn, account_id, region, key_ref, other_accounts=True)
 
 
 def generate_data_key(
@@ -114,18 +112,18 @@ def generate_data_key(
     region: str,
     key_ref: str,
     encryption_context: Mapping[str, str],
-    on_behalf_of: Call | AuthorizeFn,
+    on_behalf_of: Call,
     via_service: str | None = None,
     number_of_bytes: int = 32,
 ) -> DataKey:
     """A fresh data key and its ciphertext blob under ``key_ref``, authorized as the caller.
 
-    ``on_behalf_of`` is the S3 (or other) :class:`Call` whose principal asks, or a function
-    ``(action, resource_arn, context) -> None`` that raises when the caller may not.
+    ``on_behalf_of`` is the S3 (or other) :class:`Call` whose principal asks; ``account_id`` is
+    where a key id or alias name is looked up (an ARN names its own account, which may be
+    another one's: the key policy decides, :mod:`mailcrate.services.kms.access`).
     """
-    with data_dir.db.read() as conn:
-        key = resolve(conn, account_id, region, key_ref)
-    _authorize_fn(on_behalf_of)("kms:GenerateDataKey", key.arn, context_keys(encryption_context, via_service))
+    key = _key_for(data_dir, account_id, region, key_ref)
+    access.check(on_behalf_of, "kms:GenerateDataKey", key, context_keys(encryption_context, via_service))
     key.check_usable()
     require_symmetric(key, "GenerateDataKey")
     plaintext = os.urandom(number_of_bytes)
@@ -135,16 +133,19 @@ def generate_data_key(
 def decrypt_data_key(
     data_dir: DataDir,
     *,
-    account_id: str,
+    key_arn: str | None,
     region: str,
     blob: bytes,
     encryption_context: Mapping[str, str],
-    on_behalf_of: Call | AuthorizeFn,
+    on_behalf_of: Call,
     via_service: str | None = None,
 ) -> DataKey:
-    """Open a data key's ciphertext blob, authorizing ``kms:Decrypt`` as the caller."""
+    """Open a data key's ciphertext blob, authorizing ``kms:Decrypt`` as the caller; the key is
+    the one the blob names (``key_arn``, when known, must be it), in whichever account it is."""
     key_id = key_id_of_blob(blob)
     with data_dir.db.read() as conn:
-        key = resolve(conn, account_id, region, key_id)
-    _authorize_fn(on_behalf_of)("kms:Decrypt", key.arn, context_keys(encryption_context, via_service))
+        key = by_id(conn, key_id, region)
+    if key is None or (key_arn is not None and key.arn != key_arn):
+        raise errors.InvalidCiphertext()
+    access.check(on_behalf_of, "kms:Decrypt", key, context_keys(encryption_context, via_service))
     return DataKey(decrypt_with(data_dir, key, blob, encryption_context), blob, key.arn)

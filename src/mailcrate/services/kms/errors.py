@@ -68,3 +68,11 @@ class Unsupported(ServiceError):
 
 class Validation(ServiceError):
     code = "ValidationException"
+
+
+class LimitExceeded(ServiceError):
+    code = "LimitExceededException"
+
+
+class TagError(ServiceError):
+    code = "TagException"

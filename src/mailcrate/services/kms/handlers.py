@@ -7,11 +7,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from mailcrate.policy import MalformedPolicyError, parse_resource_policy
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.models import service_model
 from mailcrate.services.base import Call, Handler, ServiceSpec
-from mailcrate.services.kms import crypto, errors, keys
+from mailcrate.services.kms import access, crypto, errors, keys
 from mailcrate.services.pagination import decode_cursor, encode_token
 
 DEFAULT_LIMIT = 100
@@ -23,17 +22,41 @@ def _db(call: Call) -> Any:
     return call.context.db
 
 
-def _resolve(call: Call, ref: str, conn: Any, *, allow_alias: bool = True) -> keys.Key:
-    return keys.resolve(conn, call.account_id, call.region, ref, allow_alias=allow_alias)
+def _resolve(
+    call: Call, ref: str, conn: Any, *, allow_alias: bool = True, other_accounts: bool = False
+) -> keys.Key:
+    return keys.resolve(
+        conn, call.account_id, call.region, ref, allow_alias=allow_alias, other_accounts=other_accounts
+    )
 
 
-def _key(call: Call, ref: str | None = None, *, allow_alias: bool = True) -> keys.Key:
+def _key(
+    call: Call, ref: str | None = None, *, allow_alias: bool = True, other_accounts: bool = False
+) -> keys.Key:
     with _db(call).read() as conn:
-        return _resolve(call, ref or call.params["KeyId"], conn, allow_alias=allow_alias)
+        return _resolve(
+            call, ref or call.params["KeyId"], conn, allow_alias=allow_alias, other_accounts=other_accounts
+        )
+
+
+def _allowed_key(
+    call: Call,
+    action: str | None = None,
+    ref: str | None = None,
+    *,
+    allow_alias: bool = True,
+    other_accounts: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> keys.Key:
+    """The key the call names, once the key policy and IAM let the caller do ``action`` with it
+    (``kms:<Operation>`` by default)."""
+    key = _key(call, ref, allow_alias=allow_alias, other_accounts=other_accounts)
+    access.check(call, action or f"kms:{call.operation}", key, extra)
+    return key
 
 
 def _authorize_crypto(call: Call, action: str, key: keys.Key, context: dict[str, str] | None) -> None:
-    call.authorize(action, key.arn, crypto.context_keys(context))
+    access.check(call, action, key, crypto.context_keys(context))
 
 
 def create_key(call: Call) -> dict[str, Any]:
@@ -41,12 +64,26 @@ def create_key(call: Call) -> dict[str, Any]:
     spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or keys.SYMMETRIC
     if p.get("Origin", "AWS_KMS") != "AWS_KMS" or p.get("CustomKeyStoreId") or p.get("MultiRegion"):
         raise errors.Unsupported("mailcrate supports only single-region AWS_KMS-origin keys")
+    _check_tags(p.get("Tags") or [])
+    key_id = keys.new_key_id()
     if p.get("Policy") is not None:
-        # Stored, not evaluated; but a key must not be created with a policy AWS would refuse.
-        try:
-            parse_resource_policy(p["Policy"])
-        except MalformedPolicyError as exc:
-            raise errors.MalformedPolicyDocument(str(exc)) from None
+        policy = access.validate(p["Policy"])
+        if not p.get("BypassPolicyLockoutSafetyCheck"):
+            provisional = keys.Key(
+                key_id,
+                call.account_id,
+                call.region,
+                spec,
+                p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                keys.ENABLED,
+                "",
+                call.context.clock(),
+                None,
+                "",
+                p["Policy"],
+                tuple((t["TagKey"], t["TagValue"]) for t in p.get("Tags") or ()),
+            )
+            access.check_lockout(call, provisional, policy)
     with _db(call).begin() as conn:
         key = keys.create_key(
             conn,
@@ -58,12 +95,13 @@ def create_key(call: Call) -> dict[str, Any]:
             description=p.get("Description", ""),
             policy=p.get("Policy"),
             tags=p.get("Tags"),
+            key_id=key_id,
         )
     return {"KeyMetadata": key.metadata()}
 
 
 def describe_key(call: Call) -> dict[str, Any]:
-    return {"KeyMetadata": _key(call).metadata()}
+    return {"KeyMetadata": _allowed_key(call, other_accounts=True).metadata()}
 
 
 def _marker(scope: str, last: str) -> str:
@@ -103,6 +141,7 @@ def list_keys(call: Call) -> dict[str, Any]:
 
 
 def _change_state(call: Call, allowed_from: set[str], new_state: str) -> keys.Key:
+    _allowed_key(call, allow_alias=False)
     with _db(call).begin() as conn:
         key = _resolve(call, call.params["KeyId"], conn, allow_alias=False)
         if key.key_state not in allowed_from:
@@ -126,6 +165,7 @@ def schedule_key_deletion(call: Call) -> dict[str, Any]:
     days = call.params.get("PendingWindowInDays", 30)
     if not 7 <= days <= 30:
         raise errors.Validation("PendingWindowInDays must be between 7 and 30")
+    _allowed_key(call, allow_alias=False)
     with _db(call).begin() as conn:
         key = keys.schedule_deletion(
             conn, _resolve(call, call.params["KeyId"], conn, allow_alias=False), days
@@ -143,7 +183,18 @@ def cancel_key_deletion(call: Call) -> dict[str, Any]:
     return {"KeyId": key.arn}
 
 
+def _authorize_alias(call: Call, name: str, key: keys.Key) -> None:
+    """Aliases need the action on the alias (IAM policies only) and on its key (key policy and
+    IAM): "Controlling access to aliases" in the AWS KMS Developer Guide."""
+    call.authorize(f"kms:{call.operation}", keys.alias_arn(call.region, call.account_id, name))
+    access.check(call, f"kms:{call.operation}", key)
+
+
 def create_alias(call: Call) -> dict[str, Any]:
+    keys.check_alias_name(call.params["AliasName"])
+    _authorize_alias(
+        call, call.params["AliasName"], _key(call, call.params["TargetKeyId"], allow_alias=False)
+    )
     with _db(call).begin() as conn:
         key = _resolve(call, call.params["TargetKeyId"], conn, allow_alias=False)
         if key.key_state == keys.PENDING_DELETION:
@@ -155,6 +206,7 @@ def create_alias(call: Call) -> dict[str, Any]:
 def delete_alias(call: Call) -> dict[str, Any]:
     name = call.params["AliasName"]
     keys.check_alias_name(name)
+    _authorize_alias(call, name, _key(call, name))
     with _db(call).begin() as conn:
         keys.delete_alias(conn, call.account_id, call.region, name)
     return {}
@@ -187,7 +239,7 @@ def _generate(call: Call) -> dict[str, Any]:
     p = call.params
     length = _data_key_length(p)
     context = p.get("EncryptionContext")
-    key = _key(call)
+    key = _key(call, other_accounts=True)
     _authorize_crypto(call, f"kms:{call.operation}", key, context)
     key.check_usable()
     crypto.require_symmetric(key, call.operation)
@@ -208,7 +260,7 @@ def generate_data_key_without_plaintext(call: Call) -> dict[str, Any]:
 
 def encrypt(call: Call) -> dict[str, Any]:
     p = call.params
-    key = _key(call)
+    key = _key(call, other_accounts=True)
     _authorize_crypto(call, "kms:Encrypt", key, p.get("EncryptionContext"))
     blob = crypto.encrypt_with(call.context.data_dir, key, p["Plaintext"], p.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
@@ -219,11 +271,11 @@ def _open(
 ) -> tuple[keys.Key, bytes]:
     key_id = crypto.key_id_of_blob(blob)
     with _db(call).read() as conn:
-        try:
-            key = _resolve(call, key_id, conn)
-        except errors.NotFound:
-            raise errors.InvalidCiphertext() from None
-        if named is not None and _resolve(call, named, conn).key_id != key.key_id:
+        # The blob names its key, in whichever account (a key policy may let others decrypt).
+        key = keys.by_id(conn, key_id, call.region)
+        if key is None:
+            raise errors.InvalidCiphertext()
+        if named is not None and _resolve(call, named, conn, other_accounts=True).key_id != key.key_id:
             raise errors.IncorrectKey()
     _authorize_crypto(call, action, key, context)
     return key, crypto.decrypt_with(call.context.data_dir, key, blob, context)
@@ -242,7 +294,7 @@ def re_encrypt(call: Call) -> dict[str, Any]:
     source, plaintext = _open(
         call, p["CiphertextBlob"], p.get("SourceEncryptionContext"), p.get("SourceKeyId"), "kms:ReEncryptFrom"
     )
-    destination = _key(call, p["DestinationKeyId"])
+    destination = _key(call, p["DestinationKeyId"], other_accounts=True)
     _authorize_crypto(call, "kms:ReEncryptTo", destination, p.get("DestinationEncryptionContext"))
     blob = crypto.encrypt_with(
         call.context.data_dir, destination, plaintext, p.get("DestinationEncryptionContext")
@@ -257,7 +309,7 @@ def re_encrypt(call: Call) -> dict[str, Any]:
 
 
 def get_public_key(call: Call) -> dict[str, Any]:
-    key = _key(call)
+    key = _allowed_key(call, other_accounts=True)
     if key.symmetric:
         raise errors.Unsupported(f"{key.arn} is a symmetric key; it has no public key.")
     key.check_usable()
@@ -277,6 +329,91 @@ def get_public_key(call: Call) -> dict[str, Any]:
     }
 
 
+POLICY_NAME = "default"  # a key has one key policy, named "default"
+
+
+def _policy_name(call: Call) -> None:
+    name = call.params.get("PolicyName", POLICY_NAME)
+    if name != POLICY_NAME:
+        raise errors.NotFound(
+            f"Policy {name} is not found; a key's only key policy is named '{POLICY_NAME}'."
+        )
+
+
+def get_key_policy(call: Call) -> dict[str, Any]:
+    key = _allowed_key(call, allow_alias=False)
+    _policy_name(call)
+    return {"Policy": access.policy_text(key), "PolicyName": POLICY_NAME}
+
+
+def put_key_policy(call: Call) -> dict[str, Any]:
+    p = call.params
+    key = _allowed_key(call, allow_alias=False)
+    _policy_name(call)
+    policy = access.validate(p["Policy"])
+    if not p.get("BypassPolicyLockoutSafetyCheck"):
+        access.check_lockout(call, key, policy)
+    with _db(call).begin() as conn:
+        keys.set_policy(conn, key, p["Policy"])
+    return {}
+
+
+def list_key_policies(call: Call) -> dict[str, Any]:
+    _allowed_key(call, allow_alias=False)
+    return {"PolicyNames": [POLICY_NAME], "Truncated": False}
+
+
+_MAX_TAGS = 50
+
+
+def _check_tags(tags: list[dict[str, str]]) -> None:
+    """Tag rules of KMS ("Tagging keys"): ``aws:`` is AWS's prefix, one value per key."""
+    names = [t["TagKey"] for t in tags]
+    if any(name.lower().startswith("aws:") for name in names):
+        raise errors.TagError("Tag keys may not begin with 'aws:'; that prefix is reserved for AWS.")
+    if len(set(names)) != len(names):
+        raise errors.TagError("Tag keys must be unique within a request.")
+
+
+def _tag_context(names: list[str], tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """``aws:TagKeys`` and ``aws:RequestTag/*``: the tags a request carries ("Controlling access
+    to tags" in the IAM User Guide)."""
+    extra: dict[str, Any] = {"aws:TagKeys": names}
+    extra.update({f"aws:RequestTag/{k}": v for k, v in (tags or {}).items()})
+    return extra
+
+
+def tag_resource(call: Call) -> dict[str, Any]:
+    tags = call.params["Tags"]
+    _check_tags(tags)
+    new = {t["TagKey"]: t["TagValue"] for t in tags}
+    key = _allowed_key(call, allow_alias=False, extra=_tag_context(list(new), new))
+    if key.key_state == keys.PENDING_DELETION:
+        raise errors.InvalidState(f"{key.arn} is pending deletion.")
+    merged = {**key.tag_map, **new}
+    if len(merged) > _MAX_TAGS:
+        raise errors.LimitExceeded(f"A key may have at most {_MAX_TAGS} tags.")
+    with _db(call).begin() as conn:
+        keys.set_tags(conn, key, merged)
+    return {}
+
+
+def untag_resource(call: Call) -> dict[str, Any]:
+    names = call.params["TagKeys"]
+    key = _allowed_key(call, allow_alias=False, extra=_tag_context(names))
+    if key.key_state == keys.PENDING_DELETION:
+        raise errors.InvalidState(f"{key.arn} is pending deletion.")
+    with _db(call).begin() as conn:
+        keys.set_tags(conn, key, {k: v for k, v in key.tag_map.items() if k not in set(names)})
+    return {}
+
+
+def list_resource_tags(call: Call) -> dict[str, Any]:
+    key = _allowed_key(call, allow_alias=False)
+    tags = [{"TagKey": k, "TagValue": v} for k, v in sorted(key.tags)]
+    return {"Tags": tags, "Truncated": False}
+
+
 HANDLERS: dict[str, Handler] = {
     "CreateKey": create_key,
     "DescribeKey": describe_key,
@@ -294,21 +431,22 @@ HANDLERS: dict[str, Handler] = {
     "Decrypt": decrypt,
     "ReEncrypt": re_encrypt,
     "GetPublicKey": get_public_key,
+    "GetKeyPolicy": get_key_policy,
+    "PutKeyPolicy": put_key_policy,
+    "ListKeyPolicies": list_key_policies,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListResourceTags": list_resource_tags,
 }
 
+# The operations AWS authorizes with IAM policies alone, on resource "*" ("AWS KMS permissions"
+# reference: CreateKey, ListKeys and ListAliases have no key resource). Every other operation is
+# authorized by its handler with the key: key policy first, then IAM (kms/access.py).
+IAM_ONLY = frozenset({"CreateKey", "ListKeys", "ListAliases"})
 
-def _resource(call: Call) -> str:
-    """The key ARN the generic authorization check names (``*`` for account-wide calls)."""
-    p = call.params
-    ref = p.get("KeyId") or p.get("TargetKeyId") or p.get("SourceKeyId")
-    try:
-        if ref is None and "CiphertextBlob" in p:
-            ref = crypto.key_id_of_blob(p["CiphertextBlob"])
-        if ref is None:
-            return "*"
-        return _key(call, ref).arn
-    except errors.ServiceError:
-        return "*"
+
+def _action(call: Call) -> str | None:
+    return f"kms:{call.operation}" if call.operation in IAM_ONLY else None
 
 
 def spec() -> ServiceSpec:
@@ -317,5 +455,5 @@ def spec() -> ServiceSpec:
         model=service_model("kms"),
         protocol=JsonProtocol(),
         handlers=HANDLERS,
-        resource_for=_resource,
+        action_for=_action,
     )

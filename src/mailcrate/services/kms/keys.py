@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mailcrate.datadir import DataDir
+from mailcrate.policy.key_policy import aws_managed_key_policy
 from mailcrate.services.kms import errors
 from mailcrate.storage.db import as_utc, utcnow
 from mailcrate.storage.tables_kms_s3 import kms_aliases, kms_keys
@@ -42,6 +43,12 @@ class Key:
     created_at: datetime
     deletion_date: datetime | None
     material_sealed: str
+    policy: str | None = None  # None: AWS's default key policy for the key's account
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
 
     @property
     def arn(self) -> str:
@@ -106,7 +113,13 @@ def _row_to_key(row: object) -> Key:
         created_at=as_utc(row.created_at),  # type: ignore[attr-defined, arg-type]
         deletion_date=as_utc(row.deletion_date),  # type: ignore[attr-defined]
         material_sealed=row.material_sealed,  # type: ignore[attr-defined]
+        policy=row.policy,  # type: ignore[attr-defined]
+        tags=_tags_of(row.tags),  # type: ignore[attr-defined]
     )
+
+
+def _tags_of(text: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((t["TagKey"], t["TagValue"]) for t in json.loads(text or "[]"))
 
 
 def _new_material(key_spec: str) -> bytes:
@@ -121,6 +134,10 @@ def _new_material(key_spec: str) -> bytes:
     )
 
 
+def new_key_id() -> str:
+    return str(uuid.uuid4())
+
+
 def create_key(
     conn: Connection,
     data_dir: DataDir,
@@ -132,6 +149,7 @@ def create_key(
     description: str,
     policy: str | None,
     tags: list[dict[str, str]] | None,
+    key_id: str | None = None,
 ) -> Key:
     if key_spec not in SUPPORTED_SPECS:
         raise errors.Unsupported(f"KeySpec {key_spec} is not supported by mailcrate")
@@ -144,7 +162,7 @@ def create_key(
     )
     if key_usage not in allowed_usage:
         raise errors.Validation(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
-    key_id = str(uuid.uuid4())
+    key_id = key_id or new_key_id()
     sealed = data_dir.secrets.seal(_new_material(key_spec), _MATERIAL_PURPOSE + key_id)
     now = utcnow()
     conn.execute(
@@ -162,7 +180,20 @@ def create_key(
             tags=json.dumps(tags or []),
         )
     )
-    return Key(key_id, account_id, region, key_spec, key_usage, ENABLED, description, now, None, sealed)
+    return Key(
+        key_id,
+        account_id,
+        region,
+        key_spec,
+        key_usage,
+        ENABLED,
+        description,
+        now,
+        None,
+        sealed,
+        policy,
+        tuple((t["TagKey"], t["TagValue"]) for t in tags or ()),
+    )
 
 
 def _load(conn: Connection, account_id: str, region: str, key_id: str) -> Key | None:
@@ -174,15 +205,30 @@ def _load(conn: Connection, account_id: str, region: str, key_id: str) -> Key | 
     return _row_to_key(row) if row is not None else None
 
 
-def resolve(conn: Connection, account_id: str, region: str, ref: str, *, allow_alias: bool = True) -> Key:
-    """A key by id, key ARN, alias name (``alias/x``) or alias ARN; NotFoundException otherwise."""
+def resolve(
+    conn: Connection,
+    account_id: str,
+    region: str,
+    ref: str,
+    *,
+    allow_alias: bool = True,
+    other_accounts: bool = False,
+) -> Key:
+    """A key by id, key ARN, alias name (``alias/x``) or alias ARN; NotFoundException otherwise.
+
+    Ids and alias names are looked up in ``account_id``. An ARN of another account's key (or
+    alias) names it only where ``other_accounts`` is true: the operations AWS lets other
+    accounts call (Encrypt, Decrypt, GenerateDataKey*, ReEncrypt, DescribeKey, SSE-KMS; "Allowing
+    users in other accounts to use a KMS key"); whether the caller may is the key policy's
+    business (:mod:`mailcrate.services.kms.access`)."""
     if ref.startswith("arn:"):
         parts = ref.split(":", 5)
         if len(parts) != 6 or parts[2] != "kms":
             raise errors.NotFound(f"Invalid arn {ref}")
         region, owner, resource = parts[3], parts[4], parts[5]
-        if owner != account_id:
+        if owner != account_id and not other_accounts:
             raise errors.NotFound(f"Key '{ref}' does not exist")
+        account_id = owner
         if resource.startswith("key/"):
             ref = resource[4:]
         elif resource.startswith("alias/") and allow_alias:
@@ -206,6 +252,23 @@ def resolve(conn: Connection, account_id: str, region: str, ref: str, *, allow_a
     if key is None:
         raise errors.NotFound(f"Key '{key_arn(region, account_id, ref)}' does not exist")
     return key
+
+
+def by_id(conn: Connection, key_id: str, region: str) -> Key | None:
+    """The key a ciphertext blob names, in whichever account it is (key ids are unique)."""
+    row = conn.execute(
+        select(kms_keys).where(kms_keys.c.key_id == key_id, kms_keys.c.region == region)
+    ).first()
+    return _row_to_key(row) if row is not None else None
+
+
+def set_policy(conn: Connection, key: Key, policy: str) -> None:
+    conn.execute(update(kms_keys).where(kms_keys.c.key_id == key.key_id).values(policy=policy))
+
+
+def set_tags(conn: Connection, key: Key, tags: dict[str, str]) -> None:
+    stored = [{"TagKey": k, "TagValue": v} for k, v in tags.items()]
+    conn.execute(update(kms_keys).where(kms_keys.c.key_id == key.key_id).values(tags=json.dumps(stored)))
 
 
 def set_state(conn: Connection, key: Key, state: str, deletion_date: datetime | None = None) -> Key:
@@ -314,7 +377,7 @@ def aws_managed_key(conn: Connection, data_dir: DataDir, account_id: str, region
         key_spec=SYMMETRIC,
         key_usage="ENCRYPT_DECRYPT",
         description=f"Default key that protects my {service.upper()} objects when no other key is defined",
-        policy=None,
+        policy=aws_managed_key_policy(account_id, f"{service}.{region}.amazonaws.com"),
         tags=None,
     )
     conn.execute(

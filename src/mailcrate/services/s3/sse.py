@@ -110,13 +110,17 @@ def new_data_key(
         plaintext = os.urandom(32)
         sealed = data_dir.secrets.seal(plaintext, _sse_s3_purpose(bucket, key))
         return Encryption(AES256), plaintext, "s3:" + sealed
+    # A key id or alias (aws/s3 when none is named) is looked up in the *requester's* account; a
+    # key ARN names its own account, the bucket owner's or another ("If you use a KMS key alias
+    # instead, then KMS resolves the key within the requester's account": S3 API Reference,
+    # ServerSideEncryptionByDefault). The key policy then decides (kms/access.py).
     if key_ref is None:
         with data_dir.db.begin() as conn:
-            key_ref = kms_keys.aws_managed_key(conn, data_dir, bucket.account_id, bucket.region, "s3").arn
+            key_ref = kms_keys.aws_managed_key(conn, data_dir, call.account_id, bucket.region, "s3").arn
     try:
         data_key = kms_crypto.generate_data_key(
             data_dir,
-            account_id=bucket.account_id,
+            account_id=call.account_id,
             region=bucket.region,
             key_ref=key_ref,
             encryption_context=context_for(bucket, key, extra),
@@ -137,7 +141,7 @@ def open_data_key(call: Call, bucket: Bucket, key: str, encryption: Encryption, 
     try:
         return kms_crypto.decrypt_data_key(
             data_dir,
-            account_id=bucket.account_id,
+            key_arn=encryption.kms_key_arn,
             region=bucket.region,
             blob=base64.b64decode(blob[4:]),
             encryption_context=context_for(bucket, key, encryption.context),
