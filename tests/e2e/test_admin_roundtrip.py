@@ -96,7 +96,8 @@ def test_setup_again_reports_everything_fine(prepared: Prepared) -> None:
                 env=prepared.env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     rows = [line for line in again.stdout.splitlines() if "already fine" in line]
-    assert len(rows) == 5 and rows[0].startswith("WorkMail organization"), again.stdout
+    assert len(rows) == 6 and rows[0].startswith("WorkMail organization"), again.stdout
+    assert any(row.startswith("KMS key policy") for row in rows), again.stdout
     assert f"mailcrate export start --organization-id {org}" in again.stdout
     missing = run("export", "setup", "--bucket", prepared.bucket, "--prefix", PREFIX, "--organization-id",
                   "m-" + "2" * 32, "--check-only", env=prepared.env)  # fmt: skip

@@ -71,6 +71,7 @@ def test_setup_creates_then_reports_fine(moto: MotoServer, tmp_path: Path) -> No
 
     code, second = _setup(moto)
     assert code == 0 and set(_statuses(second).values()) == {"ok"}, second
+    assert _statuses(second)["KMS key policy"] == "ok"
     assert second["kmsKeyArn"] == first["kmsKeyArn"] and second["roleArn"] == first["roleArn"]
     assert len(kms.list_keys()["Keys"]) == 1
 
@@ -89,6 +90,7 @@ def test_setup_creates_then_reports_fine(moto: MotoServer, tmp_path: Path) -> No
         "S3 bucket": "wrong",
         "IAM role": "wrong",
         "role permission policy": "ok",
+        "KMS key policy": "ok",
     }, broken
     text = run("export", "setup", "--bucket", "exports-moto", "--prefix", "mail/exports", env=_env(moto))
     assert text.returncode == 1 and "WRONG" in text.stdout and "without sts:ExternalId" in text.stdout

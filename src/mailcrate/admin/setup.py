@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from mailcrate.admin.aws import AwsTarget
 from mailcrate.admin.errors import AdminError
+from mailcrate.admin.key_policy_check import check_key_policy
 from mailcrate.admin.policies import (
     DEFAULT_KEY_ALIAS,
     DEFAULT_POLICY_NAME,
@@ -117,6 +118,7 @@ def ensure_prerequisites(
     _key(target.client("kms", session), result, kms_key, create, endpoint)
     _bucket(target.client("s3", session), result, create, endpoint)
     _role(target.client("iam", session), result, role_name, policy_name, create, endpoint)
+    _key_policy(target.client("kms", session), result, role_name, endpoint)
     return result
 
 
@@ -211,6 +213,49 @@ def _key(kms: Any, result: SetupResult, kms_key: str | None, create: bool, endpo
         result.checks.append(Check("KMS key", "wrong", f"{label} is {state}", fix))
     else:
         result.checks.append(Check("KMS key", "ok", f"{label}, symmetric, enabled"))
+
+
+def _key_policy(kms: Any, result: SetupResult, role_name: str, endpoint: str | None) -> None:
+    """The key policy must let the export role use the key (the key's first gate); a key this run
+    created has AWS's default policy, which lets the role's permission policy decide."""
+    created = any(c.name == "KMS key" and c.status == "created" for c in result.checks)
+    if result.key_arn is None or created:
+        return
+    role_arn = result.role_arn or f"arn:aws:iam::{result.account_id}:role/{role_name}"
+    try:
+        text = kms.get_key_policy(KeyId=result.key_arn, PolicyName="default")["Policy"]
+    except ClientError as exc:
+        detail = f"{result.key_arn}: cannot read the key policy ({_code(exc)})"
+        result.checks.append(Check("KMS key policy", "wrong", detail, "ask the key's administrator"))
+        return
+    problems, fixed = check_key_policy(
+        text,
+        key_arn=result.key_arn,
+        role_arn=role_arn,
+        region=result.region,
+        bucket=result.bucket,
+        prefix=result.prefix,
+    )
+    if not problems:
+        detail = f"{result.key_arn}: lets {role_arn} use the key through S3"
+        result.checks.append(Check("KMS key policy", "ok", detail))
+        return
+    fix = (
+        _aws(
+            endpoint,
+            "kms",
+            "put-key-policy",
+            "--key-id",
+            result.key_arn.rsplit("/", 1)[1],
+            "--policy-name",
+            "default",
+            "--policy",
+            _json_arg(fixed),
+        )
+        if fixed is not None
+        else "write a valid key policy that allows the export role kms:GenerateDataKey and kms:Decrypt"
+    )
+    result.checks.append(Check("KMS key policy", "wrong", f"{result.key_arn}: " + "; ".join(problems), fix))
 
 
 # ------------------------------------------------------------------------------------ bucket
