@@ -8,7 +8,6 @@ names of its own, so cases do not depend on each other.
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
+from tests.support.mailcrate_server import MailcrateServer
 
 ACCOUNT_B = "444455556666"
 B_ACCESS_KEY_ID = "AKIAB0000000EXAMPLE1"
@@ -25,23 +24,7 @@ B_SECRET_ACCESS_KEY = "bBbBbBbBbBbBbBbBbBbBbBbBbBbBbBbBbBbBbBbB"
 
 def add_account_b(server: MailcrateServer) -> None:
     """A second tenant in the same data directory (``mailcrate account create``)."""
-    subprocess.run(
-        mailcrate_cmd(
-            "account",
-            "create",
-            "--data-dir",
-            str(server.data_dir),
-            "--account-id",
-            ACCOUNT_B,
-            "--access-key-id",
-            B_ACCESS_KEY_ID,
-            "--secret-access-key",
-            B_SECRET_ACCESS_KEY,
-        ),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    server.add_account(ACCOUNT_B, B_ACCESS_KEY_ID, B_SECRET_ACCESS_KEY)
 
 
 @dataclass

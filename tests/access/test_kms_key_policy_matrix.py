@@ -751,3 +751,41 @@ def test_put_key_policy_needs_permission(a: Caller) -> None:
         )
         == DENIED
     )
+
+
+# COND (kms:KeySpec) on CreateKey, decided by IAM policies alone: only the spec allowed is created.
+def test_key_spec_condition_on_create_key(a: Caller) -> None:
+    maker = user(
+        a,
+        unique("maker"),
+        statement("Allow", "kms:CreateKey", Condition={"StringEquals": {"kms:KeySpec": "SYMMETRIC_DEFAULT"}}),
+    )
+    assert maker.client("kms").create_key()["KeyMetadata"]["KeySpec"] == "SYMMETRIC_DEFAULT"
+    assert kms_code(maker, "create_key", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY") == DENIED
+
+
+# TAGS + IFX (aws:RequestTag) on CreateKey: an Allow with StringEqualsIfExists lets a key without
+# tags through (the key is absent) and one tagged team=mail; team=web is refused. A Deny with
+# ...IfExists on the absent key applies: untagged creation is refused.
+def test_request_tag_if_exists_on_create_key(a: Caller) -> None:
+    maker = user(
+        a,
+        unique("tagger"),
+        statement(
+            "Allow", "kms:CreateKey", Condition={"StringEqualsIfExists": {"aws:RequestTag/team": "mail"}}
+        ),
+    )
+    assert maker.client("kms").create_key()["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms_code(maker, "create_key", Tags=[{"TagKey": "team", "TagValue": "web"}]) == DENIED
+    mail = [{"TagKey": "team", "TagValue": "mail"}]
+    assert maker.client("kms").create_key(Tags=mail)["KeyMetadata"]["KeyState"] == "Enabled"
+    strict = user(
+        a,
+        unique("strict"),
+        statement("Allow", "kms:CreateKey"),
+        statement(
+            "Deny", "kms:CreateKey", Condition={"StringNotEqualsIfExists": {"aws:RequestTag/team": "mail"}}
+        ),
+    )
+    assert kms_code(strict, "create_key") == DENIED
+    assert strict.client("kms").create_key(Tags=mail)["KeyMetadata"]["KeyState"] == "Enabled"

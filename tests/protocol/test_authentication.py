@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
+from tests.support.mailcrate_server import MailcrateServer
 from tests.support.signing import signed_json_request
 
 TARGET = "WorkMailService.ListOrganizations"
@@ -104,23 +103,7 @@ def test_malformed_authorization_headers(server: MailcrateServer, header: str) -
 
 
 def test_second_account_sees_nothing_of_the_first(server: MailcrateServer) -> None:
-    created = subprocess.run(
-        mailcrate_cmd(
-            "account",
-            "create",
-            "--data-dir",
-            str(server.data_dir),
-            "--account-id",
-            "444455556666",
-            "--access-key-id",
-            "AKIASECONDACCOUNT000",
-            "--secret-access-key",
-            "s" * 40,
-        ),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    created = server.add_account("444455556666", "AKIASECONDACCOUNT000", "s" * 40)
     assert "AKIASECONDACCOUNT000" in created.stdout
 
     first = server.client("workmail")

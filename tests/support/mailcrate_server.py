@@ -69,6 +69,28 @@ class MailcrateServer:
             text=True,
         )
 
+    def add_account(
+        self, account_id: str, access_key_id: str, secret_access_key: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Another tenant in this data directory (``mailcrate account create``), usable at once."""
+        return subprocess.run(
+            mailcrate_cmd(
+                "account",
+                "create",
+                "--data-dir",
+                str(self.data_dir),
+                "--account-id",
+                account_id,
+                "--access-key-id",
+                access_key_id,
+                "--secret-access-key",
+                secret_access_key,
+            ),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
     def start(self, timeout: float = 30.0) -> MailcrateServer:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-serve.log"
         log = open(self.log_path, "a")  # noqa: SIM115 - lives as long as the process

@@ -78,9 +78,7 @@ def request_principal(call: Call) -> RequestPrincipal | None:
     return identity.principal if identity is not None else None
 
 
-def condition_keys(
-    call: Call, key: Key | None, extra: Mapping[str, Any] | None = None, *, key_spec: str | None = None
-) -> dict[str, Any]:
+def condition_keys(call: Call, key: Key | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The condition keys AWS KMS sends with a request on ``key`` (``extra``: the encryption
     context and ``kms:ViaService`` keys of the operation). A key the request does not carry is
     absent, so ``...IfExists`` and ``Null`` conditions behave as on AWS."""
@@ -91,8 +89,6 @@ def condition_keys(
         keys["kms:KeyOrigin"] = "AWS_KMS"
         for name, value in key.tags:
             keys[f"aws:ResourceTag/{name}"] = value
-    elif key_spec is not None:
-        keys["kms:KeySpec"] = key_spec
     keys.update(extra or {})
     return keys
 
@@ -153,12 +149,9 @@ def check(call: Call, action: str, key: Key, extra: Mapping[str, Any] | None = N
     """Raise KMS's AccessDeniedException unless the caller may do ``action`` with ``key``."""
     decision, why = decide(call, action, key, extra)
     if decision is not Decision.ALLOW:
+        joined = f"because {why}" if why.startswith("no ") else why
         raise AccessDenied(
-            f"User: {call.principal.arn} is not authorized to perform: {action} on resource: {key.arn} "
-            f"because {why}"
-            if why.startswith("no ")
-            else f"User: {call.principal.arn} is not authorized to perform: {action} on resource: "
-            f"{key.arn} {why}"
+            f"User: {call.principal.arn} is not authorized to perform: {action} on resource: {key.arn} {joined}"
         )
 
 

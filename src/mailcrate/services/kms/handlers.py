@@ -65,6 +65,13 @@ def create_key(call: Call) -> dict[str, Any]:
     if p.get("Origin", "AWS_KMS") != "AWS_KMS" or p.get("CustomKeyStoreId") or p.get("MultiRegion"):
         raise errors.Unsupported("mailcrate supports only single-region AWS_KMS-origin keys")
     _check_tags(p.get("Tags") or [])
+    usage = p.get("KeyUsage", "ENCRYPT_DECRYPT")
+    # IAM policies alone decide (no key exists yet), with the keys CreateKey requests carry.
+    tags = {t["TagKey"]: t["TagValue"] for t in p.get("Tags") or ()}
+    extra = {"kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": "AWS_KMS"}
+    if tags:
+        extra.update(_tag_context(list(tags), tags))
+    call.authorize("kms:CreateKey", "*", access.condition_keys(call, None, extra))
     key_id = keys.new_key_id()
     if p.get("Policy") is not None:
         policy = access.validate(p["Policy"])
@@ -442,7 +449,8 @@ HANDLERS: dict[str, Handler] = {
 # The operations AWS authorizes with IAM policies alone, on resource "*" ("AWS KMS permissions"
 # reference: CreateKey, ListKeys and ListAliases have no key resource). Every other operation is
 # authorized by its handler with the key: key policy first, then IAM (kms/access.py).
-IAM_ONLY = frozenset({"CreateKey", "ListKeys", "ListAliases"})
+# CreateKey's handler makes that check itself, with its request's condition keys.
+IAM_ONLY = frozenset({"ListKeys", "ListAliases"})
 
 
 def _action(call: Call) -> str | None:
