@@ -727,11 +727,13 @@ def test_create_key_lockout_safety_check(a: Caller) -> None:
     assert new_key(a, grant(other.arn), bypass=True)["KeyState"] == "Enabled"
 
 
-# PKP: a malformed policy (not JSON, no Principal) is MalformedPolicyDocumentException; over 32 KB
+# PKP: a malformed policy (not JSON, no Principal, no Resource: "Key policy elements" in KP) is
+# MalformedPolicyDocumentException; over 32 KB
 # is LimitExceededException.
 def test_put_key_policy_validation(a: Caller) -> None:
     key = new_key(a)
-    for bad in ("{not json", policy(statement("Allow", "kms:*"))):
+    no_resource = {"Effect": "Allow", "Principal": {"AWS": a.arn}, "Action": "kms:*"}
+    for bad in ("{not json", policy(statement("Allow", "kms:*")), policy(no_resource)):
         assert kms_code(a, "put_key_policy", KeyId=key["KeyId"], PolicyName="default", Policy=bad) == (
             "MalformedPolicyDocumentException"
         )

@@ -297,9 +297,14 @@ def test_session_permissions_follow_the_role_policy(
 def test_direct_kms_call_by_the_session_is_denied(
     server: MailcrateServer, role: str, data_dir: DataDir
 ) -> None:
-    """Called directly (not via S3) the ViaService condition fails: AccessDeniedException (json)."""
+    """Called directly (not via S3) the session may not use a key: AccessDeniedException (json);
+    the ViaService condition itself is checked above and in tests/access.
+
+    The key must exist: KMS finds the key before it reads the key policy, so the procedure's
+    example ARN (no such key) is NotFoundException whatever the caller's policies say."""
     from botocore.exceptions import ClientError
 
+    key_arn = server.client("kms").create_key()["KeyMetadata"]["Arn"]
     creds = _assume(data_dir)["Credentials"]
     kms = server.client(
         "kms",
@@ -308,5 +313,8 @@ def test_direct_kms_call_by_the_session_is_denied(
         session_token=creds["SessionToken"],
     )
     with pytest.raises(ClientError) as caught:
-        kms.generate_data_key(KeyId=KEY_ARN, KeySpec="AES_256")
+        kms.generate_data_key(KeyId=key_arn, KeySpec="AES_256")
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(ClientError) as caught:
+        kms.generate_data_key(KeyId=KEY_ARN, KeySpec="AES_256")
+    assert caught.value.response["Error"]["Code"] == "NotFoundException"

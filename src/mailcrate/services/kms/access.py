@@ -52,13 +52,10 @@ def validate(text: str) -> Policy:
     if len(text.encode("utf-8")) > MAX_POLICY_BYTES:
         raise errors.LimitExceeded(f"The key policy exceeds the quota of {MAX_POLICY_BYTES} bytes.")
     try:
-        policy = parse_resource_policy(text)
+        # Principal and Resource are required in a key policy statement ("Key policy elements").
+        return parse_resource_policy(text, resource_rule="required")
     except MalformedPolicyError as exc:
         raise errors.MalformedPolicyDocument(str(exc)) from None
-    for statement in policy.statements:
-        if statement.principal is None and statement.not_principal is None:
-            raise errors.MalformedPolicyDocument("Policy contains a statement with no principal.")
-    return policy
 
 
 def policy_text(key: Key) -> str:
