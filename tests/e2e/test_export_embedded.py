@@ -303,6 +303,31 @@ def test_role_missing_a_permission_fails_the_job(server: MailcrateServer, tmp_pa
     no_leftovers(server.client("s3"), env["bucket"], PREFIX)
 
 
+def test_key_policy_refusing_the_role_fails_the_job(server: MailcrateServer, tmp_path: Path) -> None:
+    """The export's in-process writes take the one road: a key policy that names only the
+    account's root user (not the account, so the role's permission policy does not count; "Key
+    policies in AWS KMS") refuses the role's SSE-KMS data key, the job fails naming the key
+    policy, and nothing is left behind."""
+    mb = new_mailbox(server)
+    fill_maildir(mb.root, {"Inbox": 5}, size=2000)
+    env = _setup(server, tmp_path)
+    root = f"arn:aws:iam::{server.account_id}:root"
+    only_root = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:PrincipalType": "Account"}}},
+        ],
+    }  # fmt: skip
+    server.client("kms").put_key_policy(
+        KeyId=env["key_arn"], PolicyName="default", Policy=json.dumps(only_root)
+    )
+    info = _failed(server, mb, _start(server, mb, env))
+    assert info.startswith(f"S3 could not use the KMS key {env['key_arn']} for the export (AccessDenied")
+    assert "no resource-based policy allows the kms:GenerateDataKey action" in info
+    no_leftovers(server.client("s3"), env["bucket"], PREFIX)
+
+
 def test_start_errors_without_role(server: MailcrateServer, tmp_path: Path) -> None:
     """Checks that need no role answer Start itself with the model's errors."""
     mb = new_mailbox(server)

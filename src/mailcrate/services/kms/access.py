@@ -100,7 +100,7 @@ def decide(
     keys = condition_keys(call, key, extra)
     who = request_principal(call)
     if who is None:
-        return Decision.IMPLICIT_DENY, "no identity-based policy allows the action"
+        return Decision.IMPLICIT_DENY, f"no identity-based policy allows the {action} action"
     ctx = RequestContext.build(
         action,
         key.arn,
@@ -121,8 +121,8 @@ def decide(
     if identity is Decision.EXPLICIT_DENY:
         return decision, "with an explicit deny in an identity-based policy"
     if answer is KeyPolicyAnswer.NONE:
-        return decision, "no resource-based policy allows the action"
-    return decision, "no identity-based policy allows the action"
+        return decision, f"no resource-based policy allows the {action} action"
+    return decision, f"no identity-based policy allows the {action} action"
 
 
 def _identity(call: Call, action: str, key: Key, keys: Mapping[str, Any], *, needed: bool) -> Decision:
