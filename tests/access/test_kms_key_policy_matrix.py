@@ -329,7 +329,9 @@ def test_sse_kms_get_across_accounts_refused_for_other_root(a: Caller, b: Caller
         SSEKMSKeyId=key["Arn"],
     )
     assert s3_code(b, "get_object", Bucket=bucket, Key="mail.zip") == "AccessDenied"
-    assert s3_code(b, "head_object", Bucket=bucket, Key="mail.zip") in ("AccessDenied", "403")
+    # HeadObject reads metadata only and needs no kms:Decrypt: it answers, without a byte of data.
+    head = b.client("s3").head_object(Bucket=bucket, Key="mail.zip")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key["Arn"]
 
 
 # S3KMS + XA: ... nor does a B user whose IAM allows kms:* and s3:*.
@@ -791,3 +793,40 @@ def test_request_tag_if_exists_on_create_key(a: Caller) -> None:
     )
     assert kms_code(strict, "create_key") == DENIED
     assert strict.client("kms").create_key(Tags=mail)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+# TAGS (aws:PrincipalTag) in a key policy Allow naming everyone: only users tagged team=mail
+# (IAM User Guide, "AWS global condition context keys": aws:PrincipalTag).
+def test_principal_tag_condition_in_key_policy_allow(a: Caller) -> None:
+    iam = a.client("iam")
+    name = unique("tagged")
+    iam.create_user(UserName=name, Tags=[{"Key": "team", "Value": "mail"}])
+    access_key = iam.create_access_key(UserName=name)["AccessKey"]
+    tagged = Caller(a.server, access_key["AccessKeyId"], access_key["SecretAccessKey"], name)
+    key = new_key(
+        a,
+        grant(a.arn),
+        grant("*", "kms:Encrypt", Condition={"StringEquals": {"aws:PrincipalTag/team": "mail"}}),
+    )
+    assert encrypt(tagged, key)["KeyId"] == key["Arn"]
+    assert kms_code(user(a, unique("untagged")), "encrypt", KeyId=key["Arn"], Plaintext=b"x") == DENIED
+
+
+# EVAL (aws:ResourceAccount) in the caller's IAM policy: B's user may use keys of account A only
+# when its own policy names A as the resource account ("AWS global condition context keys").
+def test_resource_account_condition_in_iam_policy(a: Caller, b: Caller) -> None:
+    key = new_key(a, grant(a.arn), grant(ACCOUNT_B, "kms:Encrypt"))
+    only_a = user(
+        b,
+        unique("ra"),
+        statement(
+            "Allow", "kms:Encrypt", Condition={"StringEquals": {"aws:ResourceAccount": a.arn.split(":")[4]}}
+        ),
+    )
+    only_b = user(
+        b,
+        unique("rb"),
+        statement("Allow", "kms:Encrypt", Condition={"StringEquals": {"aws:ResourceAccount": ACCOUNT_B}}),
+    )
+    assert encrypt(only_a, key)["KeyId"] == key["Arn"]
+    assert kms_code(only_b, "encrypt", KeyId=key["Arn"], Plaintext=b"x") == DENIED

@@ -27,7 +27,7 @@ from mailcrate.policy import (
     parse_resource_policy,
 )
 from mailcrate.policy.key_policy import KeyPolicyAnswer, combine, default_key_policy, evaluate_key_policy
-from mailcrate.services.iam import authz
+from mailcrate.services.iam import authz, request_keys
 from mailcrate.services.kms import errors
 from mailcrate.services.kms.keys import Key
 
@@ -62,24 +62,29 @@ def policy_text(key: Key) -> str:
     return key.policy if key.policy is not None else default_key_policy(key.account_id)
 
 
-def request_principal(call: Call) -> RequestPrincipal | None:
-    """The caller as key policies name it (a session by its role's ARN, path included); None
-    once its user or role is gone."""
+def caller(call: Call) -> tuple[RequestPrincipal | None, dict[str, str]]:
+    """The caller as key policies name it (a session by its role's ARN, path included) and its
+    ``aws:PrincipalTag/*`` keys; None once its user or role is gone."""
     principal = call.principal
     if principal.kind == "service":
-        return RequestPrincipal.for_service(principal.arn)
+        return RequestPrincipal.for_service(principal.arn), {}
     if principal.is_root:
-        return RequestPrincipal.root(principal.account_id)
+        return RequestPrincipal.root(principal.account_id), {}
     with call.context.db.read() as conn:
         identity = authz.identity_of(conn, principal)
-    return identity.principal if identity is not None else None
+    if identity is None:
+        return None, {}
+    return identity.principal, {f"aws:PrincipalTag/{k}": v for k, v in identity.tags.items()}
 
 
 def condition_keys(call: Call, key: Key | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The condition keys AWS KMS sends with a request on ``key`` (``extra``: the encryption
-    context and ``kms:ViaService`` keys of the operation). A key the request does not carry is
-    absent, so ``...IfExists`` and ``Null`` conditions behave as on AWS."""
-    keys: dict[str, Any] = {"kms:CallerAccount": call.principal.account_id}
+    context and ``kms:ViaService`` keys of the operation), with the request's global keys
+    (:func:`mailcrate.services.iam.request_keys.for_call`: aws:RequestedRegion,
+    aws:ResourceAccount, aws:CalledVia, aws:RequestTag/*, ...). A key the request does not carry
+    is absent, so ``...IfExists`` and ``Null`` conditions behave as on AWS."""
+    keys = request_keys.for_call(call, key.arn if key is not None else "*")
+    keys["kms:CallerAccount"] = call.principal.account_id
     if key is not None:
         keys["kms:KeySpec"] = key.key_spec
         keys["kms:KeyUsage"] = key.key_usage
@@ -98,14 +103,14 @@ def decide(
     ``policy`` replaces the key's own (the lockout check of PutKeyPolicy and CreateKey)."""
     principal = call.principal
     keys = condition_keys(call, key, extra)
-    who = request_principal(call)
+    who, principal_tags = caller(call)
     if who is None:
         return Decision.IMPLICIT_DENY, f"no identity-based policy allows the {action} action"
     ctx = RequestContext.build(
         action,
         key.arn,
         who,
-        keys,
+        {**principal_tags, **keys},
         now=call.context.clock(),
         source_ip=call.request.client_ip,
         secure_transport=call.request.scheme == "https",

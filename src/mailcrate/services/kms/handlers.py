@@ -46,12 +46,11 @@ def _allowed_key(
     *,
     allow_alias: bool = True,
     other_accounts: bool = False,
-    extra: dict[str, Any] | None = None,
 ) -> keys.Key:
     """The key the call names, once the key policy and IAM let the caller do ``action`` with it
     (``kms:<Operation>`` by default)."""
     key = _key(call, ref, allow_alias=allow_alias, other_accounts=other_accounts)
-    access.check(call, action or f"kms:{call.operation}", key, extra)
+    access.check(call, action or f"kms:{call.operation}", key)
     return key
 
 
@@ -67,10 +66,7 @@ def create_key(call: Call) -> dict[str, Any]:
     _check_tags(p.get("Tags") or [])
     usage = p.get("KeyUsage", "ENCRYPT_DECRYPT")
     # IAM policies alone decide (no key exists yet), with the keys CreateKey requests carry.
-    tags = {t["TagKey"]: t["TagValue"] for t in p.get("Tags") or ()}
     extra = {"kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": "AWS_KMS"}
-    if tags:
-        extra.update(_tag_context(list(tags), tags))
     call.authorize("kms:CreateKey", "*", access.condition_keys(call, None, extra))
     key_id = keys.new_key_id()
     if p.get("Policy") is not None:
@@ -382,19 +378,11 @@ def _check_tags(tags: list[dict[str, str]]) -> None:
         raise errors.TagError("Tag keys must be unique within a request.")
 
 
-def _tag_context(names: list[str], tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """``aws:TagKeys`` and ``aws:RequestTag/*``: the tags a request carries ("Controlling access
-    to tags" in the IAM User Guide)."""
-    extra: dict[str, Any] = {"aws:TagKeys": names}
-    extra.update({f"aws:RequestTag/{k}": v for k, v in (tags or {}).items()})
-    return extra
-
-
 def tag_resource(call: Call) -> dict[str, Any]:
     tags = call.params["Tags"]
     _check_tags(tags)
     new = {t["TagKey"]: t["TagValue"] for t in tags}
-    key = _allowed_key(call, allow_alias=False, extra=_tag_context(list(new), new))
+    key = _allowed_key(call, allow_alias=False)
     if key.key_state == keys.PENDING_DELETION:
         raise errors.InvalidState(f"{key.arn} is pending deletion.")
     merged = {**key.tag_map, **new}
@@ -407,7 +395,7 @@ def tag_resource(call: Call) -> dict[str, Any]:
 
 def untag_resource(call: Call) -> dict[str, Any]:
     names = call.params["TagKeys"]
-    key = _allowed_key(call, allow_alias=False, extra=_tag_context(names))
+    key = _allowed_key(call, allow_alias=False)
     if key.key_state == keys.PENDING_DELETION:
         raise errors.InvalidState(f"{key.arn} is pending deletion.")
     with _db(call).begin() as conn:
