@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -62,11 +63,11 @@ class DataDir:
     def s3_root(self) -> Path:
         return self.path / "s3"
 
-    @property
+    @cached_property
     def node_id(self) -> str:
         """Which data directory this is, among the nodes sharing one database: a random id kept
         in ``node.id`` (made on first use). Nodes that share one directory (a shared
-        filesystem) share the id, and so the embedded mailboxes in it."""
+        filesystem) share the id, and so the embedded mailboxes in it. Read once per open."""
         marker = self.path / "node.id"
         if not marker.exists():
             # Written whole under another name, then linked: a reader never sees it half-made,

@@ -4,16 +4,13 @@ only when one is opened: in-process exports never load it."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mailcrate.export.destination.contract import Checks
-from mailcrate.export.destination.errors import classify, error_code
+from mailcrate.export.destination.errors import classify
 from mailcrate.jobs.records import ExportJob
-
-log = logging.getLogger("mailcrate.export")
 
 REAL_AWS = "aws"
 #: Seconds a request may wait for the endpoint's next bytes. A part that stalls is retried
@@ -172,18 +169,6 @@ class BotoDestination(Checks):
             MultipartUpload={"Parts": parts},
         )
 
-    def abort_upload(self, key: str, upload_id: str) -> bool:
-        """Best effort: True once the upload is gone (an upload already gone, completed or
-        aborted, is fine); False when the abort failed (the sweeper tries again later)."""
-        try:
-            self.s3.abort_multipart_upload(Bucket=self.job.s3_bucket_name, Key=key, UploadId=upload_id)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchUpload":
-                return True
-            log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
-            return False
-        return True
-
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         self._call(
             "PutObject",
@@ -195,9 +180,8 @@ class BotoDestination(Checks):
             **self._sse(),
         )
 
-    def delete_object(self, key: str) -> None:
-        """Best effort (the documented role policy grants no s3:DeleteObject)."""
-        try:
-            self.s3.delete_object(Bucket=self.job.s3_bucket_name, Key=key)
-        except Exception as exc:
-            log.warning("job %s: could not remove %s after a failure: %s", self.job.job_id, key, exc)
+    def _abort(self, key: str, upload_id: str) -> None:
+        self.s3.abort_multipart_upload(Bucket=self.job.s3_bucket_name, Key=key, UploadId=upload_id)
+
+    def _delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.job.s3_bucket_name, Key=key)

@@ -3,6 +3,7 @@ written, shared by every destination (:class:`Checks`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -11,6 +12,8 @@ from mailcrate.export.destination.errors import ExportError, classify, error_ans
 from mailcrate.jobs.records import ExportJob
 
 __all__ = ["Checks", "ExportDestination"]
+
+log = logging.getLogger("mailcrate.export")
 
 
 class ExportDestination(Protocol):
@@ -38,10 +41,37 @@ class ExportDestination(Protocol):
 
 
 class Checks:
-    """The checks before any byte is written, shared by both destinations. Subclasses supply
-    the three calls; failures are ``ClientError`` or ``ServiceError`` (see :func:`error_code`)."""
+    """What both destinations share: the checks before any byte is written, and the best-effort
+    clean-ups. Subclasses supply the calls (``_policy_status``, ``_location``, ``_describe_key``,
+    ``_abort``, ``_delete``); failures are ``ClientError`` or ``ServiceError`` (see
+    :func:`error_code`)."""
 
     job: ExportJob
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        raise NotImplementedError
+
+    def _delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def abort_upload(self, key: str, upload_id: str) -> bool:
+        """Best effort: True once the upload is gone (an upload already gone, completed or
+        aborted, is fine); False when the abort failed (the sweeper tries again later)."""
+        try:
+            self._abort(key, upload_id)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchUpload":
+                return True
+            log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
+            return False
+        return True
+
+    def delete_object(self, key: str) -> None:
+        """Best effort (the documented role policy grants no s3:DeleteObject)."""
+        try:
+            self._delete(key)
+        except Exception as exc:
+            log.warning("job %s: could not remove %s after a failure: %s", self.job.job_id, key, exc)
 
     def _policy_status(self) -> dict[str, Any]:
         raise NotImplementedError

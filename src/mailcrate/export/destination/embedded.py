@@ -21,7 +21,6 @@ zip's SHA-384 for the export log is still computed by the uploader.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from typing import Any
 
 from mailcrate.accounts import Principal, lookup_access_key
 from mailcrate.export.destination.contract import Checks
-from mailcrate.export.destination.errors import ExportError, classify, error_code
+from mailcrate.export.destination.errors import ExportError, classify
 from mailcrate.export.destination.roles import Assume
 from mailcrate.export.uploader import Frames, UploadStopped
 from mailcrate.jobs.records import ExportJob
@@ -38,8 +37,6 @@ from mailcrate.services.invoke import in_process_request, invoke
 from mailcrate.services.s3 import buckets
 from mailcrate.services.s3.errors import NoSuchBucket
 from mailcrate.services.s3.payload import BufferPayload, StreamPayload
-
-log = logging.getLogger("mailcrate.export")
 
 __all__ = ["EmbeddedDestination"]
 
@@ -163,18 +160,6 @@ class EmbeddedDestination(Checks):
             ),
         )
 
-    def abort_upload(self, key: str, upload_id: str) -> bool:
-        """Best effort: True once the upload is gone (an upload already gone, completed or
-        aborted, is fine); False when the abort failed (the sweeper tries again later)."""
-        try:
-            self._s3("AbortMultipartUpload", Key=key, UploadId=upload_id)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchUpload":
-                return True
-            log.warning("job %s: aborting upload failed: %s", self.job.job_id, exc)
-            return False
-        return True
-
     def put_object(self, key: str, body: bytes, content_type: str) -> None:
         payload = BufferPayload(body)
         self._run(
@@ -182,9 +167,8 @@ class EmbeddedDestination(Checks):
             lambda: self._s3("PutObject", Key=key, Body=payload, ContentType=content_type, **self._sse()),
         )
 
-    def delete_object(self, key: str) -> None:
-        """Best effort (the documented role policy grants no s3:DeleteObject)."""
-        try:
-            self._s3("DeleteObject", Key=key)
-        except Exception as exc:
-            log.warning("job %s: could not remove %s after a failure: %s", self.job.job_id, key, exc)
+    def _abort(self, key: str, upload_id: str) -> None:
+        self._s3("AbortMultipartUpload", Key=key, UploadId=upload_id)
+
+    def _delete(self, key: str) -> None:
+        self._s3("DeleteObject", Key=key)
