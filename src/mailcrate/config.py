@@ -125,6 +125,14 @@ class Settings:
         "A running job's lease: if its worker stops heartbeating for this long (crash, kill -9), "
         "another worker restarts the job.",
     )
+    export_part_timeout_seconds: int = _setting(
+        "--export-part-timeout-seconds",
+        "MAILCRATE_EXPORT_PART_TIMEOUT_SECONDS",
+        10,
+        "How long a request to an external S3 (an UploadPart above all) may wait for the "
+        "endpoint's next bytes before it is abandoned and retried: a stalled part is retried "
+        "after seconds, not after the minutes a socket timeout allows.",
+    )
     export_max_attempts: int = _setting(
         "--export-max-attempts",
         "MAILCRATE_EXPORT_MAX_ATTEMPTS",
@@ -266,6 +274,8 @@ class Settings:
             raise ValueError("export-abort-retry-seconds must be at least 1")
         if self.export_lease_seconds < 2:
             raise ValueError("export-lease-seconds must be at least 2")
+        if not 1 <= self.export_part_timeout_seconds <= 3600:
+            raise ValueError("export-part-timeout-seconds must be 1-3600")
         if self.export_max_attempts < 1:
             raise ValueError("export-max-attempts must be at least 1")
         if not 5 <= self.export_part_size_mib <= 5120:

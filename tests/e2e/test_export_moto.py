@@ -8,10 +8,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -21,14 +19,15 @@ from tests.jobs.support import (
     add_big_item,
     add_calendar,
     check_export,
+    fetch_export,
     fill_bulk,
     fill_maildir,
+    moto_destination,
     moto_env,
     new_mailbox,
     no_leftovers,
     start_export,
     start_moto,
-    trust_policy,
     wait_job,
 )
 from tests.support.mailcrate_server import MailcrateServer
@@ -64,37 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Iterat
     srv.stop()
 
 
-def _destination(
-    moto: MotoServer, *, region: str = "us-east-1", key_spec: str | None = None
-) -> dict[str, str]:
-    bucket = "exp-" + uuid.uuid4().hex[:12]
-    s3 = moto.client("s3", region)
-    if region == "us-east-1":
-        s3.create_bucket(Bucket=bucket)
-    else:
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-    kms = moto.client("kms")
-    kwargs = {"KeySpec": key_spec, "KeyUsage": "ENCRYPT_DECRYPT"} if key_spec else {}
-    key = kms.create_key(**kwargs)["KeyMetadata"]
-    role = moto.client("iam").create_role(
-        RoleName="WorkmailMailboxExportRole" + uuid.uuid4().hex[:6],
-        AssumeRolePolicyDocument=trust_policy("111122223333"),
-    )["Role"]
-    return {"bucket": bucket, "key_arn": key["Arn"], "key_id": key["KeyId"], "role_arn": role["Arn"]}
-
-
-def _fetch(
-    moto: MotoServer, dest: dict[str, str], job: dict[str, Any], job_id: str, tmp: Path
-) -> tuple[Path, Path]:
-    s3 = moto.client("s3")
-    # One streamed GET each (moto answers ranged GETs, as download_file makes, very slowly).
-    for key, name in ((job["S3Path"], "export.zip"), (f"exports/{job_id}.json", "export.json")):
-        with open(tmp / name, "wb") as f:
-            for chunk in s3.get_object(Bucket=dest["bucket"], Key=key)["Body"].iter_chunks(1 << 20):
-                f.write(chunk)
-    return tmp / "export.zip", tmp / "export.json"
-
-
 def test_export_to_external_endpoint_with_sse_kms(
     server: MailcrateServer, moto: MotoServer, tmp_path: Path
 ) -> None:
@@ -102,7 +70,7 @@ def test_export_to_external_endpoint_with_sse_kms(
     fill_maildir(mb.root, {"Inbox": 120, ("Projects", "Ω/β"): 30}, size=12_000)
     add_big_item(mb.root, 20 * 1024 * 1024)  # spans several 8 MiB parts
     add_calendar(mb.root, 5)
-    dest = _destination(moto)
+    dest = moto_destination(moto)
     job_id = start_export(server, mb, dest, PREFIX)
     job = wait_job(server.client("workmail"), mb.organization_id, job_id)
     assert job["State"] == "COMPLETED", job.get("ErrorInfo")
@@ -111,7 +79,7 @@ def test_export_to_external_endpoint_with_sse_kms(
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"].endswith(dest["key_id"])
     log_head = moto.client("s3").head_object(Bucket=dest["bucket"], Key=f"exports/{job_id}.json")
     assert log_head["ServerSideEncryption"] == "aws:kms"
-    zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
+    zip_path, log_path = fetch_export(moto, dest, job, job_id, tmp_path)
     manifest = check_export(zip_path, log_path, mb)
     assert len(manifest.items) == 156
     assert moto.client("s3").list_multipart_uploads(Bucket=dest["bucket"]).get("Uploads", []) == []
@@ -132,7 +100,7 @@ def test_failures_against_external_endpoint(
 ) -> None:
     mb = new_mailbox(server)
     fill_maildir(mb.root, {"Inbox": 5})
-    dest = _destination(
+    dest = moto_destination(
         moto,
         region="eu-west-1" if case == "other-region" else "us-east-1",
         key_spec="RSA_2048" if case == "asymmetric-key" else None,
@@ -162,7 +130,7 @@ def test_failures_against_external_endpoint(
 def test_cancel_during_1gib_export(server: MailcrateServer, moto: MotoServer) -> None:
     mb = new_mailbox(server)
     fill_bulk(mb.root, 1 << 30)
-    dest = _destination(moto)
+    dest = moto_destination(moto)
     wm = server.client("workmail")
     job_id = start_export(server, mb, dest, PREFIX)
     deadline = time.monotonic() + 60
@@ -201,7 +169,7 @@ def test_kill_9_during_1gib_export_then_restart(tmp_path: Path, moto: MotoServer
         mb = new_mailbox(srv)
         fill_bulk(mb.root, 1 << 30)
         add_calendar(mb.root, 2)
-        dest = _destination(moto)
+        dest = moto_destination(moto)
         wm = srv.client("workmail")
         job_id = start_export(srv, mb, dest, PREFIX)
         deadline = time.monotonic() + 60
@@ -223,7 +191,7 @@ def test_kill_9_during_1gib_export_then_restart(tmp_path: Path, moto: MotoServer
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
         # The killed attempt's upload was aborted by the restarted worker.
         assert s3.list_multipart_uploads(Bucket=dest["bucket"]).get("Uploads", []) == []
-        zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
+        zip_path, log_path = fetch_export(moto, dest, job, job_id, tmp_path)
         check_export(zip_path, log_path, mb)
     finally:
         srv.stop()
@@ -239,11 +207,11 @@ def test_100k_message_mailbox(server: MailcrateServer, moto: MotoServer, tmp_pat
         ("Archive", "2024"): 20_000,
     }
     assert fill_maildir(mb.root, folders, size=600) == 100_000
-    dest = _destination(moto)
+    dest = moto_destination(moto)
     job_id = start_export(server, mb, dest, PREFIX)
     job = wait_job(server.client("workmail"), mb.organization_id, job_id, timeout=600)
     assert job["State"] == "COMPLETED", job.get("ErrorInfo")
-    zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
+    zip_path, log_path = fetch_export(moto, dest, job, job_id, tmp_path)
     manifest = check_export(zip_path, log_path, mb)
     assert len(manifest.items) == 100_000
 
@@ -256,7 +224,7 @@ def test_single_2gib_item(tmp_path: Path, moto: MotoServer) -> None:
         mb = new_mailbox(srv)
         add_big_item(mb.root, 2 * 1024**3 + 12345)
         fill_maildir(mb.root, {"Inbox": 3})
-        dest = _destination(moto)
+        dest = moto_destination(moto)
         assert srv.process is not None
         server_process = psutil.Process(srv.process.pid)
         peak = [server_process.memory_info().rss]
@@ -275,7 +243,7 @@ def test_single_2gib_item(tmp_path: Path, moto: MotoServer) -> None:
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
         # Streamed: the server holds parts (64 MiB x 5), never the 2 GiB item.
         assert peak[0] < 600 * 1024 * 1024, f"peak RSS {peak[0] / 2**20:.0f} MiB"
-        zip_path, log_path = _fetch(moto, dest, job, job_id, tmp_path)
+        zip_path, log_path = fetch_export(moto, dest, job, job_id, tmp_path)
         check_export(zip_path, log_path, mb)
     finally:
         srv.stop()

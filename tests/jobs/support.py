@@ -132,6 +132,40 @@ def start_moto(log_dir: Path) -> MotoServer:
     return MotoServer(port, process)
 
 
+def moto_destination(
+    moto: MotoServer, *, region: str = "us-east-1", key_spec: str | None = None
+) -> dict[str, str]:
+    """A bucket, a KMS key and an export role (trusting the export service) in moto."""
+    bucket = "exp-" + uuid.uuid4().hex[:12]
+    s3 = moto.client("s3", region)
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    kms = moto.client("kms")
+    kwargs = {"KeySpec": key_spec, "KeyUsage": "ENCRYPT_DECRYPT"} if key_spec else {}
+    key = kms.create_key(**kwargs)["KeyMetadata"]
+    role = moto.client("iam").create_role(
+        RoleName="WorkmailMailboxExportRole" + uuid.uuid4().hex[:6],
+        AssumeRolePolicyDocument=trust_policy("111122223333"),
+    )["Role"]
+    return {"bucket": bucket, "key_arn": key["Arn"], "key_id": key["KeyId"], "role_arn": role["Arn"]}
+
+
+def fetch_export(
+    moto: MotoServer, dest: dict[str, str], job: dict[str, Any], job_id: str, tmp: Path
+) -> tuple[Path, Path]:
+    """Download a COMPLETED job's zip and its log (beside it) from moto into ``tmp``."""
+    s3 = moto.client("s3")
+    log_key = job["S3Path"].rsplit("/", 1)[0] + f"/{job_id}.json"
+    # One streamed GET each (moto answers ranged GETs, as download_file makes, very slowly).
+    for key, name in ((job["S3Path"], "export.zip"), (log_key, "export.json")):
+        with open(tmp / name, "wb") as f:
+            for chunk in s3.get_object(Bucket=dest["bucket"], Key=key)["Body"].iter_chunks(1 << 20):
+                f.write(chunk)
+    return tmp / "export.zip", tmp / "export.json"
+
+
 def moto_env(moto: MotoServer) -> dict[str, str]:
     """What ``serve --aws-endpoint-url`` needs to find credentials through the standard chain."""
     return {

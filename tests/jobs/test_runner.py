@@ -147,7 +147,7 @@ SETTINGS = ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=2, retry_ba
 
 def _run(env: dict[str, Any], control: JobControl | None = None) -> tuple[State | None, ExportJob]:
     job = _claimed(env["data_dir"])
-    result = runner.run_job(service_context(env["data_dir"]), job, "w", SETTINGS, control or JobControl())
+    result = runner.run_job(service_context(env["data_dir"]), job, str(job.lease_owner), SETTINGS, control or JobControl())
     final = store.get_by_id_db(env["data_dir"].db, job.job_id)
     assert final is not None
     return result, final
@@ -216,7 +216,7 @@ def test_cancel_stops_and_aborts(env: dict[str, Any]) -> None:
     job = _claimed(data_dir)
     threading.Timer(0.3, lambda: _cancel(data_dir, job.job_id)).start()
     started = time.monotonic()
-    result = runner.run_job(service_context(data_dir), job, "w", settings, JobControl())
+    result = runner.run_job(service_context(data_dir), job, str(job.lease_owner), settings, JobControl())
     assert result is None and time.monotonic() - started < 3
     final = store.get_by_id_db(data_dir.db, job.job_id)
     assert final is not None and final.state is State.CANCELLED and final.upload_id is None

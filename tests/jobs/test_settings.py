@@ -62,15 +62,17 @@ def test_serve_opens_a_current_schema_without_alembic_and_migrates_an_older_one(
     DataDir.open(path, create=True).close()
     assert not _open_in_new_process(path)
 
-    # A data directory from before the jobs branch's later revisions (0005, 0009) is still
-    # brought up to date.
+    # A data directory from before the jobs branch's later revisions (0005, 0009, 0010) is
+    # still brought up to date.
     dd = DataDir.open(path)
     with dd.db.begin() as conn:
         conn.execute(
             text(
-                "UPDATE alembic_version SET version_num = '0004_jobs' WHERE version_num = '0009_job_upload_sweep'"
+                "UPDATE alembic_version SET version_num = '0004_jobs' WHERE version_num = '0010_job_fencing'"
             )
         )
+        for column in ("fence", "commit_upload", "commit_parts", "commit_log"):
+            conn.execute(text(f"ALTER TABLE export_jobs DROP COLUMN {column}"))
         conn.execute(text("ALTER TABLE export_jobs DROP COLUMN abort_retry_at"))
         conn.execute(text("ALTER TABLE export_jobs DROP COLUMN abort_attempts"))
         conn.execute(text("DROP INDEX ix_export_jobs_org_start_id"))

@@ -94,14 +94,56 @@ def test_one_claim_per_job_under_contention(data_dir: DataDir) -> None:
 def test_expired_lease_is_reclaimed_and_old_worker_locked_out(data_dir: DataDir) -> None:
     job_id = _job(data_dir)
     first = store.claim(data_dir.db, "w1", timedelta(seconds=-1))  # already expired: as after kill -9
-    assert first is not None and first.attempts == 1
+    assert first is not None and first.attempts == 1 and first.lease_owner == "w1#1"
     second = store.claim(data_dir.db, "w2", LEASE)
     assert second is not None and second.job_id == job_id and second.attempts == 2
     # The first worker wakes up: none of its writes land any more.
-    assert not store.heartbeat(data_dir.db, job_id, "w1", LEASE, estimated_progress=50)
-    assert not store.complete(data_dir.db, job_id, "w1")
-    assert store.heartbeat(data_dir.db, job_id, "w2", LEASE, estimated_progress=10)
+    assert not store.heartbeat(data_dir.db, job_id, "w1#1", LEASE, estimated_progress=50)
+    assert not store.complete(data_dir.db, job_id, "w1#1")
+    assert store.heartbeat(data_dir.db, job_id, "w2#2", LEASE, estimated_progress=10)
     assert store.claim(data_dir.db, "w3", LEASE) is None  # fresh lease: nobody else gets it
+
+
+def test_a_stalled_attempt_of_the_same_worker_is_fenced_off(data_dir: DataDir) -> None:
+    """One worker (one process and thread id) whose attempt stalled past its lease and which then
+    claimed the job again: the old attempt's writes match no row, because each claim raises the
+    job's fencing token and the attempt owns the job as "<worker>#<fence>"."""
+    job_id = _job(data_dir)
+    stale = store.claim(data_dir.db, "w", timedelta(seconds=-1))
+    fresh = store.claim(data_dir.db, "w", LEASE)
+    assert stale is not None and fresh is not None and (stale.fence, fresh.fence) == (1, 2)
+    assert stale.lease_owner != fresh.lease_owner
+    assert not store.heartbeat(data_dir.db, job_id, str(stale.lease_owner), LEASE)
+    assert not store.record_commit(data_dir.db, job_id, str(stale.lease_owner), "u1", ["e"], "{}")
+    assert store.record_commit(data_dir.db, job_id, str(fresh.lease_owner), "u2", ["e"], "{}")
+    guard = store.guard_attempt_writes(job_id, str(stale.lease_owner))
+    with data_dir.db.begin() as conn, pytest.raises(store.Superseded):
+        guard(conn, "UploadPart", {"UploadId": "u1"})
+    with data_dir.db.begin() as conn:
+        guard(conn, "AbortMultipartUpload", {"UploadId": "u1"})  # its own upload: allowed
+        with pytest.raises(store.Superseded):  # the committed one: never
+            guard(conn, "AbortMultipartUpload", {"UploadId": "u2"})
+        store.guard_attempt_writes(job_id, str(fresh.lease_owner))(conn, "PutObject", {})
+
+
+def test_a_commit_is_recorded_once_and_survives_reclaims(data_dir: DataDir) -> None:
+    """The first attempt to record its commit decides the zip and log; a later attempt finds the
+    commit (and the job stays finishing, so a cancel cannot stop it), and cannot record another."""
+    org = "m-" + "a" * 32
+    job_id = _job(data_dir)
+    first = store.claim(data_dir.db, "w1", timedelta(seconds=-1))
+    assert first is not None
+    assert store.record_commit(data_dir.db, job_id, str(first.lease_owner), "up-1", ["a", "b"], '{"x": 1}')
+    second = store.claim(data_dir.db, "w2", LEASE)
+    assert second is not None and second.finishing
+    assert store.commit_of(second) == store.Commit("up-1", ["a", "b"], '{"x": 1}')
+    assert not store.record_commit(data_dir.db, job_id, str(second.lease_owner), "up-2", ["c"], "{}")
+    with data_dir.db.begin() as conn:
+        assert not store.cancel(conn, org, job_id, "t").changed
+    assert store.complete(data_dir.db, job_id, str(second.lease_owner))
+    guard = store.guard_attempt_writes(job_id, str(second.lease_owner))
+    with data_dir.db.begin() as conn, pytest.raises(store.Superseded):
+        guard(conn, "PutObject", {})  # COMPLETED: no attempt writes anything any more
 
 
 def test_a_worker_whose_clock_runs_ahead_cannot_reclaim_a_live_job(
@@ -116,16 +158,16 @@ def test_a_worker_whose_clock_runs_ahead_cannot_reclaim_a_live_job(
     monkeypatch.setattr(store, "utcnow", lambda: ahead)
     assert store.claim(data_dir.db, "w2", LEASE) is None
     assert store.oldest_waiting_since(data_dir.db) is None
-    assert store.heartbeat(data_dir.db, job_id, "w1", LEASE, estimated_progress=5)
+    assert store.heartbeat(data_dir.db, job_id, "w1#1", LEASE, estimated_progress=5)
 
 
 def test_progress_never_decreases_and_100_only_when_completed(data_dir: DataDir) -> None:
     job_id = _job(data_dir)
     assert store.claim(data_dir.db, "w", LEASE)
     for value, expected in ((40, 40), (20, 40), (100, 99), (99, 99)):
-        store.heartbeat(data_dir.db, job_id, "w", LEASE, estimated_progress=value)
+        store.heartbeat(data_dir.db, job_id, "w#1", LEASE, estimated_progress=value)
         assert store.get_by_id_db(data_dir.db, job_id).estimated_progress == expected  # type: ignore[union-attr]
-    assert store.complete(data_dir.db, job_id, "w")
+    assert store.complete(data_dir.db, job_id, "w#1")
     job = store.get_by_id_db(data_dir.db, job_id)
     assert job is not None and job.state is State.COMPLETED and job.estimated_progress == 100
 
@@ -147,12 +189,12 @@ def test_cancel_stops_the_worker_but_not_a_finishing_job(data_dir: DataDir) -> N
         assert store.claim(data_dir.db, "w", LEASE)
     with data_dir.db.begin() as conn:
         assert store.cancel(conn, org, a, "t").changed
-    assert not store.heartbeat(data_dir.db, a, "w", LEASE)  # the worker learns at its next beat
-    assert not store.mark_finishing(data_dir.db, a, "w")
-    assert store.mark_finishing(data_dir.db, b, "w")
+    assert not store.heartbeat(data_dir.db, a, "w#1", LEASE)  # the worker learns at its next beat
+    assert not store.record_commit(data_dir.db, a, "w#1", "u", [], "{}")
+    assert store.record_commit(data_dir.db, b, "w#1", "u", [], "{}")
     with data_dir.db.begin() as conn:
         assert not store.cancel(conn, org, b, "t").changed  # finishing: it completes
-    assert store.complete(data_dir.db, b, "w")
+    assert store.complete(data_dir.db, b, "w#1")
     with data_dir.db.begin() as conn, pytest.raises(store.JobConflict):
         store.cancel(conn, org, b, "t2")
 
@@ -160,7 +202,7 @@ def test_cancel_stops_the_worker_but_not_a_finishing_job(data_dir: DataDir) -> N
 def test_release_on_shutdown_does_not_use_an_attempt(data_dir: DataDir) -> None:
     job_id = _job(data_dir)
     assert store.claim(data_dir.db, "w", LEASE)
-    store.release(data_dir.db, job_id, "w")
+    store.release(data_dir.db, job_id, "w#1")
     job = store.claim(data_dir.db, "w2", LEASE)
     assert job is not None and job.attempts == 1
 

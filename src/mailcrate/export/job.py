@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 import mailcrate.mail.composite  # imported ahead: see below
 import mailcrate.mail.store  # noqa: F401 - imported ahead: see below
-from mailcrate.export.destination import ExportError, TransientExportError, open_destination
+from mailcrate.export.destination import ExportError, TransientExportError, error_code, open_destination
 from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
 from mailcrate.export.pipeline import Progress, write_archive
 from mailcrate.export.settings import ExportSettings
@@ -240,6 +240,8 @@ class _Preparation(_Background):
                 remote_server=settings.remote_server,
                 max_connections=settings.parts_in_flight + 4,
                 loader=settings.loader,
+                write_guard=store.guard_attempt_writes(job.job_id, self.worker_id),
+                read_timeout=settings.part_timeout,
             )
         finally:
             self._opened.set()
@@ -285,6 +287,9 @@ class _Preparation(_Background):
         return its own failure (which the attempt reports instead: the checks come first)."""
         error = self.result()
         if self.created is not None:
+            job = store.get_by_id_db(self.db, self.job.job_id)
+            if job is not None and job.commit_upload == self.created:
+                return error  # committed after all: a later attempt publishes it, never abort it
             if self.dest.abort_upload(self.job.s3_path, self.created):
                 store.forget_upload(self.db, self.job.job_id, self.created)
             else:
@@ -303,6 +308,8 @@ def _attempt(
     monitor: _Monitor,
 ) -> State | None:
     data_dir = context.data_dir
+    if (commit := store.commit_of(job)) is not None:
+        return _finish_commit(context, job, worker_id, settings, control, monitor, commit)
     phases = _Phases(job)
     key = job.s3_path
     control.check()
@@ -314,7 +321,6 @@ def _attempt(
         control.check()
         prep.raise_if_failed()
 
-    log_key = export_log_key(job.s3_prefix, job.job_id)
     try:
         spec = source_spec(data_dir, job)
         control.check()
@@ -358,34 +364,23 @@ def _attempt(
                 raise
             phases.mark("last part")
             control.check()
-            if not store.mark_finishing(data_dir.db, job.job_id, worker_id):
-                raise StopExport()
-            phases.mark("finishing")
             dest.check_not_public(again=True)  # made public mid-job: FAILED, upload aborted, no zip
-            export_log = ExportLog(
-                total_messages=figures.total_messages,
-                total_folders=figures.total_folders,
-                total_bytes=figures.total_bytes,
-                total_non_exportable_items=figures.total_non_exportable_items,
-                sha384_hash=uploader.sha384_hex(),
-                start_time_ms=epoch_ms(job.start_time),
-                end_time_ms=epoch_ms(utcnow()),
+            export_log = (
+                ExportLog(
+                    total_messages=figures.total_messages,
+                    total_folders=figures.total_folders,
+                    total_bytes=figures.total_bytes,
+                    total_non_exportable_items=figures.total_non_exportable_items,
+                    sha384_hash=uploader.sha384_hex(),
+                    start_time_ms=epoch_ms(job.start_time),
+                    end_time_ms=epoch_ms(utcnow()),
+                )
+                .to_json()
+                .decode()
             )
-            # The log is stored while the upload completes (~3-5 ms each on a small export); the
-            # job is COMPLETED only once both are there, and neither stays without the other.
-            log_put = _Background(
-                lambda: _retrying(
-                    lambda: dest.put_object(log_key, export_log.to_json(), "application/json"), settings
-                ),
-                f"export-log-{job.job_id[:8]}",
-            )
-            try:
-                dest.complete_upload(key, upload_id, etags)
-            except BaseException:
-                log_put.result()
-                dest.delete_object(log_key)  # the log without its zip is not an export
-                raise
-            phases.mark("complete")
+            if not store.record_commit(data_dir.db, job.job_id, worker_id, upload_id, etags, export_log):
+                raise StopExport()
+            phases.mark("commit")
     except BaseException as exc:
         if uploader is not None:
             uploader.cancel()
@@ -394,21 +389,8 @@ def _attempt(
             raise failure from exc
         raise
     phases.add(prep.seconds)
-    failure = log_put.result()
-    if failure is not None:
-        if isinstance(failure, ExportError):
-            dest.delete_object(key)  # the zip without its log is not an export
-        raise failure
-    phases.mark("log")
-    done = store.complete(
-        data_dir.db,
-        job.job_id,
-        worker_id,
-        items_total=monitor.progress.items_total,
-        items_done=figures.total_messages,
-        bytes_done=figures.total_bytes,
-    )
-    phases.mark("state")
+    commit = store.Commit(upload_id, etags, export_log)
+    done = _publish(dest, job, worker_id, settings, commit, data_dir, monitor, phases)
     log.info(
         "job %s completed: %d items, %d bytes in a %d-byte zip (%s)",
         job.job_id,
@@ -418,6 +400,103 @@ def _attempt(
         phases,
     )
     return State.COMPLETED if done else None
+
+
+def _finish_commit(
+    context: ServiceContext,
+    job: ExportJob,
+    worker_id: str,
+    settings: ExportSettings,
+    control: JobControl,
+    monitor: _Monitor,
+    commit: store.Commit,
+) -> State | None:
+    """An earlier attempt recorded its commit and then stopped (crashed, stalled past its lease,
+    or met a transient fault while publishing): publish exactly that commit, the same zip and
+    the same log, instead of exporting again. Its upload is never aborted meanwhile (see
+    :func:`~mailcrate.jobs.store.guard_attempt_writes`), so it completes now, or completed
+    already."""
+    control.check()
+    phases = _Phases(job)
+    dest = open_destination(
+        job,
+        context=context,
+        endpoint_url=settings.endpoint_url,
+        external=settings.external,
+        remote_server=settings.remote_server,
+        loader=settings.loader,
+        write_guard=store.guard_attempt_writes(job.job_id, worker_id),
+        read_timeout=settings.part_timeout,
+    )
+    phases.mark("role")
+    done = _publish(
+        dest, job, worker_id, settings, commit, context.data_dir, monitor, phases, later_attempt=True
+    )
+    log.info("job %s completed by publishing an earlier attempt's commit (%s)", job.job_id, phases)
+    return State.COMPLETED if done else None
+
+
+def _completed_before(exc: ExportError, later_attempt: bool) -> bool:
+    """Whether a Complete refused as NoSuchUpload means the committed upload was completed
+    already. It is never aborted while its job runs (the write guard on the embedded S3; for an
+    external S3 only the sweeper of FAILED and CANCELLED jobs aborts, and a job with a commit
+    cannot be cancelled), so it does when a Complete reached S3 before: this is a later
+    attempt publishing an earlier one's commit, or botocore's retry of a Complete whose answer
+    was lost (AWS answers such a repeat with 200, moto and others with NoSuchUpload). A first
+    Complete refused so is a failure (someone aborted the upload by hand)."""
+    cause = exc.__cause__
+    if cause is None or error_code(cause) != "NoSuchUpload":
+        return False
+    retried = getattr(cause, "response", {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    return later_attempt or retried > 0
+
+
+def _publish(
+    dest: Any,
+    job: ExportJob,
+    worker_id: str,
+    settings: ExportSettings,
+    commit: store.Commit,
+    data_dir: Any,
+    monitor: _Monitor,
+    phases: _Phases,
+    *,
+    later_attempt: bool = False,
+) -> bool:
+    """Complete the committed upload, then store the log, then mark the job COMPLETED. The log
+    is written only once its zip exists (a log never stands without its zip), and both are the
+    recorded commit's bytes whoever writes them: the committing attempt, a later attempt
+    finishing its commit, or a late request of a stalled one. Nothing is deleted here but a zip
+    this call completed itself when its log cannot be stored, and on the embedded S3 only while
+    this attempt still holds the job (the write guard)."""
+    key = job.s3_path
+    log_key = export_log_key(job.s3_prefix, job.job_id)
+    completed_here = False
+    try:
+        dest.complete_upload(key, commit.upload_id, commit.etags)
+        completed_here = True
+    except ExportError as exc:
+        if not _completed_before(exc, later_attempt):
+            raise
+    phases.mark("complete")
+    try:
+        _retrying(lambda: dest.put_object(log_key, commit.export_log.encode(), "application/json"), settings)
+    except ExportError as exc:
+        if completed_here and not isinstance(exc, TransientExportError):
+            dest.delete_object(key)  # the zip without its log is not an export
+        raise
+    phases.mark("log")
+    published = ExportLog.parse(commit.export_log)
+    done = store.complete(
+        data_dir.db,
+        job.job_id,
+        worker_id,
+        items_total=monitor.progress.items_total or published.total_messages,
+        items_done=published.total_messages,
+        bytes_done=published.total_bytes,
+    )
+    phases.mark("state")
+    return done
 
 
 class _Phases:

@@ -24,6 +24,8 @@ class ExportSettings:
     transient_retries: int = 3
     retry_base_seconds: float = 2.0
     progress_interval: float = 1.0
+    # An external S3 request's read timeout: how soon a stalled part is abandoned and retried.
+    part_timeout: float = 10.0
     # A botocore Loader shared by the jobs of one pool (parsing the S3 model costs ~0.3 s).
     loader: Any = field(default=None, compare=False)
 
@@ -46,6 +48,7 @@ def export_settings_from(settings: Any, server_url: str | None) -> ExportSetting
         part_size=settings.export_part_size_mib * MIB,
         parts_in_flight=settings.export_parts_in_flight,
         lease=timedelta(seconds=settings.export_lease_seconds),
+        part_timeout=float(settings.export_part_timeout_seconds),
         endpoint_url=external_url or server_url,
         external=bool(external_url),
         remote_server=bool(server_url) and not external_url,

@@ -67,6 +67,10 @@ class ExportJob:
     bytes_done: int | None
     abort_attempts: int = 0
     abort_retry_at: datetime | None = None
+    fence: int = 0
+    commit_upload: str | None = None
+    commit_parts: str | None = None
+    commit_log: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> ExportJob:

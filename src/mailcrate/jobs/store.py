@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from mailcrate.audit import jobs as audit
+from mailcrate.jobs.control import StopExport
 from mailcrate.jobs.limits import Limits
 from mailcrate.jobs.metrics import job_metrics
 from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
@@ -37,17 +39,22 @@ from mailcrate.storage.tables_jobs import export_jobs as jobs
 
 __all__ = [
     "CancelOutcome",
+    "Commit",
     "JobConflict",
     "JobLimitExceeded",
     "JobNotFound",
     "StartRequest",
+    "Superseded",
     "cancel",
     "claim",
+    "commit_of",
     "create",
     "describe_row",
     "get",
+    "guard_attempt_writes",
     "heartbeat",
     "page",
+    "record_commit",
 ]
 
 
@@ -341,6 +348,13 @@ def claim(
 ) -> ExportJob | None:
     """Take one RUNNING job that no live worker holds (new, or its worker's lease expired).
 
+    Each claim raises the job's fencing token (``fence``) and the attempt owns the job as
+    ``<worker_id>#<fence>`` (the returned job's ``lease_owner``, which the attempt passes as
+    its ``worker_id`` to every later call here): an attempt that stalled past its lease changes
+    nothing once another attempt took the job, even when both run in one worker.
+    A job with a recorded commit (:func:`record_commit`) stays *finishing*: the new attempt
+    publishes that commit instead of exporting again, and a cancel cannot stop it.
+
     A job reclaimed ``max_attempts`` times without finishing is failed as interrupted instead.
     Leases are on the database's clock (:meth:`Database.clock`), never this machine's. With
     ``node_id`` (the claiming worker's data directory), jobs whose embedded mailbox another
@@ -350,12 +364,12 @@ def claim(
     free = _waiting(db, node_id)
     with db.read() as conn:
         candidates = conn.execute(
-            select(jobs.c.job_id, jobs.c.attempts, jobs.c.start_time, jobs.c.lease_expires_at)
+            select(jobs.c.job_id, jobs.c.attempts, jobs.c.start_time, jobs.c.lease_expires_at, jobs.c.fence)
             .where(free)
             .order_by(jobs.c.start_time)
             .limit(8)
         ).all()
-    for job_id, attempts, start_time, lease_expired in candidates:
+    for job_id, attempts, start_time, lease_expired, fence in candidates:
         with db.begin() as conn:
             if attempts >= max_attempts:
                 given_up = conn.execute(
@@ -377,12 +391,13 @@ def claim(
                 continue
             won = conn.execute(
                 update(jobs)
-                .where(jobs.c.job_id == job_id, free)
+                .where(jobs.c.job_id == job_id, jobs.c.fence == fence, free)
                 .values(
-                    lease_owner=worker_id,
+                    lease_owner=f"{worker_id}#{fence + 1}",
                     lease_expires_at=db.clock(lease),
                     attempts=jobs.c.attempts + 1,
-                    finishing=False,
+                    fence=fence + 1,
+                    finishing=jobs.c.commit_upload.is_not(None),
                 )
             ).rowcount
             if won == 1:
@@ -463,10 +478,70 @@ def set_upload(db: Database, job_id: str, worker_id: str, upload_id: str | None)
         )
 
 
-def mark_finishing(db: Database, job_id: str, worker_id: str) -> bool:
-    """From here on a cancel no longer stops the job; False when it was cancelled first."""
+def record_commit(
+    db: Database, job_id: str, worker_id: str, upload_id: str, etags: list[str], export_log: str
+) -> bool:
+    """Before the zip and the log are published: record what they will be (the upload, its
+    parts' ETags, the log's text). Only the attempt holding the job, and only once per job;
+    from here on a cancel no longer stops the job, and any later attempt publishes exactly this
+    (:func:`commit_of`) instead of exporting again. False when the job is no longer this
+    attempt's (cancelled, or the lease was lost)."""
     with db.begin() as conn:
-        return conn.execute(update(jobs).where(_mine(job_id, worker_id)).values(finishing=True)).rowcount == 1
+        return (
+            conn.execute(
+                update(jobs)
+                .where(_mine(job_id, worker_id), jobs.c.commit_upload.is_(None))
+                .values(
+                    finishing=True,
+                    upload_id=upload_id,
+                    commit_upload=upload_id,
+                    commit_parts=json.dumps(etags),
+                    commit_log=export_log,
+                )
+            ).rowcount
+            == 1
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What a job's zip and log are to be, once an attempt recorded it (:func:`record_commit`)."""
+
+    upload_id: str
+    etags: list[str]
+    export_log: str
+
+
+def commit_of(job: ExportJob) -> Commit | None:
+    if job.commit_upload is None or job.commit_parts is None or job.commit_log is None:
+        return None
+    return Commit(job.commit_upload, json.loads(job.commit_parts), job.commit_log)
+
+
+class Superseded(StopExport):
+    """A write of an attempt that no longer holds its job (another attempt took it over, or the
+    job ended): refused where it would have landed."""
+
+
+def guard_attempt_writes(job_id: str, worker_id: str) -> Callable[[Connection, str, dict[str, Any]], None]:
+    """The fencing check the embedded S3 runs in the transaction that commits each write of an
+    export attempt (``invoke(..., write_guard=...)``): the write lands only while the job is
+    RUNNING and held by this attempt (``worker_id`` is the attempt's ``<worker>#<fence>``). An
+    abort is the exception: it never removes the job's committed upload (which a later attempt
+    may be completing), and otherwise it is always allowed (a superseded attempt cleaning up
+    its own upload harms nobody)."""
+    held = select(jobs.c.job_id).where(_mine(job_id, worker_id))
+    committed = select(jobs.c.commit_upload).where(jobs.c.job_id == job_id)
+
+    def guard(conn: Connection, operation: str, params: dict[str, Any]) -> None:
+        if operation == "AbortMultipartUpload":
+            if conn.execute(committed).scalar() == params.get("UploadId"):
+                raise Superseded()
+            return
+        if conn.execute(held).first() is None:
+            raise Superseded()
+
+    return guard
 
 
 def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: Any) -> bool:

@@ -45,7 +45,7 @@ def _compile_statements(db: Any, lease: timedelta) -> None:
         store.heartbeat(
             db, nobody, nobody, lease, estimated_progress=0, items_total=0, items_done=0, bytes_done=0
         )
-        store.mark_finishing(db, nobody, nobody)
+        store.record_commit(db, nobody, nobody, nobody, [], "")
         store.complete(db, nobody, nobody, items_total=0, items_done=0, bytes_done=0)
     except Exception:
         log.warning("compiling the job statements ahead failed", exc_info=True)
@@ -165,7 +165,7 @@ class WorkerPool:
             if job is None:
                 return
             if self._stopping.is_set():  # claimed as the pool stopped: give it back at once
-                store.release(self.db, job.job_id, worker_id)
+                store.release(self.db, job.job_id, job.lease_owner or worker_id)
                 return
             inbox.put(job)
 
@@ -176,7 +176,8 @@ class WorkerPool:
             JOB_ID.set(job.job_id)  # on every log line of this thread while it runs the job
             log.info("worker %s runs job %s (attempt %d)", worker_id, job.job_id, job.attempts)
             try:
-                run(job, worker_id, JobControl(stopping=self._stopping))
+                # The attempt acts as "<worker>#<fence>" (see store.claim), not as the worker.
+                run(job, job.lease_owner or worker_id, JobControl(stopping=self._stopping))
             except Exception:
                 log.exception("export job %s crashed its worker", job.job_id)
             if self._stopping.is_set():

@@ -59,10 +59,19 @@ class Call:
     # The AWS service (e.g. "workmail.amazonaws.com") making this call with the principal's
     # credentials on the principal's behalf: aws:CalledVia / aws:ViaAWSService say so.
     on_behalf_of_service: str | None = None
+    # An in-process caller's fencing check (see :meth:`guard_write`); HTTP calls carry none.
+    write_guard: WriteGuard | None = None
 
     @property
     def account_id(self) -> str:
         return self.principal.account_id
+
+    def guard_write(self, conn: Any) -> None:
+        """Run the caller's fencing check in the transaction that commits this call's write, so
+        a write of an attempt that lost its job cannot land (an export's late UploadPart or
+        PutObject after another attempt took the job over). The guard raises to refuse."""
+        if self.write_guard is not None:
+            self.write_guard(conn, self.operation, self.params)
 
     def authorize(self, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
         """Resource-level authorization for handlers that know the resource only after lookup."""
@@ -70,6 +79,8 @@ class Call:
 
 
 Handler = Callable[[Call], dict[str, Any]]
+#: ``(connection, operation, params)``; raises to refuse the write (see :meth:`Call.guard_write`).
+WriteGuard = Callable[[Any, str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from mailcrate.accounts import Principal
 from mailcrate.protocol.errors import ServiceError, ServiceUnavailable, UnknownOperationError, ValidationError
 from mailcrate.protocol.http import Headers, HttpRequest, HttpResponse
 from mailcrate.protocol.validate import validate
-from mailcrate.services.base import Call, ServiceSpec
+from mailcrate.services.base import Call, ServiceSpec, WriteGuard
 from mailcrate.services.context import ServiceContext
 from mailcrate.storage.faults import storage_fault
 
@@ -50,6 +50,7 @@ def invoke(
     request: HttpRequest | None = None,
     request_id: str | None = None,
     on_behalf_of_service: str | None = None,
+    write_guard: WriteGuard | None = None,
 ) -> dict[str, Any] | HttpResponse:
     """Run ``service``'s ``operation`` for an authenticated ``principal``.
 
@@ -59,6 +60,8 @@ def invoke(
         own errors). ``region`` is the one the caller signed for (global services answer in theirs).
     ``on_behalf_of_service`` names the AWS service making the call for the principal (in-process
     callers such as the export), which the ``aws:CalledVia`` condition keys report.
+    ``write_guard`` is an in-process caller's fencing check, run where each write of the call
+    commits (:meth:`~mailcrate.services.base.Call.guard_write`).
     """
     spec = spec_of(context, service)
     handler = spec.handlers.get(operation)
@@ -79,6 +82,7 @@ def invoke(
         request if request is not None else in_process_request(),
         context,
         on_behalf_of_service,
+        write_guard,
     )
     try:
         action = spec.action_for(call) if spec.action_for else f"{spec.action_prefix}:{operation}"

@@ -49,6 +49,13 @@ export_jobs = Table(
     # sweeper (mailcrate.export.sweeper) has aborted it: how often it tried, and when next.
     Column("abort_attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("abort_retry_at", DateTime(timezone=True), nullable=True),
+    # Fencing (mailcrate.jobs.store.claim): raised by each claim; the attempt owns the job as
+    # "<worker>#<fence>". The commit an attempt recorded before publishing the zip and log
+    # (mailcrate.jobs.store.record_commit): the upload, its parts' ETags (JSON) and the log.
+    Column("fence", Integer, nullable=False, default=0, server_default="0"),
+    Column("commit_upload", String(1024), nullable=True),
+    Column("commit_parts", Text, nullable=True),
+    Column("commit_log", Text, nullable=True),
     # ListMailboxExportJobs pages newest first by (start_time, job_id) within an organization.
     Index("ix_export_jobs_org_start_id", "organization_id", "start_time", "job_id"),
     Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),

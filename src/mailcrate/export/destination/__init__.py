@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailcrate.export.destination.boto import REAL_AWS, BotoDestination, endpoint_for
+from mailcrate.export.destination.boto import READ_TIMEOUT, REAL_AWS, BotoDestination, endpoint_for
 from mailcrate.export.destination.contract import ExportDestination
 from mailcrate.export.destination.errors import (
     TRANSIENT_CODES,
@@ -27,6 +27,7 @@ from mailcrate.export.destination.errors import (
 )
 from mailcrate.export.destination.roles import SERVICE_PRINCIPAL, embedded_assumer, external_assumer
 from mailcrate.jobs.records import ExportJob
+from mailcrate.services.base import WriteGuard
 from mailcrate.services.context import ServiceContext
 
 __all__ = [
@@ -51,6 +52,8 @@ def open_destination(
     remote_server: bool = False,
     max_connections: int = 10,
     loader: Any = None,
+    write_guard: WriteGuard | None = None,
+    read_timeout: float = READ_TIMEOUT,
 ) -> ExportDestination:
     """Assume the job's role and return where to write:
 
@@ -59,14 +62,23 @@ def open_destination(
     * ``remote_server``: the embedded S3 of the mailcrate server at ``endpoint_url``, over
       HTTP with boto3 (a ``mailcrate worker --server-url`` on another machine shares the
       database, so it assumes the role in-process, but not the server's disk);
-    * otherwise the embedded S3 of this data directory, in-process."""
+    * otherwise the embedded S3 of this data directory, in-process, where ``write_guard``
+      fences each write where it lands (an external S3 cannot run it: there the export's
+      commit protocol, :mod:`mailcrate.export.job`, keeps late writes harmless)."""
     if external or remote_server:
         assume = (
             external_assumer(job, endpoint_for(endpoint_url)) if external else embedded_assumer(job, context)
         )
         return BotoDestination.open(
-            job, endpoint_url=endpoint_url, assume=assume, max_connections=max_connections, loader=loader
+            job,
+            endpoint_url=endpoint_url,
+            assume=assume,
+            max_connections=max_connections,
+            loader=loader,
+            read_timeout=read_timeout,
         )
     from mailcrate.export.destination.embedded import EmbeddedDestination
 
-    return EmbeddedDestination.open(job, context=context, assume=embedded_assumer(job, context))
+    return EmbeddedDestination.open(
+        job, context=context, assume=embedded_assumer(job, context), write_guard=write_guard
+    )

@@ -13,10 +13,11 @@ from mailcrate.export.destination.errors import classify
 from mailcrate.jobs.records import ExportJob
 
 REAL_AWS = "aws"
-#: Seconds a request may wait for the endpoint's next bytes. A part that stalls is retried
-#: (botocore's retries, then the job's) after this, not after minutes: at 300 s one UploadPart
-#: that never answered held its job for up to ~25 minutes across the retries.
-READ_TIMEOUT = 30.0
+#: Seconds a request may wait for the endpoint's next bytes (``--export-part-timeout-seconds``
+#: sets it for exports). A part that stalls is retried (botocore's retries, then the job's)
+#: after this, not after minutes: at 300 s one UploadPart that never answered held its job for
+#: up to ~25 minutes across the retries.
+READ_TIMEOUT = 10.0
 
 __all__ = ["REAL_AWS", "BotoDestination", "PartBody", "endpoint_for"]
 

@@ -31,7 +31,9 @@ from mailcrate.export.destination.contract import Checks
 from mailcrate.export.destination.errors import ExportError, classify
 from mailcrate.export.destination.roles import Assume
 from mailcrate.export.uploader import Frames, UploadStopped
+from mailcrate.jobs.control import StopExport
 from mailcrate.jobs.records import ExportJob
+from mailcrate.services.base import WriteGuard
 from mailcrate.services.context import ServiceContext
 from mailcrate.services.invoke import in_process_request, invoke
 from mailcrate.services.s3 import buckets
@@ -47,18 +49,25 @@ REFRESH_BEFORE = timedelta(minutes=5)
 class EmbeddedDestination(Checks):
     """The job's destination in this process's data directory, acting as the assumed role."""
 
-    def __init__(self, job: ExportJob, context: ServiceContext, assume: Assume) -> None:
+    def __init__(
+        self, job: ExportJob, context: ServiceContext, assume: Assume, write_guard: WriteGuard | None = None
+    ) -> None:
         self.job = job
         self.context = context
         self._assume = assume
+        self._write_guard = write_guard
         self._lock = threading.Lock()
         self._principal: Principal | None = None
         self._request = in_process_request()
 
     @classmethod
-    def open(cls, job: ExportJob, *, context: ServiceContext, assume: Assume) -> EmbeddedDestination:
-        """Assume the job's role now (a refused trust policy fails here, as over HTTP)."""
-        destination = cls(job, context, assume)
+    def open(
+        cls, job: ExportJob, *, context: ServiceContext, assume: Assume, write_guard: WriteGuard | None = None
+    ) -> EmbeddedDestination:
+        """Assume the job's role now (a refused trust policy fails here, as over HTTP).
+        ``write_guard`` fences every write: it runs where the write commits (see
+        :func:`mailcrate.jobs.store.guard_attempt_writes`)."""
+        destination = cls(job, context, assume, write_guard)
         destination.principal()
         return destination
 
@@ -88,6 +97,7 @@ class EmbeddedDestination(Checks):
             # No on_behalf_of_service: the export writes with the role's own session (a service
             # role), for which AWS sends aws:ViaAWSService false and no aws:CalledVia.
             request=self._request,
+            write_guard=self._write_guard,
         )
 
     def _s3(self, operation: str, **params: Any) -> Any:
@@ -96,8 +106,10 @@ class EmbeddedDestination(Checks):
     def _run(self, action: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except UploadStopped:
-            raise  # the producer stopped feeding a streamed part: not a refusal to classify
+        except (UploadStopped, StopExport):
+            # The producer stopped feeding a streamed part, or the write was fenced off (the
+            # attempt no longer holds its job): not refusals to classify.
+            raise
         except Exception as exc:
             raise classify(exc, self.job, action) from exc
 

@@ -61,6 +61,7 @@ def create(call: Call, store: Store) -> dict[str, Any]:
     attrs = {**content_attributes(p), **encryption.attributes(), "checksum_algorithm": algorithm}
     upload_id = secrets.token_urlsafe(48)
     with call.context.db.begin() as conn:
+        call.guard_write(conn)
         conn.execute(
             insert(s3_uploads).values(
                 upload_id=upload_id,
@@ -127,6 +128,7 @@ def save_part(
     now = utcnow()
     try:
         with call.context.db.begin() as conn:
+            call.guard_write(conn)
             _upload(conn, bucket, key, upload_id)  # still there?
             old = conn.execute(
                 select(s3_parts.c.file_id).where(
@@ -172,6 +174,7 @@ def complete(call: Call, store: Store) -> dict[str, Any]:
     with call.context.db.read() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key))
     with call.context.db.begin() as conn:
+        call.guard_write(conn)
         try:
             upload = _upload(conn, bucket.name, key, p["UploadId"])
         except errors.NoSuchUpload:
@@ -296,6 +299,7 @@ def abort(call: Call, store: Store) -> dict[str, Any]:
             conn, call, p["Bucket"], "s3:AbortMultipartUpload", object_arn(p["Bucket"], key)
         )
         upload = _upload(conn, bucket.name, key, p["UploadId"])
+        call.guard_write(conn)
         released = _drop(conn, upload.upload_id)
     store.free(released)
     return {}

@@ -170,6 +170,7 @@ def check_write_conditions(conn: Any, record: ObjectRecord, p: dict[str, Any]) -
 def _commit(call: Call, store: Store, record: ObjectRecord, new_files: list[str]) -> None:
     try:
         with call.context.db.begin() as conn:
+            call.guard_write(conn)
             buckets.find(conn, record.bucket)  # deleted meanwhile?
             check_write_conditions(conn, record, call.params)
             released = store.commit(conn, record)
@@ -310,6 +311,7 @@ def delete_object(call: Call, store: Store) -> dict[str, Any]:
     key = check_key(p.get("Key"))
     with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:DeleteObject", object_arn(p["Bucket"], key))
+        call.guard_write(conn)
         released = store.remove(conn, bucket.name, key)
     store.free(released)
     return {}
