@@ -204,6 +204,9 @@ def test_a_late_log_put_of_a_killed_attempt_leaves_the_log_matching_the_zip(
         assert arrived.wait(120), "the export never sent its log"
         for p in _worker_children(srv):
             p.kill()  # kill -9 while the log PUT is on the wire
+        # Mail arrives before the recovery: an export made again would differ from the killed
+        # attempt's, whose late log would then describe another zip.
+        fill_maildir(mb.root, {"Inbox": 1}, size=5_000, seed=7)
         second = _second_worker(srv, proxy, moto)
         wm = srv.client("workmail")
         job = wait_job(wm, mb.organization_id, job_id, timeout=120)
