@@ -18,12 +18,14 @@ serve`` and ``mailcrate worker`` processes sharing one data directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -115,7 +117,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _verify(srv: MailcrateServer, moto: MotoServer, dest: dict, job: dict, job_id: str, tmp: Path) -> None:
+def _verify(moto: MotoServer, dest: dict, job: dict, job_id: str, tmp: Path) -> None:
     """What the user runs: download both objects and ``mailcrate export verify``."""
     zip_path, log_path = fetch_export(moto, dest, job, job_id, tmp)
     result = subprocess.run(
@@ -132,96 +134,99 @@ def _no_open_uploads(moto: MotoServer, bucket: str) -> bool:
     return moto.client("s3").list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_a_worker_paused_past_its_lease_leaves_the_completed_export_intact(
-    tmp_path: Path, moto: MotoServer, proxy: FaultProxy
-) -> None:
-    held = threading.Event()
-    arrived = threading.Event()
+@dataclass
+class Interrupted:
+    """An export whose first request matching ``matches`` is held at the proxy (it reaches S3
+    only once ``held`` is set), run by serve's worker; then :meth:`take_over` starts a second
+    worker on the same data directory."""
+
+    srv: MailcrateServer
+    mb: Mailbox
+    dest: dict[str, str]
+    job_id: str
+    held: threading.Event
+    second: subprocess.Popen[bytes] | None = None
+
+    def take_over(self, proxy: FaultProxy, moto: MotoServer) -> dict:
+        self.second = _second_worker(self.srv, proxy, moto)
+        job = wait_job(self.srv.client("workmail"), self.mb.organization_id, self.job_id, timeout=120)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        return job
+
+
+@contextlib.contextmanager
+def _interrupted(
+    tmp: Path, proxy: FaultProxy, moto: MotoServer, matches: Callable[[Request], bool]
+) -> Iterator[Interrupted]:
+    held, arrived = threading.Event(), threading.Event()
 
     def rule(request: Request) -> Action:
-        if request.operation == "CompleteMultipartUpload" and not arrived.is_set():
+        if matches(request) and not arrived.is_set():
             arrived.set()
             return Action(hold=held)
         return FORWARD
 
     proxy.rule = rule
-    srv = _serve(tmp_path, proxy, moto)
-    second = None
+    srv = _serve(tmp, proxy, moto)
+    run = None
     try:
         mb = _mailbox(srv)
         dest = moto_destination(moto)
-        job_id = start_export(srv, mb, dest, PREFIX)
-        assert arrived.wait(120), "the export never reached CompleteMultipartUpload"
-        paused = _worker_children(srv)
-        assert paused
-        for p in paused:
-            p.suspend()  # SIGSTOP: the lease runs out while its Complete is on the wire
-        second = _second_worker(srv, proxy, moto)
-        wm = srv.client("workmail")
-        job = wait_job(wm, mb.organization_id, job_id, timeout=120)
-        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
-        held.set()  # the stale Complete reaches S3 now
-        for p in paused:
-            p.resume()
-        _wait_for(lambda: proxy.count("CompleteMultipartUpload", "forwarded") >= 2, 30, "the stale Complete")
-        time.sleep(3)  # the woken attempt's aftermath: whatever it still does
-        again = wm.describe_mailbox_export_job(OrganizationId=mb.organization_id, JobId=job_id)
-        assert again["State"] == "COMPLETED" and again["EstimatedProgress"] == 100
-        keys = {o["Key"] for o in moto.client("s3").list_objects_v2(Bucket=dest["bucket"])["Contents"]}
-        assert keys == {f"{PREFIX}/{job_id}.zip", f"{PREFIX}/{job_id}.json"}
-        assert proxy.count("DeleteObject") == 0  # nothing of the job was removed
-        _verify(srv, moto, dest, job, job_id, tmp_path)
-        assert _no_open_uploads(moto, dest["bucket"])
+        run = Interrupted(srv, mb, dest, start_export(srv, mb, dest, PREFIX), held)
+        assert arrived.wait(120), "the export never sent the request to hold"
+        yield run
     finally:
         held.set()
         for p in _worker_children(srv) if srv.process else []:
             p.resume()
-        if second is not None:
-            second.terminate()
-            second.wait(20)
+        if run is not None and run.second is not None:
+            run.second.terminate()
+            run.second.wait(20)
         srv.stop()
+
+
+def test_a_worker_paused_past_its_lease_leaves_the_completed_export_intact(
+    tmp_path: Path, moto: MotoServer, proxy: FaultProxy
+) -> None:
+    with _interrupted(tmp_path, proxy, moto, lambda r: r.operation == "CompleteMultipartUpload") as run:
+        paused = _worker_children(run.srv)
+        assert paused
+        for p in paused:
+            p.suspend()  # SIGSTOP: the lease runs out while its Complete is on the wire
+        job = run.take_over(proxy, moto)
+        run.held.set()  # the stale Complete reaches S3 now
+        for p in paused:
+            p.resume()
+        _wait_for(lambda: proxy.count("CompleteMultipartUpload", "forwarded") >= 2, 30, "the stale Complete")
+        time.sleep(3)  # the woken attempt's aftermath: whatever it still does
+        wm = run.srv.client("workmail")
+        again = wm.describe_mailbox_export_job(OrganizationId=run.mb.organization_id, JobId=run.job_id)
+        assert again["State"] == "COMPLETED" and again["EstimatedProgress"] == 100
+        listed = moto.client("s3").list_objects_v2(Bucket=run.dest["bucket"])["Contents"]
+        assert {o["Key"] for o in listed} == {f"{PREFIX}/{run.job_id}.zip", f"{PREFIX}/{run.job_id}.json"}
+        assert proxy.count("DeleteObject") == 0  # nothing of the job was removed
+        _verify(moto, run.dest, job, run.job_id, tmp_path)
+        assert _no_open_uploads(moto, run.dest["bucket"])
 
 
 def test_a_late_log_put_of_a_killed_attempt_leaves_the_log_matching_the_zip(
     tmp_path: Path, moto: MotoServer, proxy: FaultProxy
 ) -> None:
-    held = threading.Event()
-    arrived = threading.Event()
+    def log_put(request: Request) -> bool:
+        return request.operation == "PutObject" and request.path.endswith(".json")
 
-    def rule(request: Request) -> Action:
-        if request.operation == "PutObject" and request.path.endswith(".json") and not arrived.is_set():
-            arrived.set()
-            return Action(hold=held)
-        return FORWARD
-
-    proxy.rule = rule
-    srv = _serve(tmp_path, proxy, moto)
-    second = None
-    try:
-        mb = _mailbox(srv)
-        dest = moto_destination(moto)
-        job_id = start_export(srv, mb, dest, PREFIX)
-        assert arrived.wait(120), "the export never sent its log"
-        for p in _worker_children(srv):
+    with _interrupted(tmp_path, proxy, moto, log_put) as run:
+        for p in _worker_children(run.srv):
             p.kill()  # kill -9 while the log PUT is on the wire
         # Mail arrives before the recovery: an export made again would differ from the killed
         # attempt's, whose late log would then describe another zip.
-        fill_maildir(mb.root, {"Inbox": 1}, size=5_000, seed=7)
-        second = _second_worker(srv, proxy, moto)
-        wm = srv.client("workmail")
-        job = wait_job(wm, mb.organization_id, job_id, timeout=120)
-        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
-        held.set()  # the killed attempt's log lands after recovery
+        fill_maildir(run.mb.root, {"Inbox": 1}, size=5_000, seed=7)
+        job = run.take_over(proxy, moto)
+        run.held.set()  # the killed attempt's log lands after recovery
         _wait_for(lambda: proxy.count("PutObject", "forwarded") >= 2, 30, "the late log PUT")
         time.sleep(0.5)
-        _verify(srv, moto, dest, job, job_id, tmp_path)
-        assert _no_open_uploads(moto, dest["bucket"])
-    finally:
-        held.set()
-        if second is not None:
-            second.terminate()
-            second.wait(20)
-        srv.stop()
+        _verify(moto, run.dest, job, run.job_id, tmp_path)
+        assert _no_open_uploads(moto, run.dest["bucket"])
 
 
 def test_20_seconds_of_resets_on_every_upload_part_end_completed(
@@ -243,7 +248,7 @@ def test_20_seconds_of_resets_on_every_upload_part_end_completed(
         job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=240)
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
         assert proxy.count("UploadPart", "reset") >= 3
-        _verify(srv, moto, dest, job, job_id, tmp_path)
+        _verify(moto, dest, job, job_id, tmp_path)
         assert _no_open_uploads(moto, dest["bucket"])
     finally:
         srv.stop()
@@ -277,7 +282,7 @@ def test_a_stalled_part_is_sent_again_within_seconds(
         assert again, "the stalled part was never sent again"
         waited = again[0] - stalled[0][1]
         assert waited < 8, f"the stalled part was sent again after {waited:.1f} s"
-        _verify(srv, moto, dest, job, job_id, tmp_path)
+        _verify(moto, dest, job, job_id, tmp_path)
     finally:
         srv.stop()
 

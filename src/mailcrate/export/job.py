@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 import mailcrate.mail.composite  # imported ahead: see below
 import mailcrate.mail.store  # noqa: F401 - imported ahead: see below
-from mailcrate.export.destination import ExportError, TransientExportError, error_code, open_destination
+from mailcrate.export.destination import ExportError, TransientExportError, error_code, open_for_job
 from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
 from mailcrate.export.pipeline import Progress, write_archive
 from mailcrate.export.settings import ExportSettings
@@ -232,16 +232,12 @@ class _Preparation(_Background):
         job, settings = self.job, self.settings
         started = time.perf_counter()
         try:
-            dest = self.dest = open_destination(
+            dest = self.dest = open_for_job(
                 job,
-                context=self.context,
-                endpoint_url=settings.endpoint_url,
-                external=settings.external,
-                remote_server=settings.remote_server,
+                self.context,
+                settings,
+                attempt=self.worker_id,
                 max_connections=settings.parts_in_flight + 4,
-                loader=settings.loader,
-                write_guard=store.guard_attempt_writes(job.job_id, self.worker_id),
-                read_timeout=settings.part_timeout,
             )
         finally:
             self._opened.set()
@@ -418,16 +414,7 @@ def _finish_commit(
     already."""
     control.check()
     phases = _Phases(job)
-    dest = open_destination(
-        job,
-        context=context,
-        endpoint_url=settings.endpoint_url,
-        external=settings.external,
-        remote_server=settings.remote_server,
-        loader=settings.loader,
-        write_guard=store.guard_attempt_writes(job.job_id, worker_id),
-        read_timeout=settings.part_timeout,
-    )
+    dest = open_for_job(job, context, settings, attempt=worker_id)
     phases.mark("role")
     done = _publish(
         dest, job, worker_id, settings, commit, context.data_dir, monitor, phases, later_attempt=True

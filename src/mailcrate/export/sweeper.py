@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from mailcrate.export.destination import open_destination
+from mailcrate.export.destination import open_for_job
 from mailcrate.export.settings import ExportSettings
 from mailcrate.jobs import store
 from mailcrate.services.context import ServiceContext
@@ -31,14 +31,7 @@ def sweep_orphan_uploads(
         upload_id = job.upload_id
         assert upload_id is not None
         try:
-            dest = open_destination(
-                job,
-                context=context,
-                endpoint_url=settings.endpoint_url,
-                external=settings.external,
-                remote_server=settings.remote_server,
-                loader=settings.loader,
-            )
+            dest = open_for_job(job, context, settings)
         except Exception as exc:  # the role cannot be assumed now: tried again later
             log.warning("job %s: cannot abort its upload yet (%s); will retry", job.job_id, exc)
             continue

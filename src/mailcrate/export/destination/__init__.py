@@ -26,6 +26,8 @@ from mailcrate.export.destination.errors import (
     error_code,
 )
 from mailcrate.export.destination.roles import SERVICE_PRINCIPAL, embedded_assumer, external_assumer
+from mailcrate.export.settings import ExportSettings
+from mailcrate.jobs import store
 from mailcrate.jobs.records import ExportJob
 from mailcrate.services.base import WriteGuard
 from mailcrate.services.context import ServiceContext
@@ -40,6 +42,7 @@ __all__ = [
     "classify",
     "error_code",
     "open_destination",
+    "open_for_job",
 ]
 
 
@@ -81,4 +84,27 @@ def open_destination(
 
     return EmbeddedDestination.open(
         job, context=context, assume=embedded_assumer(job, context), write_guard=write_guard
+    )
+
+
+def open_for_job(
+    job: ExportJob,
+    context: ServiceContext,
+    settings: ExportSettings,
+    *,
+    attempt: str | None = None,
+    max_connections: int = 10,
+) -> ExportDestination:
+    """:func:`open_destination` with the exporter's settings; ``attempt`` (the attempt's
+    ``<worker>#<fence>``) fences every write on the embedded S3 to that attempt."""
+    return open_destination(
+        job,
+        context=context,
+        endpoint_url=settings.endpoint_url,
+        external=settings.external,
+        remote_server=settings.remote_server,
+        max_connections=max_connections,
+        loader=settings.loader,
+        write_guard=store.guard_attempt_writes(job.job_id, attempt) if attempt else None,
+        read_timeout=settings.part_timeout,
     )
