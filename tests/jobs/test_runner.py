@@ -147,7 +147,9 @@ SETTINGS = ExportSettings(part_size=5 * 1024 * 1024, parts_in_flight=2, retry_ba
 
 def _run(env: dict[str, Any], control: JobControl | None = None) -> tuple[State | None, ExportJob]:
     job = _claimed(env["data_dir"])
-    result = runner.run_job(service_context(env["data_dir"]), job, str(job.lease_owner), SETTINGS, control or JobControl())
+    result = runner.run_job(
+        service_context(env["data_dir"]), job, str(job.lease_owner), SETTINGS, control or JobControl()
+    )
     final = store.get_by_id_db(env["data_dir"].db, job.job_id)
     assert final is not None
     return result, final
