@@ -36,7 +36,9 @@ class Principal:
 
     account_id: str
     arn: str
-    kind: str  # "root", "user", "session", or "service" (an AWS service acting in-process)
+    # "root", "user", "session", "service" (an AWS service acting in-process), or "anonymous"
+    # (an unsigned S3 request: only a bucket policy naming Principal "*" lets it read anything)
+    kind: str
     principal_id: str
     access_key_id: str
     secret_access_key: str
@@ -49,6 +51,23 @@ class Principal:
     @property
     def is_root(self) -> bool:
         return self.kind == "root"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        """The caller of an unsigned request. It belongs to no account and holds no key or
+        identity policy, so nothing but a resource policy can allow it anything."""
+        return cls(
+            account_id="",
+            arn="anonymous",
+            kind="anonymous",
+            principal_id="anonymous",
+            access_key_id="",
+            secret_access_key="",
+        )
 
     @classmethod
     def for_service(cls, service: str, *, source_account: str, source_arn: str | None = None) -> Principal:

@@ -83,6 +83,8 @@ def identity_of(principal: Principal) -> Identity:
     """CloudTrail's userIdentity for a mailcrate principal (the key id, never its secret)."""
     if principal.kind == "root":
         return Identity("Root", principal.arn, "root", principal.access_key_id)
+    if principal.is_anonymous:  # CloudTrail: type AWSAccount, accountId "anonymous"
+        return Identity("AWSAccount", None, "anonymous", None)
     if principal.kind == "session":
         # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION: CloudTrail's Username is the session
         return Identity(
@@ -154,12 +156,14 @@ def call_event(
     user_agent: str | None,
     error_code: str | None,
     error_message: str | None,
+    account_id: str | None = None,
 ) -> AuditEvent:
-    """The event of one authenticated API call."""
+    """The event of one API call, in the caller's account (or ``account_id``: an anonymous
+    caller's S3 calls belong to the bucket owner's trail)."""
     params = params or {}
     response = {k: output[k] for k in _RESPONSE_IDS if output and isinstance(output.get(k), str)}
     return AuditEvent(
-        account_id=principal.account_id,
+        account_id=account_id or principal.account_id,
         region=region,
         service=service,
         event_name=operation,

@@ -28,7 +28,7 @@ from mailcrate.protocol.errors import (
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.jsonproto import JsonProtocol
 from mailcrate.protocol.sigv4 import SignatureInfo, check_time, parse_signature, verify_signature
-from mailcrate.server import observe
+from mailcrate.server import anonymous, observe
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.base import ServiceSpec, WireProtocol
 from mailcrate.services.invoke import invoke, unavailable_error
@@ -140,7 +140,9 @@ def handle(runtime: Runtime, request: HttpRequest) -> HttpResponse:
             # A signature is only valid for the service it is scoped to; taken for another, an
             # S3 scope let a WorkMail call declare UNSIGNED-PAYLOAD and swap its body.
             raise AuthError("signature", f"Credential should be scoped to correct service: '{spec.name}'.")
-        principal = authenticate(runtime, request, info)
+        principal = (
+            anonymous.principal_for(spec, request) if info is None else authenticate(runtime, request, info)
+        )
         PRINCIPAL.set(principal.arn)
         operation = spec.protocol.operation_name(request, spec.model)
         if operation not in spec.handlers:

@@ -37,7 +37,7 @@ import anyio.to_thread
 from mailcrate.protocol.errors import AuthError, ServiceError
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.sigv4 import check_time, parse_signature
-from mailcrate.server import dispatch
+from mailcrate.server import anonymous, dispatch
 from mailcrate.server.runtime import Runtime
 
 _ACCOUNT_CACHE_SECONDS = 5.0
@@ -135,7 +135,8 @@ class FrontDoor:
                 ):
                     raise RequestTooLarge(f"Request body exceeds {self.settings.max_request_bytes} bytes")
             if info is None:
-                raise AuthError("missing", "Missing Authentication Token")
+                anonymous.principal_for(spec, request)  # S3 reads only; raises otherwise
+                return None, anonymous.ACCOUNT
             if spec is not None and info.service != spec.name:
                 raise AuthError(
                     "signature", f"Credential should be scoped to correct service: '{spec.name}'."

@@ -16,6 +16,7 @@ from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import HttpRequest
 from mailcrate.server.runtime import Runtime
 from mailcrate.services.base import ServiceSpec
+from mailcrate.services.s3 import buckets
 
 
 def finished(
@@ -52,5 +53,20 @@ def finished(
         user_agent=request.headers.get("user-agent"),
         error_code=error.code if error is not None else None,
         error_message=error.message if error is not None else None,
+        account_id=_bucket_owner(runtime, params) if principal.is_anonymous else None,
     )
-    audit.write(event)
+    if event.account_id:  # an anonymous call on no bucket of anyone's has no trail to go to
+        audit.write(event)
+
+
+def _bucket_owner(runtime: Runtime, params: Mapping[str, Any] | None) -> str | None:
+    """The owner of the bucket an anonymous S3 call named (CloudTrail delivers such data events
+    to the bucket owner), or None."""
+    name = (params or {}).get("Bucket")
+    if not isinstance(name, str):
+        return None
+    try:
+        with runtime.context.db.read() as conn:
+            return buckets.find(conn, name).account_id
+    except ServiceError:  # NoSuchBucket
+        return None

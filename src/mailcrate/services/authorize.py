@@ -33,9 +33,13 @@ class Authorizer:
         principal = call.principal
         if principal.is_root:
             return
+        protocol = call.context.services[call.service].protocol
+        if principal.is_anonymous:  # no identity policy can name it: only resource policies
+            raise ServiceError(
+                "Access Denied", code=protocol.access_denied_code, status=protocol.access_denied_status
+            )
         if self.policies is not None and self.policies.is_allowed(principal, action, resource, context, call):
             return
-        protocol = call.context.services[call.service].protocol
         raise ServiceError(
             f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource} "
             "because no identity-based policy allows the action",

@@ -104,6 +104,8 @@ def page(
 def _user_identity(row: Any) -> dict[str, Any]:
     if row.identity_type == "AWSService":
         return {"type": "AWSService", "invokedBy": row.principal_arn}
+    if row.identity_type == "AWSAccount":  # an unsigned S3 request, as CloudTrail shows one
+        return {"type": "AWSAccount", "principalId": "", "accountId": "anonymous"}
     identity: dict[str, Any] = {
         "type": row.identity_type,
         "principalId": row.access_key_id if row.identity_type == "Root" else row.username,

@@ -40,6 +40,9 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BAD_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 _POLICY_ACTIONS = {"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"}
+# What a bucket policy can let an anonymous (unsigned) caller do here: read objects and list.
+# The server admits unsigned requests to S3's GET and HEAD only (server/anonymous.py).
+ANONYMOUS_ACTIONS = frozenset({"s3:GetObject", "s3:ListBucket", "s3:ListBucketVersions"})
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ def request_principal(call: Call) -> RequestPrincipal:
     p = call.principal
     if p.is_root:
         return RequestPrincipal.root(p.account_id)
+    if p.is_anonymous:
+        return RequestPrincipal.anonymous()
     if p.kind == "session":
         return RequestPrincipal.assumed_role(p.arn)
     return RequestPrincipal.user(p.arn, p.principal_id)
@@ -198,6 +203,12 @@ def authorize(
         call.principal.is_root and action in _POLICY_ACTIONS
     ):
         raise _denied(call, action, resource, "explicit deny in a resource-based policy")
+    if call.principal.is_anonymous:
+        # The bucket policy alone decides (there is no identity to ask); RestrictPublicBuckets
+        # has already set a public policy aside above.
+        if policy_decision is Decision.ALLOW and action in ANONYMOUS_ACTIONS:
+            return
+        raise errors.AccessDenied("Access Denied")
     if same_account and policy_decision is Decision.ALLOW:
         return
     try:
@@ -210,7 +221,18 @@ def authorize(
         raise _denied(call, action, resource, "no resource-based policy allows the action")
 
 
+def allows(call: Call, bucket: Bucket, action: str, resource: str | None = None) -> bool:
+    """Whether :func:`authorize` would let the caller do ``action``."""
+    try:
+        authorize(call, bucket, action, resource)
+    except errors.AccessDenied:
+        return False
+    return True
+
+
 def _denied(call: Call, action: str, resource: str, why: str) -> errors.AccessDenied:
+    if call.principal.is_anonymous:
+        return errors.AccessDenied("Access Denied")
     return errors.AccessDenied(
         f"User: {call.principal.arn} is not authorized to perform: {action} on resource: "
         f'"{resource}" because {why}'

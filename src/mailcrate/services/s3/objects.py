@@ -187,6 +187,11 @@ def _load(call: Call, action: str, version_id: str | None = None) -> tuple[bucke
         bucket = buckets.visible(conn, call, p["Bucket"], action, object_arn(p["Bucket"], key))
         record = Store.get(conn, bucket.name, key)
     if record is None:
+        # "If you don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code
+        # 403 Access Denied error" (GetObject, S3 API Reference): a missing key is news only to
+        # those who may list the bucket.
+        if not buckets.allows(call, bucket, "s3:ListBucket"):
+            raise errors.AccessDenied("Access Denied")
         raise errors.NoSuchKey(key)
     if version_id not in (None, "null"):
         raise errors.InvalidArgument("Invalid version id specified", ArgumentName="versionId")
@@ -306,12 +311,39 @@ def _unsatisfiable(header: str, size: int) -> ServiceError:
     )
 
 
+def _directory_bucket_only(name: str) -> ServiceError:
+    return ServiceError(f"{name} is only supported for directory buckets", code="NotImplemented", status=501)
+
+
+def check_delete_condition(
+    call: Call, conn: Any, bucket: buckets.Bucket, key: str, if_match: str | None
+) -> None:
+    """Conditional deletes (If-Match on DeleteObject, an object's ETag in DeleteObjects),
+    decided in the deleting transaction: the object must exist (404 NoSuchKey otherwise, as for
+    one deleted meanwhile) and, unless ``*``, carry that ETag (412 otherwise); an ETag check also
+    needs s3:GetObject. https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html"""
+    if if_match is None:
+        return
+    if if_match.strip() != "*":
+        buckets.authorize(call, bucket, "s3:GetObject", object_arn(bucket.name, key))
+    current = Store.get(conn, bucket.name, key)
+    if current is None:
+        raise errors.NoSuchKey(key)
+    if if_match.strip() != "*" and current.etag.strip('"') not in _etags(if_match):
+        raise _precondition_failed("If-Match")
+
+
 def delete_object(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
+    for name, header in (("IfMatchLastModifiedTime", "x-amz-if-match-last-modified-time"),
+                         ("IfMatchSize", "x-amz-if-match-size")):  # fmt: skip
+        if p.get(name) is not None:  # a condition never silently dropped
+            raise _directory_bucket_only(header)
     with call.context.db.begin() as conn:
         bucket = buckets.visible(conn, call, p["Bucket"], "s3:DeleteObject", object_arn(p["Bucket"], key))
         call.guard_write(conn)
+        check_delete_condition(call, conn, bucket, key, p.get("IfMatch"))
         released = store.remove(conn, bucket.name, key)
     store.free(released)
     return {}
@@ -341,7 +373,11 @@ def delete_objects(call: Call, store: Store) -> dict[str, Any]:
         try:
             check_key(key)
             buckets.authorize(call, bucket, "s3:DeleteObject", object_arn(bucket.name, key))
+            for name in ("LastModifiedTime", "Size"):
+                if item.get(name) is not None:
+                    raise _directory_bucket_only(name)
             with call.context.db.begin() as conn:
+                check_delete_condition(call, conn, bucket, key, item.get("ETag"))
                 released = store.remove(conn, bucket.name, key)
             store.free(released)
             deleted.append({"Key": key})

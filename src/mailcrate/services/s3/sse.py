@@ -138,6 +138,12 @@ def open_data_key(call: Call, bucket: Bucket, key: str, encryption: Encryption, 
     data_dir = call.context.data_dir
     if blob.startswith("s3:"):
         return data_dir.secrets.open(blob[3:], _sse_s3_purpose(bucket, key))
+    if call.principal.is_anonymous:
+        # KMS takes no anonymous caller; S3 answers this, whatever the bucket policy allows
+        # (https://repost.aws/knowledge-center/s3-kms-signature-version-error).
+        raise errors.InvalidArgument(
+            "Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4."
+        )
     try:
         return kms_crypto.decrypt_data_key(
             data_dir,
