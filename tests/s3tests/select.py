@@ -132,11 +132,11 @@ TESTS: dict[str, tuple[str, str]] = {
     "test_multipart_use_cksum_helper_crc64nvme": (NOT_CLAIMED, "CRC64NVME checksums"),
     "test_multipart_use_cksum_helper_crc32": (
         NOT_CLAIMED,
-        "FULL_OBJECT multipart checksums (COMPOSITE ones are)",
+        "FULL_OBJECT multipart checksums (COMPOSITE ones are) and GetObjectAttributes",
     ),
     "test_multipart_use_cksum_helper_crc32c": (
         NOT_CLAIMED,
-        "FULL_OBJECT multipart checksums (COMPOSITE ones are)",
+        "FULL_OBJECT multipart checksums (COMPOSITE ones are) and GetObjectAttributes",
     ),
     "test_multipart_use_cksum_helper_sha1": (NOT_CLAIMED, "GetObjectAttributes"),
     "test_multipart_use_cksum_helper_sha256": (NOT_CLAIMED, "GetObjectAttributes"),
