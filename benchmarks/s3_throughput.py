@@ -9,7 +9,9 @@ object becomes visible.
     python -m benchmarks s3 [--quick] [--size-mib 1024] [--repeat 1] [--baseline-src DIR]
 
 ``--baseline-src`` also runs a ``mailcrate serve`` of another checkout's ``src/`` (e.g. main
-before a change: ``git archive main src | tar x -C /tmp/base``), interleaved with this tree's.
+before a change: ``git worktree add --detach /tmp/base <commit>``), interleaved with this tree's
+(who goes first alternates by round). Besides MiB/s it reports each server process's CPU
+seconds per GiB moved, which a busy shared machine disturbs far less than wall-clock rates.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 from botocore.config import Config
 
 from benchmarks.harness import median, scratch_dir, start_mailcrate, start_moto
@@ -49,27 +52,37 @@ def _make_source(path: Path, size: int) -> None:
             out.write(i.to_bytes(8, "big") + block[8:])
 
 
-def _round_trip(endpoint: str, source: Path, size: int) -> tuple[float, float]:
+def _cpu(server: psutil.Process | None) -> float:
+    """The server process's CPU seconds so far (user + system, all its threads)."""
+    return sum(server.cpu_times()[:2]) if server is not None else 0.0
+
+
+def _round_trip(
+    endpoint: str, source: Path, size: int, server: psutil.Process | None = None
+) -> tuple[float, float, float, float]:
+    """MiB/s of one PutObject and one GetObject, and the server's CPU seconds per GiB for each
+    (on a shared machine the CPU cost moves far less than the wall-clock rate)."""
     kms, s3 = _client("kms", endpoint), _client("s3", endpoint)
     key = kms.create_key()["KeyMetadata"]["Arn"]
     bucket = f"bench-{int(time.time() * 1000)}"
     s3.create_bucket(Bucket=bucket)
     with source.open("rb") as body:
-        started = time.perf_counter()
+        cpu, started = _cpu(server), time.perf_counter()
         s3.put_object(
             Bucket=bucket, Key="big.bin", Body=body, ServerSideEncryption="aws:kms", SSEKMSKeyId=key
         )
-        put_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+        put_seconds, put_cpu = time.perf_counter() - started, _cpu(server) - cpu
+    cpu, started = _cpu(server), time.perf_counter()
     stream = s3.get_object(Bucket=bucket, Key="big.bin")["Body"]
     received = 0
     while chunk := stream.read(MiB):
         received += len(chunk)
-    get_seconds = time.perf_counter() - started
+    get_seconds, get_cpu = time.perf_counter() - started, _cpu(server) - cpu
     if received != size:
         raise RuntimeError(f"{endpoint}: got {received} bytes, expected {size}")
     s3.delete_object(Bucket=bucket, Key="big.bin")
-    return size / MiB / put_seconds, size / MiB / get_seconds
+    gib = size / (1024 * MiB)
+    return size / MiB / put_seconds, size / MiB / get_seconds, put_cpu / gib, get_cpu / gib
 
 
 def main(argv: list[str]) -> int:
@@ -93,9 +106,13 @@ def main(argv: list[str]) -> int:
     )
     moto = None if args.skip_moto else start_moto()
     results: dict[str, dict[str, list[float]]] = {
-        "mailcrate": {"put": [], "get": []},
-        "baseline": {"put": [], "get": []},
-        "moto": {"put": [], "get": []},
+        name: {"put": [], "get": [], "put_cpu": [], "get_cpu": []}
+        for name in ("mailcrate", "baseline", "moto")
+    }
+    processes = {
+        name: psutil.Process(server.popen.pid)
+        for name, server in (("mailcrate", mailcrate), ("baseline", baseline), ("moto", moto))
+        if server is not None
     }
     try:
         for round_ in range(args.repeat):
@@ -106,9 +123,9 @@ def main(argv: list[str]) -> int:
                 servers.reverse()
             servers += [("moto", moto.endpoint)] if moto else []
             for name, endpoint in servers:
-                put, get = _round_trip(endpoint, source, size)
-                results[name]["put"].append(put)
-                results[name]["get"].append(get)
+                figures_ = _round_trip(endpoint, source, size, processes.get(name))
+                for field, value in zip(("put", "get", "put_cpu", "get_cpu"), figures_, strict=True):
+                    results[name][field].append(value)
     finally:
         mailcrate.stop()
         if baseline:
@@ -121,19 +138,33 @@ def main(argv: list[str]) -> int:
     print(
         f"S3 PutObject/GetObject of {args.size_mib} MiB with SSE-KMS (MB/s = MiB/s, median of {args.repeat})"
     )
-    print(f"{'server':<10} {'put MiB/s':>10} {'get MiB/s':>10}")
+    print(f"{'server':<10} {'put MiB/s':>10} {'get MiB/s':>10} {'put CPU s/GiB':>14} {'get CPU s/GiB':>14}")
     for name in ("mailcrate", "baseline", "moto"):
         if results[name]["put"]:
             put, get = median(results[name]["put"]), median(results[name]["get"])
-            figures[name] = {"put_mib_s": round(put, 1), "get_mib_s": round(get, 1)}
-            print(f"{name:<10} {put:>10.1f} {get:>10.1f}")
+            put_cpu, get_cpu = median(results[name]["put_cpu"]), median(results[name]["get_cpu"])
+            figures[name] = {
+                "put_mib_s": round(put, 1),
+                "get_mib_s": round(get, 1),
+                "put_cpu_s_per_gib": round(put_cpu, 2),
+                "get_cpu_s_per_gib": round(get_cpu, 2),
+                # each round's figures, in round order: the spread on a shared machine
+                **{f"{field}_rounds": [round(v, 2) for v in results[name][field]] for field in results[name]},
+            }
+            print(f"{name:<10} {put:>10.1f} {get:>10.1f} {put_cpu:>14.2f} {get_cpu:>14.2f}")
     if "baseline" in figures:
         for op in ("put", "get"):
             figures[f"ratio_{op}_vs_baseline"] = round(
                 figures["mailcrate"][f"{op}_mib_s"] / figures["baseline"][f"{op}_mib_s"], 3
             )
+        for op in ("put", "get"):  # CPU per GiB: above 1 means mailcrate spends more
+            figures[f"ratio_{op}_cpu_vs_baseline"] = round(
+                figures["mailcrate"][f"{op}_cpu_s_per_gib"] / figures["baseline"][f"{op}_cpu_s_per_gib"], 3
+            )
         print(
             f"mailcrate/baseline: put x{figures['ratio_put_vs_baseline']}, get x{figures['ratio_get_vs_baseline']}"
+            f"; server CPU per GiB: put x{figures['ratio_put_cpu_vs_baseline']},"
+            f" get x{figures['ratio_get_cpu_vs_baseline']}"
         )
     if "moto" in figures:
         figures["ratio_put"] = round(figures["mailcrate"]["put_mib_s"] / figures["moto"]["put_mib_s"], 2)
