@@ -10,6 +10,7 @@ from sqlalchemy import select
 from mailcrate.services.base import Call
 from mailcrate.services.pagination import decode_cursor, encode_token
 from mailcrate.services.s3 import buckets, errors
+from mailcrate.services.s3.acls import check_bucket_acl
 from mailcrate.services.s3.multipart import abort_all
 from mailcrate.services.s3.store import Store
 from mailcrate.storage.tables_kms_s3 import s3_objects
@@ -21,6 +22,7 @@ def create_bucket(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     name = p["Bucket"]
     buckets.check_name(name)
+    check_bucket_acl(p)
     constraint = (p.get("CreateBucketConfiguration") or {}).get("LocationConstraint")
     region = call.region
     if constraint:

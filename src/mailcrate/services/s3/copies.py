@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, errors
+from mailcrate.services.s3.acls import check_object_acl
 from mailcrate.services.s3.multipart import MAX_PART, _upload, check_part_number, save_part
 from mailcrate.services.s3.objects import (
     CONTENT_FIELDS,
@@ -115,6 +116,7 @@ def copy_object(call: Call, store: Store) -> dict[str, Any]:
     directive = p.get("MetadataDirective", "COPY")
     if directive == "REPLACE":  # with COPY the request's metadata is ignored, whatever its size
         check_metadata(p)
+    check_object_acl(p)
     with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select
 
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, checksums, errors
+from mailcrate.services.s3.acls import check_object_acl
 from mailcrate.services.s3.objects import (
     MAX_KEY_BYTES,
     check_key,
@@ -50,6 +51,7 @@ def create(call: Call, store: Store) -> dict[str, Any]:
     p = call.params
     key = check_key(p.get("Key"))
     check_metadata(p)
+    check_object_acl(p)
     with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)

@@ -11,6 +11,7 @@ from typing import Any
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.services.base import Call
 from mailcrate.services.s3 import buckets, errors
+from mailcrate.services.s3.acls import check_object_acl
 from mailcrate.services.s3.payload import Payload
 from mailcrate.services.s3.sse import Encryption, new_data_key
 from mailcrate.services.s3.store import ObjectRecord, Store
@@ -116,6 +117,7 @@ def put_object(call: Call, store: Store) -> dict[str, Any]:
             "Your proposed upload exceeds the maximum allowed size", code="EntityTooLarge"
         )
     check_metadata(p)
+    check_object_acl(p)
     with call.context.db.read() as conn:
         bucket = buckets.visible(
             conn, call, p["Bucket"], "s3:PutObject", object_arn(p["Bucket"], key), sse_context(p)
