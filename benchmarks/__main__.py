@@ -15,6 +15,7 @@ BENCHMARKS = {
     "export-embedded": "benchmarks.export_embedded",
     "export-imap": "benchmarks.export_imap",
     "export-scaling": "benchmarks.export_scaling",
+    "migrate": "benchmarks.migrate",
     "recovery": "benchmarks.recovery",
     "report": "benchmarks.report",
     "restore": "benchmarks.restore",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -170,6 +170,10 @@ class ExportArchive:
 
     def items(self) -> Iterator[ManifestItem]:
         yield from self._manifest()[1] if self._items is None else self._items
+
+    def keep_only(self, keep: Callable[[ManifestItem], bool]) -> None:
+        """From now on :meth:`items` yields only the items ``keep`` accepts (a delta restore)."""
+        self._items = [item for item in self.items() if keep(item)]
 
     def chunks(self, item: ManifestItem) -> Iterator[bytes]:
         with self._zip.open(item.zip_path) as fh:

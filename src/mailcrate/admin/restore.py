@@ -174,6 +174,7 @@ def restore_imap(
     imap_connections: int = 1,
     log_path: Path | None = None,
     archive: ExportArchive | None = None,
+    report: ItemReport | None = None,
 ) -> ItemReport:
     """Every mail item APPENDed over IMAP (and calendar items to CalDAV when given).
 
@@ -189,8 +190,9 @@ def restore_imap(
     the items before a damaged entry are restored, nothing after it. The checks that need no
     entry's bytes are :func:`check_archive`'s (the CLI runs it first and passes the ``archive``
     it returns, so the zip's central directory and manifest are read once; the caller closes
-    it). Without ``archive`` the zip is opened here."""
-    report = ItemReport(destination=imap.url)
+    it). Without ``archive`` the zip is opened here. ``report``: the report to fill (a caller
+    that reads it from ``tick``, to tell restored from already there item by item)."""
+    report = report if report is not None else ItemReport(destination=imap.url)
     client = _imap_connect(imap)
     calendars = _CalDav(caldav) if caldav is not None else None
     digest = ZipDigest(Path(zip_path)) if log_path is not None else None

@@ -170,11 +170,12 @@ def worker(server_url: str | None, wakeups_on_stdin: bool, **values: Any) -> Non
     run_worker(build_settings(values), server_url, wakeups_on_stdin=wakeups_on_stdin)
 
 
-from mailcrate.cli import audit_cmd, export_cmd, mailbox_cmd, quickstart  # noqa: E402 - admin commands (issue 7)
+from mailcrate.cli import audit_cmd, export_cmd, mailbox_cmd, migrate_cmd, quickstart  # noqa: E402 - admin commands (issue 7)
 
 cli.add_command(audit_cmd.audit)
 cli.add_command(export_cmd.export)
 cli.add_command(mailbox_cmd.mailbox)
+cli.add_command(migrate_cmd.migrate)
 cli.add_command(quickstart.quickstart)
 
 

@@ -1,0 +1,166 @@
+"""One user's export job within WorkMail's rules: reuse, start with backoff, wait.
+
+* One export per mailbox per 24 hours: a COMPLETED (or RUNNING) job of the user from the last
+  24 hours is used instead of starting one (listed by ListMailboxExportJobs). A ``--delta``
+  wants an export newer than the one already restored; when WorkMail refuses it for the
+  24-hour rule the user is ``waiting``, with the time it becomes possible.
+* At most 10 jobs run at once per organization (counting jobs others started): a
+  ``LimitExceededException`` for that, or throttling, is retried with exponential backoff and
+  jitter. Each start carries a ClientToken derived from the migration, the user and the round,
+  so a start whose answer was lost (a crash, a dropped connection) does not start a second job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.errors import AdminError
+from mailcrate.admin.jobs import describe_job, list_jobs, start_job
+
+__all__ = ["WINDOW", "ExportSettings", "NotYet", "find_recent", "obtain_job", "wait_for"]
+
+#: WorkMail's per-mailbox interval (StartMailboxExportJob: "each mailbox once per 24 hours").
+WINDOW = timedelta(hours=24)
+_RETRY_CODES = frozenset(
+    {"LimitExceededException", "ThrottlingException", "TooManyRequestsException", "Throttling"}
+)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    organization_id: str
+    bucket: str
+    prefix: str
+    kms_key_arn: str
+    role_arn: str
+    migration_id: str
+    backoff_first: float = 1.0
+    backoff_max: float = 60.0
+    poll_first: float = 0.5
+    poll_max: float = 15.0
+
+
+class NotYet(Exception):
+    """A delta export WorkMail does not allow yet (the 24-hour rule); ``after``: when it will."""
+
+    def __init__(self, after: datetime, job_id: str) -> None:
+        super().__init__(f"exported at most once per 24 hours: possible after {after:%Y-%m-%d %H:%M} UTC")
+        self.after = after
+        self.job_id = job_id
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def find_recent(
+    target: AwsTarget, organization_id: str, entity_id: str, *, newer_than: datetime | None = None
+) -> dict[str, Any] | None:
+    """The user's newest RUNNING or COMPLETED job that started within the last 24 hours (and
+    after ``newer_than``), or None."""
+    now = datetime.now(UTC)
+    best: dict[str, Any] | None = None
+    for job in list_jobs(target, organization_id):
+        start = job.get("StartTime")
+        if job.get("EntityId") != entity_id or job.get("State") not in ("RUNNING", "COMPLETED"):
+            continue
+        if not isinstance(start, datetime) or now - start > WINDOW:
+            continue
+        if newer_than is not None and start <= newer_than:
+            continue
+        if best is None or start > best["StartTime"]:
+            best = job
+    return best
+
+
+def _client_token(settings: ExportSettings, entity_id: str, round_: int, retry_of: str | None) -> str:
+    key = f"{settings.migration_id}/{entity_id}/{round_}/{retry_of or ''}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"mailcrate-migrate-{digest[:32]}"
+
+
+def obtain_job(
+    target: AwsTarget,
+    settings: ExportSettings,
+    entity_id: str,
+    round_: int,
+    *,
+    after: datetime | None,
+    retry_of: str | None = None,
+    on_wait: Callable[[str], None] = lambda _m: None,
+) -> tuple[str, bool]:
+    """A job holding the user's mailbox: ``(job_id, reused)``. ``after``: the start of the job
+    the last round restored (a delta needs a newer one); None on the first round. ``retry_of``:
+    a job of this round that failed (a new start needs a new ClientToken)."""
+    recent = find_recent(target, settings.organization_id, entity_id, newer_than=after)
+    if recent is not None:
+        return recent["JobId"], True
+    delay = settings.backoff_first
+    while True:
+        try:
+            job_id = start_job(
+                target,
+                organization_id=settings.organization_id,
+                entity_id=entity_id,
+                bucket=settings.bucket,
+                prefix=settings.prefix,
+                kms_key=settings.kms_key_arn,
+                role=settings.role_arn,
+                description=f"mailcrate migrate {settings.migration_id[:8]} round {round_}",
+                client_token=_client_token(settings, entity_id, round_, retry_of),
+            )
+            return job_id, False
+        except ClientError as exc:
+            code = _code(exc)
+            if code not in _RETRY_CODES:
+                message = exc.response.get("Error", {}).get("Message", str(exc))
+                raise AdminError(f"StartMailboxExportJob: {code}: {message}", None) from None
+            # the 24-hour rule, or the organization's 10 running jobs? The user's own recent job says.
+            recent = find_recent(target, settings.organization_id, entity_id)
+            if recent is not None:
+                if after is None or recent["StartTime"] > after:
+                    return recent["JobId"], True
+                raise NotYet(recent["StartTime"] + WINDOW, recent["JobId"]) from None
+            on_wait(f"{code}: retrying in {delay:.0f} s")
+            time.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(settings.backoff_max, delay * 2)
+
+
+def wait_for(
+    target: AwsTarget,
+    settings: ExportSettings,
+    job_id: str,
+    on_progress: Callable[[int], None] = lambda _p: None,
+) -> dict[str, Any]:
+    """Poll until the job ends (interval growing from ``poll_first`` to ``poll_max``);
+    the COMPLETED job's description, or :class:`AdminError` for FAILED/CANCELLED."""
+    wm = target.client("workmail")
+    interval = settings.poll_first
+    while True:
+        try:
+            job = describe_job(target, settings.organization_id, job_id, wm)
+        except ClientError as exc:
+            if _code(exc) not in _RETRY_CODES:
+                raise
+            job = {"State": "RUNNING"}
+        state = job.get("State")
+        if state == "COMPLETED":
+            on_progress(100)
+            return job
+        if state in ("FAILED", "CANCELLED"):
+            raise AdminError(
+                f"export job {job_id} {state}" + (f": {job['ErrorInfo']}" if job.get("ErrorInfo") else ""),
+                "run `mailcrate migrate run` again: a new export is started",
+            )
+        on_progress(int(job.get("EstimatedProgress") or 0))
+        time.sleep(interval)
+        interval = min(settings.poll_max, interval * 1.5)

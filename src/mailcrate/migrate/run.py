@@ -1,0 +1,208 @@
+"""``migrate run``: every user of the organization through export -> download -> verify ->
+restore, several at once, each step recorded in the state file before the next begins.
+
+A user's round ends ``done`` (figures and the export's identities recorded together),
+``failed`` (the reason; the others go on) or ``waiting`` (a delta the 24-hour rule does not
+allow yet). A rerun takes up every user not ``done`` in its round where the state says: a job
+already started is waited for (or, FAILED, started again), a download or restore is redone
+(the restore skips what is already there).
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.errors import AdminError
+from mailcrate.admin.jobs import describe_job
+from mailcrate.migrate.directory import LoginMap, Member
+from mailcrate.migrate.exports import ExportSettings, NotYet, obtain_job, wait_for
+from mailcrate.migrate.state import MigrationState, UserRecord
+from mailcrate.migrate.transfer import TargetServer, fetch_export, restore_user
+
+__all__ = ["Migration", "ProgressSink", "RunOptions", "Work"]
+
+
+class ProgressSink(Protocol):
+    """What the run tells the display (:mod:`mailcrate.migrate.progress`)."""
+
+    def phase(self, label: str, phase: str, detail: str = "", total: int | None = None) -> None: ...
+
+    def advance(self, label: str, nbytes: int, *, overall: bool = True) -> None: ...
+
+    def finished(self, label: str, phase: str, detail: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    delta: bool = False
+    keep: bool = False
+    work_dir: Path = Path(".")
+    parallel: int = 4
+
+
+@dataclass(frozen=True)
+class Work:
+    """One user to take through a round."""
+
+    member: Member
+    login: str
+    record: UserRecord
+
+
+class Migration:
+    """One ``migrate run`` over the members of an organization."""
+
+    def __init__(
+        self,
+        target: AwsTarget,
+        state: MigrationState,
+        exports: ExportSettings,
+        server: TargetServer,
+        options: RunOptions,
+        progress: ProgressSink,
+    ) -> None:
+        self.target = target
+        self.state = state
+        self.exports = exports
+        self.server = server
+        self.options = options
+        self.progress = progress
+
+    def prepare(self, members: list[Member], logins: LoginMap) -> list[Work]:
+        """Record every member's starting point for this run; the users with work to do."""
+        todo: list[Work] = []
+        for m in members:
+            who = {"name": m.name, "email": m.email}
+            record = self.state.user(m.entity_id)
+            if m.skip:
+                self.state.upsert(m.entity_id, **who, phase="skipped", reason=m.skip)
+                continue
+            login = logins.login_for(m)
+            if login is None:
+                self.state.upsert(
+                    m.entity_id,
+                    **who,
+                    phase="failed",
+                    reason=f"no target login for {m.label} in the login map",
+                )
+                continue
+            if record is None or record.phase == "skipped":
+                self.state.upsert(m.entity_id, **who, login=login, phase="pending", reason="", job_id=None)
+            elif record.phase == "done":
+                if not self.options.delta:
+                    continue
+                self.state.upsert(
+                    m.entity_id, **who, login=login, phase="pending", round=record.round + 1, job_id=None
+                )
+            else:
+                self.state.upsert(m.entity_id, **who, login=login)
+            current = self.state.user(m.entity_id)
+            assert current is not None
+            todo.append(Work(m, login, current))
+        return todo
+
+    def run(self, todo: list[Work]) -> None:
+        if not self.options.keep:  # a killed run's downloads: decrypted mail, not to be left behind
+            shutil.rmtree(self.options.work_dir, ignore_errors=True)
+        with ThreadPoolExecutor(max(1, self.options.parallel), thread_name_prefix="migrate") as pool:
+            for future in [pool.submit(self.one, w) for w in todo]:
+                future.result()
+        if not self.options.keep:
+            shutil.rmtree(self.options.work_dir, ignore_errors=True)
+
+    def one(self, work: Work) -> None:
+        """One user's round; every failure is recorded as the user's, never raised."""
+        label = work.member.label
+        entity = work.member.entity_id
+        into = self.options.work_dir / entity
+        try:
+            job = self._job(work)
+            self.state.upsert(entity, phase="downloading")
+            self.progress.phase(label, "downloading", total=None)
+            zip_path, log_path = fetch_export(
+                self.target, job, into, on_bytes=lambda n: self.progress.advance(label, n, overall=False)
+            )
+            self.state.upsert(entity, phase="restoring")
+            previous = self.state.identities(entity) if work.record.round > 0 else None
+            figures, held = restore_user(
+                zip_path,
+                log_path,
+                self.server,
+                work.login,
+                previous=previous,
+                on_item=lambda n: self.progress.advance(label, n),
+                on_total=lambda n: self.progress.phase(label, "restoring", total=n),
+            )
+            self.state.finish(entity, figures, held)
+            detail = f"{figures.restored_items} restored, {figures.already_items} already there"
+            if figures.unchanged_items:
+                detail += f", {figures.unchanged_items} unchanged"
+            if not figures.complete:
+                detail += f", {len(figures.refused) + sum(figures.not_restored.values())} NOT restored"
+            self.progress.finished(label, "done", detail)
+        except NotYet as exc:
+            self.state.upsert(entity, phase="waiting", reason=str(exc))
+            self.progress.finished(label, "waiting", str(exc))
+        except AdminError as exc:
+            self._failed(entity, label, exc.message)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            self._failed(entity, label, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # one user's surprise must not stop the others
+            self._failed(entity, label, f"unexpected {type(exc).__name__}: {exc}")
+        finally:
+            if not self.options.keep:
+                shutil.rmtree(into, ignore_errors=True)
+
+    def _failed(self, entity: str, label: str, reason: str) -> None:
+        self.state.upsert(entity, phase="failed", reason=reason)
+        self.progress.finished(label, "failed", reason)
+
+    def _job(self, work: Work) -> dict:
+        """The COMPLETED job this round restores from: the one recorded, else a recent or new one."""
+        entity, label = work.member.entity_id, work.member.label
+        record = work.record
+        retry_of = None
+        job_id = record.job_id
+        if job_id:
+            try:
+                state = describe_job(self.target, self.exports.organization_id, job_id).get("State")
+            except ClientError:
+                state = None
+            if state not in ("RUNNING", "COMPLETED"):
+                retry_of, job_id = job_id, None
+        if not job_id:
+            self.state.upsert(entity, phase="exporting", reason="")
+            self.progress.phase(label, "exporting", "starting")
+            after = (
+                datetime.fromisoformat(record.base_start) if record.round > 0 and record.base_start else None
+            )
+            job_id, reused = obtain_job(
+                self.target,
+                self.exports,
+                entity,
+                record.round,
+                after=after,
+                retry_of=retry_of,
+                on_wait=lambda m: self.progress.phase(label, "exporting", m),
+            )
+            self.state.upsert(entity, job_id=job_id)
+            self.progress.phase(label, "exporting", f"job {job_id[:8]}" + (" (reused)" if reused else ""))
+        else:
+            self.progress.phase(label, "exporting", f"job {job_id[:8]} (resumed)")
+        job = wait_for(
+            self.target,
+            self.exports,
+            job_id,
+            on_progress=lambda p: self.progress.phase(label, "exporting", f"job {job_id[:8]} {p}%"),
+        )
+        start = job.get("StartTime")
+        self.state.upsert(entity, job_start=start.isoformat() if isinstance(start, datetime) else None)
+        return job

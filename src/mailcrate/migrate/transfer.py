@@ -1,0 +1,201 @@
+"""One user's export from S3 into the target: download, verify, restore, with figures.
+
+The zip and its export log are fetched with the operator's credentials into a private
+directory (0700; files 0600: S3 hands out the decrypted bytes) and removed by the caller after
+the restore unless ``--keep``. Verification is ``export verify``'s: the zip's SHA-384 against
+the log and every item's size and SHA-256 against the manifest; on a first round the restore
+does the per-item checks as it reads (:func:`mailcrate.admin.restore.restore_imap`), on a delta
+the whole archive is checked first (the items not sent are checked too).
+
+The restore is the lossless one: content identity makes a rerun after a crash append nothing
+twice. A delta sends only the items beyond what the previous round's export held, counted as
+a multiset per (kind, folder, SHA-256), so mail the user deleted or moved in the target since
+the switch is not brought back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mailcrate.admin.archive import ItemReport, open_verified
+from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.download import log_key_for
+from mailcrate.admin.errors import AdminError
+from mailcrate.admin.restore import check_archive, restore_imap
+from mailcrate.export.manifest import ManifestItem
+from mailcrate.mail.base import CalDavSpec, ImapSpec
+from mailcrate.migrate.state import Figures, Identity
+
+__all__ = ["TargetServer", "fetch_export", "restore_user"]
+
+
+@dataclass(frozen=True)
+class TargetServer:
+    """The IMAP (+ CalDAV) server the organization moves to. Passwords come from files or the
+    environment (the CLI reads them); ``password``: one for every login (a master user's),
+    ``passwords``: per login."""
+
+    imap_url: str
+    master_user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    auth: str = "login"
+    starttls: bool = False
+    ca_file: str | None = None
+    verify: bool = True
+    caldav_url: str | None = None
+    caldav_password: str | None = field(default=None, repr=False)
+    caldav_passwords: dict[str, str] = field(default_factory=dict, repr=False)
+    caldav_ca_file: str | None = None
+    imap_connections: int = 1
+
+    def imap_spec(self, login: str) -> ImapSpec:
+        password = self.password if self.master_user else self.passwords.get(login, self.password)
+        if password is None:
+            raise AdminError(f"no IMAP password for {login}", "add it to the passwords file")
+        return ImapSpec(
+            url=self.imap_url,
+            user=login,
+            password=password,
+            master_user=self.master_user,
+            auth=self.auth,  # type: ignore[arg-type]
+            starttls=self.starttls,
+            ca_file=self.ca_file,
+            verify=self.verify,
+        )
+
+    def caldav_spec(self, login: str) -> CalDavSpec | None:
+        if not self.caldav_url:
+            return None
+        password = self.caldav_passwords.get(login, self.caldav_password)
+        if password is None:
+            raise AdminError(f"no CalDAV password for {login}", "add it to the CalDAV passwords file")
+        return CalDavSpec(url=self.caldav_url, user=login, password=password, ca_file=self.caldav_ca_file)
+
+
+def fetch_export(
+    target: AwsTarget, job: dict[str, Any], into: Path, on_bytes: Callable[[int], None] = lambda _n: None
+) -> tuple[Path, Path | None]:
+    """The job's zip and export log into ``into`` (made 0700; files 0600)."""
+    into.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(into, 0o700)
+    bucket, key, job_id = job["S3BucketName"], job["S3Path"], job["JobId"]
+    s3 = target.client("s3")
+    zip_path = into / f"{job_id}.zip"
+    part = into / f"{job_id}.zip.part"
+    part.unlink(missing_ok=True)
+    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before any byte
+    try:
+        s3.download_file(bucket, key, str(part), Callback=on_bytes)
+        os.chmod(part, 0o600)
+        os.replace(part, zip_path)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise AdminError(
+                f"s3://{bucket}/{key} is gone (job {job_id})", "run again: a new export"
+            ) from None
+        raise
+    finally:
+        part.unlink(missing_ok=True)
+    log_path: Path | None = into / f"{job_id}.json"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=log_key_for(key))["Body"].read()
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # type: ignore[arg-type]
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code", "")) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        log_path = None
+    if log_path is None:
+        raise AdminError(
+            f"the export log of job {job_id} is missing: the zip's SHA-384 cannot be checked",
+            "run again: a new export is started when this one is older than 24 hours",
+        )
+    return zip_path, log_path
+
+
+def identity(item: ManifestItem) -> Identity:
+    return (item.kind, tuple(item.folder), item.sha256)
+
+
+def restore_user(
+    zip_path: Path,
+    log_path: Path | None,
+    server: TargetServer,
+    login: str,
+    *,
+    previous: Counter[Identity] | None = None,
+    on_item: Callable[[int], None] = lambda _n: None,
+    on_total: Callable[[int], None] = lambda _n: None,
+) -> tuple[Figures, list[Identity]]:
+    """Restore one user's export; its figures and the identities the export held.
+    ``previous``: a delta (what the last round's export held), else None."""
+    imap = server.imap_spec(login)
+    figures = Figures()
+    archive = check_archive(zip_path, log_path) if previous is None else open_verified(zip_path, log_path)
+    with archive:
+        items = list(archive.items())
+        # CalDAV only for a user with calendar items: every WorkMail mailbox has an (often
+        # empty) default calendar, not worth a CalDAV account that may not exist
+        caldav = server.caldav_spec(login) if any(i.kind == "calendar" for i in items) else None
+        held = [identity(i) for i in items]
+        figures.exported_items = figures.verified_items = len(items)
+        figures.exported_bytes = figures.verified_bytes = sum(i.size for i in items)
+        if previous is not None:
+            remaining = Counter(previous)
+
+            def new(item: ManifestItem) -> bool:
+                key = identity(item)
+                if remaining[key] > 0:
+                    remaining[key] -= 1
+                    figures.unchanged_items += 1
+                    figures.unchanged_bytes += item.size
+                    return False
+                return True
+
+            archive.keep_only(new)
+        on_total(figures.exported_bytes - figures.unchanged_bytes)
+        report = ItemReport(destination=imap.url)
+        sizes: dict[str, int] = {}
+        seen = {"already": 0, "not": 0}
+
+        def tick(item: ManifestItem) -> None:
+            sizes[item.zip_path] = item.size
+            already, not_restored = report.skipped, sum(report.not_restored.values())
+            if already > seen["already"]:
+                figures.already_bytes += item.size
+            elif not_restored == seen["not"]:
+                figures.restored_bytes += item.size  # refusals are taken back below
+            seen["already"], seen["not"] = already, not_restored
+            on_item(item.size)
+
+        restore_imap(
+            zip_path,
+            imap,
+            caldav=caldav,
+            tick=tick,
+            log_path=log_path,
+            archive=archive,
+            report=report,
+            imap_connections=server.imap_connections,
+        )
+    refused = report.refused
+    figures.refused = [{"item": r.item, "reason": r.reason} for r in refused]
+    figures.restored_bytes -= sum(sizes.get(r.item, 0) for r in refused)
+    figures.restored_items = report.done
+    figures.already_items = report.skipped
+    figures.not_restored = dict(report.not_restored)
+    figures.folders = [
+        *({"folder": list(k), **t.to_dict()} for k, t in report.mail.items()),
+        *({"calendar": k, **t.to_dict()} for k, t in report.calendars.items()),
+    ]
+    return figures, held

@@ -1,0 +1,403 @@
+"""``mailcrate migrate`` (issue 21) moves a whole organization from ``mailcrate serve`` (the
+WorkMail stand-in: embedded mailboxes and one bound to a source Dovecot) to a second Dovecot
+(master-user logins) and Radicale, on real messages and calendars from public test suites
+(tests/corpus): every message arrives with its bytes (as IMAP stores them), flags and internal
+date, per folder; calendars arrive in Radicale; a user whose target login fails is reported
+while the others complete; a ``kill -9`` mid-run followed by a rerun gives the same result
+without a duplicate; a delta run restores exactly the new items (and not what the user deleted
+in the target meanwhile).
+
+The 24-hour rule is the server's real one, shortened with serve's own
+``--export-mailbox-interval-seconds`` so the delta test need not wait a day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+
+from mailcrate.admin.imap_target import stored_form
+from mailcrate.mail.base import CalDavSpec
+from mailcrate.mail.caldav_source import CalDavSource
+from mailcrate.mail.calendar_mime import ics_from_calendar_mime
+from mailcrate.mail.store import add_calendar_item, deliver_message
+from tests import corpus
+from tests.cli.support import MAILCRATE, module_dovecot, run, server_env
+from tests.e2e.admin_support import ical_fingerprint
+from tests.servers import DovecotServer, RadicaleServer, start_dovecot, start_radicale
+from tests.support.mailcrate_server import MailcrateServer
+
+INTERVAL = 3  # serve's one-export-per-mailbox interval in this module, seconds
+SERVE_ARGS = ("--export-mailbox-interval-seconds", str(INTERVAL))
+SOURCE_USER = "mig-source"  # on the session's Dovecot: a WorkMail user's mailbox bound to it
+CAL_USERS = ("u01", "u02", "u03")  # with calendars (Radicale accounts)
+CALENDARS = ("ical-org--Serialization-Event1.ics", "ical-org--Serialization-Google1.ics")
+Key = tuple[str, str, frozenset[str], datetime]
+
+dovecot = module_dovecot({SOURCE_USER: "mig-source-pw"})
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotServer]:
+    """The second Dovecot: where the organization moves (master user admin/adminpw)."""
+    server = start_dovecot(tmp_path_factory.mktemp("target"), users={"seed": "seedpw"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    server = start_radicale(tmp_path_factory.mktemp("radicale"), users={u: f"{u}-cal" for u in CAL_USERS})
+    yield server
+    server.stop()
+
+
+@dataclass
+class Org:
+    organization_id: str
+    users: dict[str, str]  # local part -> user id
+    expected: dict[str, Counter[Key]] = field(default_factory=dict)  # local part -> messages
+    calendars: dict[str, Counter] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    env: dict[str, str]
+    bucket: str
+    key_arn: str
+    role_arn: str
+
+
+@pytest.fixture(scope="module")
+def prepared(server: MailcrateServer) -> Prepared:
+    env = server_env(server)
+    bucket = "migrate-" + uuid.uuid4().hex[:10]
+    done = run("export", "setup", "--bucket", bucket, "--prefix", "migration", "--output", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    return Prepared(env, bucket, out["kmsKeyArn"], out["roleArn"])
+
+
+def _key(folder: tuple[str, ...], data: bytes, flags: tuple[str, ...], when: datetime) -> Key:
+    return ("/".join(folder), hashlib.sha256(stored_form(data)).hexdigest(), frozenset(flags), when)
+
+
+def make_org(
+    server: MailcrateServer, count: int, *, bound: DovecotServer | None = None, calendars: bool = True
+) -> Org:
+    """An organization of ``count`` registered users u00.. with corpus mail (u00 empty, one
+    with a 3 MB message), calendars for CAL_USERS, the last one bound to the source Dovecot,
+    plus one user never registered (skipped)."""
+    wm = server.client("workmail")
+    org_id = wm.create_organization(Alias="mig" + uuid.uuid4().hex[:12])["OrganizationId"]
+    domain = wm.describe_organization(OrganizationId=org_id)["DefaultMailDomain"]
+    org = Org(org_id, {})
+    placed = corpus.mailbox()
+    for n in range(count):
+        local = f"u{n:02d}"
+        uid = wm.create_user(OrganizationId=org_id, Name=local, DisplayName=local, Password="Corr3ct-Horse")[
+            "UserId"
+        ]
+        wm.register_to_work_mail(OrganizationId=org_id, EntityId=uid, Email=f"{local}@{domain}")
+        org.users[local] = uid
+        root = server.data_dir / "mailboxes" / org_id / uid
+        mine = [] if n == 0 else [p for i, p in enumerate(placed) if (i + n) % 3 != 0]
+        expected: Counter[Key] = Counter()
+        for p in mine:
+            deliver_message(root, p.folder, p.data, p.flags, p.internal_date)
+            expected[_key(p.folder, p.data, p.flags, p.internal_date)] += 1
+        if n == 5:
+            big = b"From: big@example.org\r\nSubject: big\r\n\r\n" + os.urandom(3 << 19).hex().encode()
+            when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+            deliver_message(root, ("Inbox",), big, ("\\Seen",), when)
+            expected[_key(("Inbox",), big, ("\\Seen",), when)] += 1
+        org.expected[local] = expected
+        if calendars and local in CAL_USERS:
+            cals: Counter = Counter()
+            for name in CALENDARS:
+                ics = corpus.calendar_path(name).read_bytes()
+                add_calendar_item(root, "Calendar", ics)
+                cals[("Calendar", ical_fingerprint(ics))] += 1
+            org.calendars[local] = cals
+    if bound is not None:  # the last user reads its mailbox from the source Dovecot
+        local = f"u{count - 1:02d}"
+        password = Path(server.data_dir.parent / f"src-{org_id}")
+        password.write_text(bound.master_password)
+        done = run("mailbox", "bind", "--data-dir", str(server.data_dir), "--organization-id", org_id,
+                   "--entity-id", org.users[local], "--imap", bound.url, "--imap-user", SOURCE_USER,
+                   "--imap-master-user", bound.master_user, "--imap-password-file", str(password),
+                   env={**os.environ})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        org.expected[local] = imap_view(bound, SOURCE_USER)
+    skipped = wm.create_user(
+        OrganizationId=org_id, Name="zz-unregistered", DisplayName="x", Password="Corr3ct-Horse"
+    )
+    org.users["zz-unregistered"] = skipped["UserId"]
+    return org
+
+
+def imap_view(dv: DovecotServer, user: str, *, master: bool = False) -> Counter[Key]:
+    """Every message of ``user``: (folder, SHA-256 of its bytes, flags, INTERNALDATE)."""
+    client = IMAPClient(dv.host, dv.port, ssl=False)
+    client.normalise_times = False
+    if master:
+        client.login(f"{user}*{dv.master_user}", dv.master_password)
+    else:
+        client.login(user, dv.users[user])
+    seen: Counter[Key] = Counter()
+    try:
+        for flags, delim, name in client.list_folders():
+            if {b"\\Noselect", b"\\NonExistent"} & set(flags):
+                continue
+            client.select_folder(name, readonly=True)
+            ids = client.search(["ALL"])
+            for v in (client.fetch(ids, ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]) if ids else {}).values():
+                got = frozenset(f.decode() for f in v[b"FLAGS"] if f != b"\\Recent")
+                folder = "/".join(name.split(delim.decode())) if name != "INBOX" else "Inbox"
+                seen[
+                    (
+                        folder,
+                        hashlib.sha256(v[b"BODY[]"]).hexdigest(),
+                        got,
+                        v[b"INTERNALDATE"].astimezone(UTC),
+                    )
+                ] += 1
+            client.close_folder()
+    finally:
+        client.logout()
+    return seen
+
+
+def per_folder(view: Counter[Key]) -> dict[str, tuple[int, int]]:
+    """Counts per folder (the bytes are in the SHA-256s: equal multisets mean equal bytes)."""
+    out: dict[str, tuple[int, int]] = {}
+    for (folder, *_rest), n in view.items():
+        count, kinds = out.get(folder, (0, 0))
+        out[folder] = (count + n, kinds + 1)
+    return out
+
+
+def caldav_view(radicale: RadicaleServer, user: str) -> Counter:
+    with CalDavSource(CalDavSpec(radicale.url, user, radicale.users[user])) as source:
+        return Counter(
+            (folder.path[0], ical_fingerprint(ics_from_calendar_mime(item.read_all())))
+            for folder in source.folders()
+            for item in source.items(folder)
+        )
+
+
+def migrate_args(org: Org, prepared: Prepared, target: DovecotServer, radicale: RadicaleServer, tmp: Path,
+                 prefix: str, *extra: str) -> list[str]:  # fmt: skip
+    (tmp / "master").write_text(target.master_password + "\n")
+    (tmp / "cal.csv").write_text("".join(f"{u},{radicale.users[u]}\n" for u in CAL_USERS))
+    return ["migrate", "run", "--organization-id", org.organization_id, "--bucket", prepared.bucket,
+            "--prefix", prefix, "--kms-key", prepared.key_arn, "--role", prepared.role_arn,
+            "--imap", target.url, "--imap-master-user", target.master_user,
+            "--imap-password-file", str(tmp / "master"), "--caldav", radicale.url,
+            "--caldav-passwords-csv", str(tmp / "cal.csv"), "--state", str(tmp / "state.sqlite"),
+            "--work-dir", str(tmp / "work"), *extra]  # fmt: skip
+
+
+def check_arrived(org: Org, target: DovecotServer, radicale: RadicaleServer, locals_: list[str]) -> None:
+    for local in locals_:
+        got = imap_view(target, local, master=True)
+        assert per_folder(got) == per_folder(org.expected[local]), local
+        assert got == org.expected[local], local
+        if local in org.calendars:
+            assert caldav_view(radicale, local) == org.calendars[local], local
+
+
+@pytest.fixture(scope="module")
+def whole(server: MailcrateServer, prepared: Prepared, dovecot: DovecotServer, target: DovecotServer,
+          radicale: RadicaleServer, tmp_path_factory: pytest.TempPathFactory) -> dict:  # fmt: skip
+    """25 users migrated in one run; u13's target login does not exist (the bad user)."""
+    for n, (folder, name) in enumerate([(("INBOX",), "mikel--rfc6532-utf8_headers.eml"),
+                                        (("Archive",), "mailgun--messages-8bitmime.eml")]):  # fmt: skip
+        dovecot.put_messages(SOURCE_USER, folder, [(corpus.read(name), "S" if n else "F")])
+    org = make_org(server, 25, bound=dovecot)
+    target.add_users({local: f"{local}-pw" for local in org.users if local != "u13"})
+    tmp = tmp_path_factory.mktemp("whole")
+    (tmp / "map.csv").write_text("address,login\nu13@" + org_domain(server, org) + ",no-such-login\n")
+    args = migrate_args(org, prepared, target, radicale, tmp, "migration/whole", "--login-template", "{local}",
+                        "--login-map", str(tmp / "map.csv"), "--output", "json")  # fmt: skip
+    result = run(*args, env=prepared.env, timeout=600)
+    assert "Traceback" not in result.stderr, result.stderr
+    return {"org": org, "tmp": tmp, "args": args, "result": result}
+
+
+def org_domain(server: MailcrateServer, org: Org) -> str:
+    return server.client("workmail").describe_organization(OrganizationId=org.organization_id)[
+        "DefaultMailDomain"
+    ]
+
+
+def test_whole_organization_arrives_and_one_bad_user_is_reported(whole: dict, target: DovecotServer,
+                                                                 radicale: RadicaleServer) -> None:  # fmt: skip
+    org, result = whole["org"], whole["result"]
+    assert result.returncode == 1, result.stderr  # u13 did not arrive: the exit status says so
+    report = json.loads(result.stdout)
+    by_user = {row["user"].split("@")[0]: row for row in report["users"]}
+    assert by_user["u13"]["state"] == "failed"
+    assert "IMAP login failed for no-such-login" in by_user["u13"]["reason"]
+    assert by_user["zz-unregistered"]["state"] == "skipped"
+    assert by_user["zz-unregistered"]["reason"] == "not registered to WorkMail (no mailbox)"
+    good = [local for local in org.expected if local != "u13"]
+    for local in good:
+        row = by_user[local]
+        assert row["state"] == "done" and row["arrived"], (row["reason"], row["refused"], row["not_restored"])
+        expected = sum(org.expected[local].values()) + sum(org.calendars.get(local, Counter()).values())
+        assert row["exported_items"] == row["verified_items"] == row["restored_items"] == expected, row
+        assert row["restored_bytes"] == row["exported_bytes"], row
+    assert report["totals"]["done"] == 24 and report["totals"]["failed"] == 1
+    check_arrived(org, target, radicale, good)
+    # every message of u05 (3 MB one included) and of the Dovecot-bound user
+    assert sum(org.expected["u24"].values()) == 2 and org.expected["u24"] == imap_view(
+        target, "u24", master=True
+    )
+    # the report again, from the state file, as a table and CSV; a rerun sends nothing again
+    table = run("migrate", "report", "--state", str(whole["tmp"] / "state.sqlite"), env={**os.environ})
+    assert table.returncode == 1 and "failed: u13@" in table.stdout and "24/26 done" in table.stdout
+    csv_out = run(
+        "migrate",
+        "report",
+        "--state",
+        str(whole["tmp"] / "state.sqlite"),
+        "--output",
+        "csv",
+        env={**os.environ},
+    )
+    assert csv_out.stdout.splitlines()[0].startswith("user,entity_id,login,state,round,job_id,exported_items")
+    status = run("migrate", "status", "--state", str(whole["tmp"] / "state.sqlite"), env={**os.environ})
+    assert status.stdout.splitlines()[-1] == "24 done, 1 failed, 1 skipped"
+
+
+def fix_bad_user(
+    whole: dict, prepared: Prepared, target: DovecotServer
+) -> subprocess.CompletedProcess[str] | None:
+    """The operator creates u13's missing account, drops the map line and reruns (once)."""
+    if "u13" in target.users:
+        return None
+    (whole["tmp"] / "map.csv").write_text("address,login\n")
+    target.add_users({"u13": "u13-pw"})
+    return run(*whole["args"], env=prepared.env, timeout=600)
+
+
+def test_fixed_bad_user_completes_on_rerun_without_duplicates(whole: dict, prepared: Prepared,
+                                                               target: DovecotServer, radicale: RadicaleServer) -> None:  # fmt: skip
+    """After the fix u13 arrives on a rerun (its export of the last 24 hours is reused:
+    WorkMail would refuse a second); nobody else gets anything twice."""
+    org = whole["org"]
+    again = fix_bad_user(whole, prepared, target)
+    assert again is not None and again.returncode == 0, again and again.stdout + again.stderr
+    report = json.loads(again.stdout)
+    assert report["complete"] is True
+    u13 = next(r for r in report["users"] if r["user"].startswith("u13@"))
+    assert u13["state"] == "done" and u13["restored_items"] == sum(org.expected["u13"].values())
+    before = next(r for r in json.loads(whole["result"].stdout)["users"] if r["user"].startswith("u13@"))
+    assert u13["jobId"] == before["jobId"]  # its export reused, not a second one
+    check_arrived(org, target, radicale, list(org.expected))
+
+
+def test_plan_is_a_dry_run(server: MailcrateServer, prepared: Prepared, whole: dict) -> None:
+    org = whole["org"]
+    listed = run("migrate", "plan", "--organization-id", org.organization_id, "--login-template", "{local}@new.example",
+                 "--output", "json", env=prepared.env)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["user"].split("@")[0]: r for r in json.loads(listed.stdout)["users"]}
+    assert rows["u05"]["login"] == "u05@new.example" and rows["u05"]["mailboxMB"] > 1
+    assert rows["zz-unregistered"]["action"] == "skip: not registered to WorkMail (no mailbox)"
+    assert rows["u01"]["action"].startswith("reuse export ")  # within 24 h of the run's export
+
+
+def _done_count(state: Path) -> int:
+    if not state.exists():
+        return 0
+    try:
+        with sqlite3.connect(state, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM users WHERE phase = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_mid_run_then_rerun_gives_the_same_result(server: MailcrateServer, prepared: Prepared,
+                                                          target: DovecotServer, radicale: RadicaleServer,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    org = make_org(server, 6, calendars=False)  # mail only: the Radicale accounts are the first org's
+    logins = {local: f"k{local}" for local in org.users}
+    target.add_users({login: f"{login}-pw" for local, login in logins.items() if local != "zz-unregistered"})
+    tmp_path.joinpath("map.csv").write_text("".join(f"{local}@{org_domain(server, org)},{login}\n"
+                                                    for local, login in logins.items()))  # fmt: skip
+    args = migrate_args(org, prepared, target, radicale, tmp_path, "migration/kill", "--login-map",
+                        str(tmp_path / "map.csv"), "--parallel", "1", "--output", "json")  # fmt: skip
+    args = [
+        a
+        for a in args
+        if a not in ("--caldav", radicale.url, "--caldav-passwords-csv", str(tmp_path / "cal.csv"))
+    ]
+    proc = subprocess.Popen(
+        [*MAILCRATE, *args], env=prepared.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    state = tmp_path / "state.sqlite"
+    deadline = time.monotonic() + 120
+    while _done_count(state) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    done_at_kill = _done_count(state)
+    assert 2 <= done_at_kill < 6, done_at_kill  # killed in the middle
+    again = run(*args, env=prepared.env, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    report = json.loads(again.stdout)
+    assert report["totals"]["done"] == 6 and report["complete"]
+    assert not (tmp_path / "work").exists()  # the killed run's decrypted download removed too
+    for local in (f"u{n:02d}" for n in range(6)):
+        assert imap_view(target, logins[local], master=True) == org.expected[local], local
+
+
+def test_delta_restores_exactly_the_new_items(whole: dict, server: MailcrateServer, prepared: Prepared,
+                                              dovecot: DovecotServer, target: DovecotServer,
+                                              radicale: RadicaleServer) -> None:  # fmt: skip
+    """After the switch: new mail in the source (embedded and Dovecot-bound); the user deleted
+    one message in the target meanwhile. The delta restores the new items only."""
+    org = whole["org"]
+    fix_bad_user(whole, prepared, target)  # (when this test runs alone)
+    time.sleep(INTERVAL + 0.5)  # serve's (shortened) one-export-per-mailbox interval has passed
+    new_at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    fresh = corpus.read("spamscope--mails-mail_test_12.eml")
+    root = server.data_dir / "mailboxes" / org.organization_id / org.users["u07"]
+    deliver_message(root, ("Inbox",), fresh, ("\\Flagged",), new_at)
+    org.expected["u07"][_key(("Inbox",), fresh, ("\\Flagged",), new_at)] += 1
+    dovecot.put_messages(SOURCE_USER, ("INBOX",), [(corpus.read("mailgun--messages-long-links.eml"), "")])
+    # u02 deleted one message in the new server after the switch
+    client = IMAPClient(target.host, target.port, ssl=False)
+    client.login(f"u02*{target.master_user}", target.master_password)
+    client.select_folder("INBOX")
+    first = client.search(["ALL"])[0]
+    client.delete_messages([first])
+    client.expunge()
+    client.logout()
+    after_delete = imap_view(target, "u02", master=True)
+
+    delta = run(*whole["args"], "--delta", env=prepared.env, timeout=600)
+    assert delta.returncode == 0, delta.stdout + delta.stderr
+    report = json.loads(delta.stdout)
+    restored = {r["user"].split("@")[0]: r["restored_items"] for r in report["users"] if r["restored_items"]}
+    assert restored == {"u07": 1, "u24": 1}
+    assert imap_view(target, "u02", master=True) == after_delete  # not brought back
+    org.expected["u24"] = imap_view(dovecot, SOURCE_USER)
+    check_arrived(org, target, radicale, ["u07", "u24"])
+    assert all(r["round"] == 1 for r in report["users"] if r["state"] == "done")
