@@ -293,7 +293,7 @@ def fix_bad_user(
         return None
     (whole["tmp"] / "map.csv").write_text("address,login\n")
     target.add_users({"u13": "u13-pw"})
-    return run(*whole["args"], env=prepared.env, timeout=600)
+    return run(*whole["args"], "--keep", env=prepared.env, timeout=600)
 
 
 def test_fixed_bad_user_completes_on_rerun_without_duplicates(whole: dict, prepared: Prepared,
@@ -309,6 +309,14 @@ def test_fixed_bad_user_completes_on_rerun_without_duplicates(whole: dict, prepa
     assert u13["state"] == "done" and u13["restored_items"] == sum(org.expected["u13"].values())
     before = next(r for r in json.loads(whole["result"].stdout)["users"] if r["user"].startswith("u13@"))
     assert u13["jobId"] == before["jobId"]  # its export reused, not a second one
+    # --keep: the decrypted export stays, for its owner's eyes only; so does the state file
+    (kept,) = (whole["tmp"] / "work").iterdir()
+    assert f"kept the downloaded exports in {kept}" in again.stderr
+    files = sorted(kept.rglob("*"))
+    assert {f.name for f in files if f.is_file()} == {f"{before['jobId']}.zip", f"{before['jobId']}.json"}
+    assert {oct(f.stat().st_mode & 0o777) for f in files if f.is_file()} == {"0o600"}
+    assert {oct(d.stat().st_mode & 0o777) for d in [kept, *(f for f in files if f.is_dir())]} == {"0o700"}
+    assert oct((whole["tmp"] / "state.sqlite").stat().st_mode & 0o777) == "0o600"
     check_arrived(org, target, radicale, list(org.expected))
 
 
@@ -363,7 +371,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_result(server: MailcrateServer
     assert again.returncode == 0, again.stdout + again.stderr
     report = json.loads(again.stdout)
     assert report["totals"]["done"] == 6 and report["complete"]
-    assert not (tmp_path / "work").exists()  # the killed run's decrypted download removed too
+    assert list((tmp_path / "work").iterdir()) == []  # the killed run's decrypted download removed too
     for local in (f"u{n:02d}" for n in range(6)):
         assert imap_view(target, logins[local], master=True) == org.expected[local], local
 

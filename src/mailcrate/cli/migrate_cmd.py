@@ -105,6 +105,7 @@ def plan_cmd(
     """A dry run: every user, its target login, its mailbox size and what `run` would do.
 
     Starts nothing and changes nothing (the state file is only read, when it exists)."""
+    from mailcrate.admin.jobs import list_jobs
     from mailcrate.migrate.directory import LoginMap
     from mailcrate.migrate.exports import find_recent
     from mailcrate.migrate.state import MigrationState
@@ -112,6 +113,7 @@ def plan_cmd(
     logins = LoginMap(login_template, login_map)
     members = _members(target, organization_id, users_file)
     state = MigrationState(state_path, organization_id, create=False) if state_path.exists() else None
+    known = list(list_jobs(target, organization_id))
     rows = []
     for m in members:
         record = state.user(m.entity_id) if state else None
@@ -124,7 +126,7 @@ def plan_cmd(
         elif record is not None and record.phase == "done":
             action = f"done (round {record.round}); `run --delta` for what is new"
         else:
-            recent = find_recent(target, organization_id, m.entity_id)
+            recent = find_recent(target, organization_id, m.entity_id, known=known)
             action = (
                 f"reuse export {recent['JobId'][:8]} ({recent['State']}, started {recent['StartTime']:%H:%M} UTC)"
                 if recent
@@ -289,7 +291,8 @@ def _target_server(values: dict[str, Any]) -> Any:
 @click.option(
     "--work-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where the downloaded zips go while restored (0700; default: a directory beside the state file).",
+    help="Where the downloaded zips go while restored, in a 0700 directory of this migration's own "
+    "(default: the temp directory).",
 )
 @click.option("--keep", is_flag=True, help="Keep the downloaded zips (decrypted mail!) in --work-dir.")
 @aws_options
@@ -335,7 +338,8 @@ def run_cmd(
             migration_id=state.migration_id,
         )
         members = _members(target, organization_id, users_file)
-        work = work_dir or Path(tempfile.gettempdir()) / f"mailcrate-migrate-{state.migration_id[:12]}"
+        # a directory of this migration's own under the one given: only it is ever removed
+        work = (work_dir or Path(tempfile.gettempdir())) / f"mailcrate-migrate-{state.migration_id[:12]}"
         options = RunOptions(delta=delta, keep=keep, work_dir=work, parallel=parallel)
         console = stderr_console()
         migration = Migration(target, state, exports, server, options, progress=None)  # type: ignore[arg-type]

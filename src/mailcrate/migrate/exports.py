@@ -63,13 +63,19 @@ def _code(exc: ClientError) -> str:
 
 
 def find_recent(
-    target: AwsTarget, organization_id: str, entity_id: str, *, newer_than: datetime | None = None
+    target: AwsTarget,
+    organization_id: str,
+    entity_id: str,
+    *,
+    newer_than: datetime | None = None,
+    known: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The user's newest RUNNING or COMPLETED job that started within the last 24 hours (and
-    after ``newer_than``), or None."""
+    after ``newer_than``), or None. ``known``: the organization's jobs, listed once for many
+    users (else listed here: all pages)."""
     now = datetime.now(UTC)
     best: dict[str, Any] | None = None
-    for job in list_jobs(target, organization_id):
+    for job in known if known is not None else list_jobs(target, organization_id):
         start = job.get("StartTime")
         if job.get("EntityId") != entity_id or job.get("State") not in ("RUNNING", "COMPLETED"):
             continue
@@ -96,12 +102,14 @@ def obtain_job(
     *,
     after: datetime | None,
     retry_of: str | None = None,
+    known: list[dict[str, Any]] | None = None,
     on_wait: Callable[[str], None] = lambda _m: None,
 ) -> tuple[str, bool]:
     """A job holding the user's mailbox: ``(job_id, reused)``. ``after``: the start of the job
     the last round restored (a delta needs a newer one); None on the first round. ``retry_of``:
-    a job of this round that failed (a new start needs a new ClientToken)."""
-    recent = find_recent(target, settings.organization_id, entity_id, newer_than=after)
+    a job of this round that failed (a new start needs a new ClientToken). ``known``: the
+    organization's jobs as listed at the start of the run."""
+    recent = find_recent(target, settings.organization_id, entity_id, newer_than=after, known=known)
     if recent is not None:
         return recent["JobId"], True
     delay = settings.backoff_first

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailcrate.admin.aws import AwsTarget
 from mailcrate.admin.errors import AdminError
-from mailcrate.admin.jobs import describe_job
+from mailcrate.admin.jobs import describe_job, list_jobs
 from mailcrate.migrate.directory import LoginMap, Member
 from mailcrate.migrate.exports import ExportSettings, NotYet, obtain_job, wait_for
 from mailcrate.migrate.state import MigrationState, UserRecord
@@ -42,9 +42,12 @@ class ProgressSink(Protocol):
 
 @dataclass(frozen=True)
 class RunOptions:
+    """``work_dir``: this migration's own directory for downloads (removed whole after the
+    run unless ``keep``: the CLI names it after the migration under the directory given)."""
+
     delta: bool = False
     keep: bool = False
-    work_dir: Path = Path(".")
+    work_dir: Path = Path("mailcrate-migrate-work")
     parallel: int = 4
 
 
@@ -112,19 +115,20 @@ class Migration:
     def run(self, todo: list[Work]) -> None:
         if not self.options.keep:  # a killed run's downloads: decrypted mail, not to be left behind
             shutil.rmtree(self.options.work_dir, ignore_errors=True)
+        known = list(list_jobs(self.target, self.exports.organization_id)) if todo else []
         with ThreadPoolExecutor(max(1, self.options.parallel), thread_name_prefix="migrate") as pool:
-            for future in [pool.submit(self.one, w) for w in todo]:
+            for future in [pool.submit(self.one, w, known) for w in todo]:
                 future.result()
         if not self.options.keep:
             shutil.rmtree(self.options.work_dir, ignore_errors=True)
 
-    def one(self, work: Work) -> None:
+    def one(self, work: Work, known: list[dict] | None = None) -> None:
         """One user's round; every failure is recorded as the user's, never raised."""
         label = work.member.label
         entity = work.member.entity_id
         into = self.options.work_dir / entity
         try:
-            job = self._job(work)
+            job = self._job(work, known)
             self.state.upsert(entity, phase="downloading")
             self.progress.phase(label, "downloading", total=None)
             zip_path, log_path = fetch_export(
@@ -165,8 +169,9 @@ class Migration:
         self.state.upsert(entity, phase="failed", reason=reason)
         self.progress.finished(label, "failed", reason)
 
-    def _job(self, work: Work) -> dict:
-        """The COMPLETED job this round restores from: the one recorded, else a recent or new one."""
+    def _job(self, work: Work, known: list[dict] | None) -> dict:
+        """The COMPLETED job this round restores from: the one recorded, else a recent (among
+        ``known``, the organization's jobs listed once for the run) or new one."""
         entity, label = work.member.entity_id, work.member.label
         record = work.record
         retry_of = None
@@ -191,6 +196,7 @@ class Migration:
                 record.round,
                 after=after,
                 retry_of=retry_of,
+                known=known,
                 on_wait=lambda m: self.progress.phase(label, "exporting", m),
             )
             self.state.upsert(entity, job_id=job_id)
