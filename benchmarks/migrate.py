@@ -181,6 +181,12 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     ratio = migrate_s / mbsync["seconds"]
+    report = json.loads(out or b"{}")
+    phases: dict[str, float] = {}
+    for row in report.get("users", []):
+        for phase, sec in (row.get("seconds") or {}).items():
+            phases[phase] = phases.get(phase, 0.0) + sec
+    print("  per-user phases, summed over users: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
     peak = rss.peak + serve_rss.peak
     print(
         f"\nmigrate: {a.users} mailboxes, {messages:,} messages, {nbytes / 2**20:,.0f} MiB, --parallel {a.parallel}"
@@ -212,7 +218,8 @@ def main(argv: list[str]) -> int:
             },
             "arrived": {"migrate": got_migrate, "mbsync": got_mbsync, "source": messages},
             "targets": {"ratio<=1.5": ratio <= 1.5, "rss<400MB": peak < 400e6},
-            "report_totals": json.loads(out or b"{}").get("totals"),
+            "report_totals": report.get("totals"),
+            "phase_seconds_summed": {k: round(v, 2) for k, v in phases.items()},
         },
     )
     return 0

@@ -42,7 +42,8 @@ from tests.servers import DovecotServer, RadicaleServer, start_dovecot, start_ra
 from tests.support.mailcrate_server import MailcrateServer
 
 INTERVAL = 3  # serve's one-export-per-mailbox interval in this module, seconds
-SERVE_ARGS = ("--export-mailbox-interval-seconds", str(INTERVAL))
+# two exports at once per organization (WorkMail: 10) so that --parallel 4 meets LimitExceeded
+SERVE_ARGS = ("--export-mailbox-interval-seconds", str(INTERVAL), "--export-max-running-per-org", "2")
 SOURCE_USER = "mig-source"  # on the session's Dovecot: a WorkMail user's mailbox bound to it
 CAL_USERS = ("u01", "u02", "u03")  # with calendars (Radicale accounts)
 CALENDARS = ("ical-org--Serialization-Event1.ics", "ical-org--Serialization-Google1.ics")
@@ -239,6 +240,10 @@ def whole(server: MailcrateServer, prepared: Prepared, dovecot: DovecotServer, t
     return {"org": org, "tmp": tmp, "args": args, "result": result}
 
 
+def org_domain_of(result: subprocess.CompletedProcess[str]) -> str:
+    return json.loads(result.stdout)["users"][-1]["user"].split("@")[1]
+
+
 def org_domain(server: MailcrateServer, org: Org) -> str:
     return server.client("workmail").describe_organization(OrganizationId=org.organization_id)[
         "DefaultMailDomain"
@@ -253,6 +258,11 @@ def test_whole_organization_arrives_and_one_bad_user_is_reported(whole: dict, ta
     by_user = {row["user"].split("@")[0]: row for row in report["users"]}
     assert by_user["u13"]["state"] == "failed"
     assert "IMAP login failed for no-such-login" in by_user["u13"]["reason"]
+    # without a terminal: plain progress lines, the organization's limit met with backoff
+    assert "\x1b[" not in result.stderr
+    assert "exporting LimitExceededException: retrying in " in result.stderr
+    n05 = sum(org.expected["u05"].values())
+    assert f"u05@{org_domain_of(result)}: done: {n05} restored, 0 already there\n" in result.stderr
     assert by_user["zz-unregistered"]["state"] == "skipped"
     assert by_user["zz-unregistered"]["reason"] == "not registered to WorkMail (no mailbox)"
     good = [local for local in org.expected if local != "u13"]
@@ -329,6 +339,20 @@ def test_plan_is_a_dry_run(server: MailcrateServer, prepared: Prepared, whole: d
     assert rows["u05"]["login"] == "u05@new.example" and rows["u05"]["mailboxMB"] > 1
     assert rows["zz-unregistered"]["action"] == "skip: not registered to WorkMail (no mailbox)"
     assert rows["u01"]["action"].startswith("reuse export ")  # within 24 h of the run's export
+    # a users file limits the plan (and the run); a name the organization lacks is an error
+    users = whole["tmp"] / "users.txt"
+    users.write_text(f"# two of them\nu01@{org_domain(server, org)}\nu02\n")
+    some = run("migrate", "plan", "--organization-id", org.organization_id, "--login-template", "{local}",
+               "--users-file", str(users), "--output", "json", env=prepared.env)  # fmt: skip
+    assert [r["login"] for r in json.loads(some.stdout)["users"]] == ["u01", "u02"]
+    users.write_text("u01\nnobody-of-ours\n")
+    bad = run("migrate", "plan", "--organization-id", org.organization_id, "--login-template", "{local}",
+              "--users-file", str(users), env=prepared.env)  # fmt: skip
+    assert (
+        bad.returncode == 1
+        and "error: the users file names 1 user(s) the organization does not have: nobody-of-ours"
+        in bad.stderr
+    )
 
 
 def _done_count(state: Path) -> int:

@@ -76,8 +76,9 @@ def start_job(
     role: str,
     description: str | None = None,
     client_token: str | None = None,
+    client: Any = None,
 ) -> str:
-    """Start an export job; returns its JobId."""
+    """Start an export job; returns its JobId. ``client``: a WorkMail client to reuse."""
     params: dict[str, Any] = {
         "OrganizationId": organization_id,
         "EntityId": entity_id,
@@ -90,7 +91,7 @@ def start_job(
         params["Description"] = description
     if client_token:
         params["ClientToken"] = client_token
-    return target.client("workmail").start_mailbox_export_job(**params)["JobId"]
+    return (client or target.client("workmail")).start_mailbox_export_job(**params)["JobId"]
 
 
 def describe_job(target: AwsTarget, organization_id: str, job_id: str, client: Any = None) -> dict[str, Any]:
@@ -101,9 +102,9 @@ def describe_job(target: AwsTarget, organization_id: str, job_id: str, client: A
     return out
 
 
-def list_jobs(target: AwsTarget, organization_id: str) -> Iterator[dict[str, Any]]:
+def list_jobs(target: AwsTarget, organization_id: str, client: Any = None) -> Iterator[dict[str, Any]]:
     """Every job of the organization (all pages)."""
-    wm = target.client("workmail")
+    wm = client or target.client("workmail")
     token: str | None = None
     while True:
         args: dict[str, Any] = {"OrganizationId": organization_id, "MaxResults": 100}

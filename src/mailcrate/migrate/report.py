@@ -51,6 +51,7 @@ def _row(r: UserRecord) -> dict[str, Any]:
         "refused": f.refused,
         "not_restored": f.not_restored,
         "folders": f.folders,
+        "seconds": f.seconds,
     }
 
 

@@ -104,6 +104,7 @@ class Figures:
     refused: list[dict[str, str]] = field(default_factory=list)
     not_restored: dict[str, int] = field(default_factory=dict)
     folders: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: export, download, restore
 
     @property
     def complete(self) -> bool:

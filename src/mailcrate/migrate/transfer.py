@@ -81,13 +81,18 @@ class TargetServer:
 
 
 def fetch_export(
-    target: AwsTarget, job: dict[str, Any], into: Path, on_bytes: Callable[[int], None] = lambda _n: None
+    target: AwsTarget,
+    job: dict[str, Any],
+    into: Path,
+    on_bytes: Callable[[int], None] = lambda _n: None,
+    client: Any = None,
 ) -> tuple[Path, Path | None]:
-    """The job's zip and export log into ``into`` (made 0700; files 0600)."""
+    """The job's zip and export log into ``into`` (made 0700; files 0600). ``client``: an S3
+    client to reuse."""
     into.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(into, 0o700)
     bucket, key, job_id = job["S3BucketName"], job["S3Path"], job["JobId"]
-    s3 = target.client("s3")
+    s3 = client or target.client("s3")
     zip_path = into / f"{job_id}.zip"
     part = into / f"{job_id}.zip.part"
     part.unlink(missing_ok=True)
