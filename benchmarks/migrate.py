@@ -35,6 +35,7 @@ from pathlib import Path
 
 from benchmarks.exportlib import KEY, PREFIX, REGION, SECRET, ExportServer, RssSampler, mb_s, run_timed, save
 from benchmarks.harness import ROOT, scratch_dir, settle
+from benchmarks.restore import _count
 from mailcrate.mail.samples import generate_maildir
 
 ACCOUNT = """IMAPAccount {name}
@@ -59,14 +60,6 @@ Sync Push
 SyncState {state}/
 
 """
-
-
-def _count(dv, user: str) -> int:  # type: ignore[no-untyped-def]
-    from imapclient import IMAPClient
-
-    with IMAPClient(dv.host, port=dv.port, ssl=False) as c:
-        c.login(f"{user}*{dv.master_user}", dv.master_password)
-        return sum(c.folder_status(name, [b"MESSAGES"])[b"MESSAGES"] for _f, _s, name in c.list_folders())
 
 
 def _mbsyncrc(work: Path, src, dst, users: list[str]) -> Path:  # type: ignore[no-untyped-def]

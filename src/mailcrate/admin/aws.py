@@ -19,7 +19,7 @@ from mailcrate.admin.errors import AdminError
 if TYPE_CHECKING:  # boto3 is imported when a client is made: `mailcrate serve` never pays for it
     import boto3
 
-__all__ = ["AwsTarget", "check_endpoint", "jsonable"]
+__all__ = ["AwsTarget", "check_endpoint", "error_code", "jsonable"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,12 @@ def check_endpoint(url: str) -> None:
         f"did you mean {guess} (https:// for a server started with --tls-cert)?",
         exit_code=2,
     )
+
+
+def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``NoSuchKey``, ``404``, ...)."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def jsonable(value: Any) -> Any:

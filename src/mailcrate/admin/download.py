@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mailcrate.admin.archive import ItemReport, verify_opened
-from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.jobs import describe_job
 from mailcrate.admin.unpack import unpack_maildir, unpack_mbox
@@ -54,10 +54,6 @@ def log_key_for(s3_path: str) -> str:
     return (s3_path[:-4] if s3_path.endswith(".zip") else s3_path) + ".json"
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def download_export(
     target: AwsTarget,
     organization_id: str,
@@ -90,7 +86,7 @@ def download_export(
     try:
         size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
-        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise AdminError(
                 f"s3://{bucket}/{key} is gone (job {job_id} completed, but the object was deleted)",
                 "start a new export",
@@ -111,7 +107,7 @@ def download_export(
         body = s3.get_object(Bucket=bucket, Key=log_key_for(key))["Body"].read()
         log_path.write_bytes(body)  # type: ignore[union-attr]
     except ClientError as exc:
-        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         log_path = None
     # one read of the central directory and manifest, for the verification and the unpack

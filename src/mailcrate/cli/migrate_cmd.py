@@ -321,7 +321,7 @@ def run_cmd(
     from mailcrate.migrate.directory import LoginMap
     from mailcrate.migrate.exports import ExportSettings
     from mailcrate.migrate.progress import MigrateProgress
-    from mailcrate.migrate.run import Migration, RunOptions
+    from mailcrate.migrate.run import Migration, RunOptions, prepare
     from mailcrate.migrate.state import MigrationState
 
     os.umask(0o077)  # every file this run writes (state, downloads) is the operator's alone
@@ -342,16 +342,13 @@ def run_cmd(
         work = (work_dir or Path(tempfile.gettempdir())) / f"mailcrate-migrate-{state.migration_id[:12]}"
         options = RunOptions(delta=delta, keep=keep, work_dir=work, parallel=parallel)
         console = stderr_console()
-        migration = Migration(target, state, exports, server, options, progress=None)  # type: ignore[arg-type]
-        todo = migration.prepare(members, logins)
-        sizes = (
-            [_mailbox_mb(target, organization_id, w.member.entity_id) or 0 for w in todo]
-            if console.is_terminal
-            else []
-        )
+        todo = prepare(state, members, logins, delta=delta)
+        if console.is_terminal:  # the overall bar's total, for its ETA
+            sizes = [_mailbox_mb(target, organization_id, w.member.entity_id) or 0 for w in todo]
+        else:
+            sizes = []
         with MigrateProgress(console, int(sum(sizes) * 1024 * 1024), len(todo)) as progress:
-            migration.progress = progress
-            migration.run(todo)
+            Migration(target, state, exports, server, options, progress).run(todo)
         records = state.users()
     finally:
         state.close()

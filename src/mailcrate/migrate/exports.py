@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.jobs import describe_job, list_jobs, start_job
 
@@ -57,10 +57,6 @@ class NotYet(Exception):
         super().__init__(f"exported at most once per 24 hours: possible after {after:%Y-%m-%d %H:%M} UTC")
         self.after = after
         self.job_id = job_id
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def find_recent(
@@ -136,7 +132,7 @@ def obtain_job(
             )
             return job_id, False
         except ClientError as exc:
-            code = _code(exc)
+            code = error_code(exc)
             if code not in _RETRY_CODES:
                 message = exc.response.get("Error", {}).get("Message", str(exc))
                 raise AdminError(f"StartMailboxExportJob: {code}: {message}", None) from None
@@ -171,7 +167,7 @@ def wait_for(
         try:
             job = describe_job(target, settings.organization_id, job_id, wm)
         except ClientError as exc:
-            if _code(exc) not in _RETRY_CODES:
+            if error_code(exc) not in _RETRY_CODES:
                 raise
             job = {"State": "RUNNING"}
         state = job.get("State")

@@ -28,7 +28,7 @@ from mailcrate.migrate.exports import ExportSettings, NotYet, obtain_job, wait_f
 from mailcrate.migrate.state import MigrationState, UserRecord
 from mailcrate.migrate.transfer import TargetServer, fetch_export, restore_user
 
-__all__ = ["Migration", "ProgressSink", "RunOptions", "Work"]
+__all__ = ["Migration", "ProgressSink", "RunOptions", "Work", "prepare"]
 
 
 class ProgressSink(Protocol):
@@ -61,6 +61,40 @@ class Work:
     record: UserRecord
 
 
+def prepare(state: MigrationState, members: list[Member], logins: LoginMap, *, delta: bool) -> list[Work]:
+    """Record every member's starting point for this run; the users with work to do."""
+    todo: list[Work] = []
+    for m in members:
+        who = {"name": m.name, "email": m.email}
+        record = state.user(m.entity_id)
+        if m.skip:
+            state.upsert(m.entity_id, **who, phase="skipped", reason=m.skip)
+            continue
+        login = logins.login_for(m)
+        if login is None:
+            state.upsert(
+                m.entity_id,
+                **who,
+                phase="failed",
+                reason=f"no target login for {m.label} in the login map",
+            )
+            continue
+        if record is None or record.phase == "skipped":
+            state.upsert(m.entity_id, **who, login=login, phase="pending", reason="", job_id=None)
+        elif record.phase == "done":
+            if not delta:
+                continue
+            state.upsert(
+                m.entity_id, **who, login=login, phase="pending", round=record.round + 1, job_id=None
+            )
+        else:
+            state.upsert(m.entity_id, **who, login=login)
+        current = state.user(m.entity_id)
+        assert current is not None
+        todo.append(Work(m, login, current))
+    return todo
+
+
 class Migration:
     """One ``migrate run`` over the members of an organization."""
 
@@ -83,39 +117,6 @@ class Migration:
         # costs ~0.1 s of CPU and ~10 MB
         self.wm = target.client("workmail")
         self.s3 = target.client("s3")
-
-    def prepare(self, members: list[Member], logins: LoginMap) -> list[Work]:
-        """Record every member's starting point for this run; the users with work to do."""
-        todo: list[Work] = []
-        for m in members:
-            who = {"name": m.name, "email": m.email}
-            record = self.state.user(m.entity_id)
-            if m.skip:
-                self.state.upsert(m.entity_id, **who, phase="skipped", reason=m.skip)
-                continue
-            login = logins.login_for(m)
-            if login is None:
-                self.state.upsert(
-                    m.entity_id,
-                    **who,
-                    phase="failed",
-                    reason=f"no target login for {m.label} in the login map",
-                )
-                continue
-            if record is None or record.phase == "skipped":
-                self.state.upsert(m.entity_id, **who, login=login, phase="pending", reason="", job_id=None)
-            elif record.phase == "done":
-                if not self.options.delta:
-                    continue
-                self.state.upsert(
-                    m.entity_id, **who, login=login, phase="pending", round=record.round + 1, job_id=None
-                )
-            else:
-                self.state.upsert(m.entity_id, **who, login=login)
-            current = self.state.user(m.entity_id)
-            assert current is not None
-            todo.append(Work(m, login, current))
-        return todo
 
     def run(self, todo: list[Work]) -> None:
         if not self.options.keep:  # a killed run's downloads: decrypted mail, not to be left behind

@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mailcrate.admin.archive import ItemReport, open_verified
-from mailcrate.admin.aws import AwsTarget
+from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.download import log_key_for
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.restore import check_archive, restore_imap
@@ -102,8 +102,7 @@ def fetch_export(
         os.chmod(part, 0o600)
         os.replace(part, zip_path)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise AdminError(
                 f"s3://{bucket}/{key} is gone (job {job_id})", "run again: a new export"
             ) from None
@@ -117,7 +116,7 @@ def fetch_export(
         with os.fdopen(fd, "wb") as fh:
             fh.write(body)
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         log_path = None
     if log_path is None:
