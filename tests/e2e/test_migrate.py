@@ -433,3 +433,39 @@ def test_delta_restores_exactly_the_new_items(whole: dict, server: MailcrateServ
     org.expected["u24"] = imap_view(dovecot, SOURCE_USER)
     check_arrived(org, target, radicale, ["u07", "u24"])
     assert all(r["round"] == 1 for r in report["users"] if r["state"] == "done")
+
+
+def test_delta_within_24_hours_waits_and_says_until_when(tmp_path: Path, target: DovecotServer,
+                                                          radicale: RadicaleServer) -> None:  # fmt: skip
+    """With the real rule's shape (one export per mailbox per interval; here an hour), a delta
+    right after a complete run cannot have a newer export: each user is ``waiting`` with the
+    time it becomes possible, nothing is restored, the exit status is 1; the first round's
+    export is not mistaken for new mail."""
+    with MailcrateServer.running(tmp_path / "data", "--export-mailbox-interval-seconds", "3600") as srv:
+        env = server_env(srv)
+        bucket = "wait-" + uuid.uuid4().hex[:10]
+        done = run("export", "setup", "--bucket", bucket, "--prefix", "m", "--output", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        org = make_org(srv, 2, calendars=False)
+        logins = {"u00": "w00", "u01": "w01"}
+        target.add_users({login: "pw" for login in logins.values()})
+        (tmp_path / "map.csv").write_text(
+            "".join(f"{lo}@{org_domain(srv, org)},{li}\n" for lo, li in logins.items())
+        )
+        prepared = Prepared(env, bucket, out["kmsKeyArn"], out["roleArn"])
+        args = migrate_args(org, prepared, target, radicale, tmp_path, "m", "--login-map", str(tmp_path / "map.csv"),
+                            "--output", "json")  # fmt: skip
+        first = run(*args, env=env, timeout=300)
+        assert first.returncode == 0, first.stdout + first.stderr
+        delta = run(*args, "--delta", env=env, timeout=300)
+        assert delta.returncode == 1, delta.stdout + delta.stderr
+        rows = [r for r in json.loads(delta.stdout)["users"] if r["state"] != "skipped"]
+        assert [r["state"] for r in rows] == ["waiting", "waiting"]
+        assert all(
+            r["reason"].startswith("exported at most once per 24 hours: possible after ") for r in rows
+        )
+        assert all(r["restored_items"] == sum(org.expected[r["user"].split("@")[0]].values()) for r in rows)
+        assert imap_view(target, "w01", master=True) == org.expected["u01"]
+        status = run("migrate", "status", "--state", str(tmp_path / "state.sqlite"), env={**os.environ})
+        assert status.stdout.splitlines()[-1] == "1 skipped, 2 waiting"
