@@ -31,9 +31,22 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks.exportlib import KEY, PREFIX, REGION, SECRET, ExportServer, RssSampler, mb_s, run_timed, save
+from benchmarks.exportlib import (
+    KEY,
+    PREFIX,
+    REGION,
+    RESULTS,
+    SECRET,
+    ExportServer,
+    PySpy,
+    RssSampler,
+    mb_s,
+    run_timed,
+    save,
+)
 from benchmarks.harness import ROOT, scratch_dir, settle
 from benchmarks.restore import _count
 from mailcrate.mail.samples import generate_maildir
@@ -90,6 +103,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--users", type=int, default=25)
     p.add_argument("--parallel", type=int, default=4, help="users at once (both contenders)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--py-spy", action="store_true", help="py-spy stacks of migrate and serve -> results/")
     a = p.parse_args(argv)
     if a.quick:
         a.size_mib, a.users = min(a.size_mib, 64), min(a.users, 5)
@@ -153,7 +167,21 @@ def main(argv: list[str]) -> int:
         settle()
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        with RssSampler(proc.pid) as rss, RssSampler(server.pid, children=True) as serve_rss:
+        spies = (
+            [
+                PySpy(proc.pid, RESULTS / "profile-migrate.txt"),
+                PySpy(server.pid, RESULTS / "profile-migrate-serve.txt"),
+            ]
+            if a.py_spy
+            else []
+        )
+        with (
+            RssSampler(proc.pid) as rss,
+            RssSampler(server.pid, children=True) as serve_rss,
+            ExitStack() as stack,
+        ):
+            for spy in spies:
+                stack.enter_context(spy)
             out, err = proc.communicate()
         migrate_s = time.perf_counter() - started
         if proc.returncode != 0:
