@@ -47,6 +47,7 @@ SERVE_ARGS = ("--export-mailbox-interval-seconds", str(INTERVAL), "--export-max-
 SOURCE_USER = "mig-source"  # on the session's Dovecot: a WorkMail user's mailbox bound to it
 CAL_USERS = ("u01", "u02", "u03")  # with calendars (Radicale accounts)
 CALENDARS = ("ical-org--Serialization-Event1.ics", "ical-org--Serialization-Google1.ics")
+REFUSED = "apple--privateevents-7.ics"  # an event Radicale answers with 400: u03 has it too
 Key = tuple[str, str, frozenset[str], datetime]
 
 dovecot = module_dovecot({SOURCE_USER: "mig-source-pw"})
@@ -134,6 +135,8 @@ def make_org(
                 add_calendar_item(root, "Calendar", ics)
                 cals[("Calendar", ical_fingerprint(ics))] += 1
             org.calendars[local] = cals
+            if local == "u03":
+                add_calendar_item(root, "Calendar", corpus.calendar_path(REFUSED).read_bytes())
     if bound is not None:  # the last user reads its mailbox from the source Dovecot
         local = f"u{count - 1:02d}"
         password = Path(server.data_dir.parent / f"src-{org_id}")
@@ -268,10 +271,18 @@ def test_whole_organization_arrives_and_one_bad_user_is_reported(whole: dict, ta
     good = [local for local in org.expected if local != "u13"]
     for local in good:
         row = by_user[local]
-        assert row["state"] == "done" and row["arrived"], (row["reason"], row["refused"], row["not_restored"])
+        assert row["state"] == "done" and row["arrived"] == (local != "u03"), (row["reason"], row["refused"])
         expected = sum(org.expected[local].values()) + sum(org.calendars.get(local, Counter()).values())
-        assert row["exported_items"] == row["verified_items"] == row["restored_items"] == expected, row
-        assert row["restored_bytes"] == row["exported_bytes"], row
+        refused = len(row["refused"])
+        assert row["exported_items"] == row["verified_items"] == row["restored_items"] + refused, row
+        assert row["restored_items"] == expected, row
+        if not refused:
+            assert row["restored_bytes"] == row["exported_bytes"], row
+    # the calendar item Radicale refused is named with its answer; the rest of u03 arrived
+    (refusal,) = by_user["u03"]["refused"]
+    assert refusal["item"].startswith("calendar/Calendar/") and refusal["reason"].startswith(
+        "the CalDAV server said: HTTP 400"
+    )
     assert report["totals"]["done"] == 24 and report["totals"]["failed"] == 1
     check_arrived(org, target, radicale, good)
     # every message of u05 (3 MB one included) and of the Dovecot-bound user
@@ -281,6 +292,10 @@ def test_whole_organization_arrives_and_one_bad_user_is_reported(whole: dict, ta
     # the report again, from the state file, as a table and CSV; a rerun sends nothing again
     table = run("migrate", "report", "--state", str(whole["tmp"] / "state.sqlite"), env={**os.environ})
     assert table.returncode == 1 and "failed: u13@" in table.stdout and "24/26 done" in table.stdout
+    assert (
+        f"refused: u03@{org_domain_of(result)}: {refusal['item']}: the CalDAV server said: HTTP 400"
+        in table.stdout
+    )
     csv_out = run(
         "migrate",
         "report",
@@ -312,9 +327,10 @@ def test_fixed_bad_user_completes_on_rerun_without_duplicates(whole: dict, prepa
     WorkMail would refuse a second); nobody else gets anything twice."""
     org = whole["org"]
     again = fix_bad_user(whole, prepared, target)
-    assert again is not None and again.returncode == 0, again and again.stdout + again.stderr
+    assert again is not None and again.returncode == 1, again and again.stdout + again.stderr
     report = json.loads(again.stdout)
-    assert report["complete"] is True
+    # everything arrived but u03's refused calendar item (named again: the exit status stays 1)
+    assert [r["user"].split("@")[0] for r in report["users"] if not r["arrived"]] == ["u03"]
     u13 = next(r for r in report["users"] if r["user"].startswith("u13@"))
     assert u13["state"] == "done" and u13["restored_items"] == sum(org.expected["u13"].values())
     before = next(r for r in json.loads(whole["result"].stdout)["users"] if r["user"].startswith("u13@"))
@@ -425,8 +441,10 @@ def test_delta_restores_exactly_the_new_items(whole: dict, server: MailcrateServ
     after_delete = imap_view(target, "u02", master=True)
 
     delta = run(*whole["args"], "--delta", env=prepared.env, timeout=600)
-    assert delta.returncode == 0, delta.stdout + delta.stderr
+    assert delta.returncode == 1, delta.stdout + delta.stderr  # u03's refused item, tried again
     report = json.loads(delta.stdout)
+    assert [r["user"].split("@")[0] for r in report["users"] if not r["arrived"]] == ["u03"]
+    assert len(next(r for r in report["users"] if r["user"].startswith("u03@"))["refused"]) == 1
     restored = {r["user"].split("@")[0]: r["restored_items"] for r in report["users"] if r["restored_items"]}
     assert restored == {"u07": 1, "u24": 1}
     assert imap_view(target, "u02", master=True) == after_delete  # not brought back

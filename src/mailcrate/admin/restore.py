@@ -13,7 +13,9 @@ restore is simply started again.
   message the server refuses is named in the report with the server's words and the restore
   goes on (:mod:`mailcrate.admin.imap_append` isolates it in its batch).
 * CalDAV: each calendar item's original iCalendar bytes are PUT with ``If-None-Match: *`` into the
-  calendar of the same display name (created when missing); an existing resource is kept.
+  calendar of the same display name (created when missing); an existing resource is kept; an
+  object the server refuses (a 4xx other than authentication) is named in the report with the
+  status and the restore goes on.
 
 The IMAP restore verifies the archive while it reads it, instead of a separate pass before:
 :func:`check_archive` does the checks that need no entry's bytes up front, the reader threads
@@ -233,7 +235,7 @@ def restore_imap(
                             report.not_restored[reason] = report.not_restored.get(reason, 0) + 1
                         else:
                             ics = ics_from_calendar_mime(body)
-                            report.count(item, calendars.put(item.folder[0], ics))
+                            _put_calendar_item(calendars, item, ics, report)
                     else:
                         _append(folders, item, body, appender, report)
                     if tick:
@@ -434,6 +436,18 @@ def _count_refused(appender: AppenderPool, report: ItemReport) -> None:
 # ------------------------------------------------------------------------------------ CalDAV
 
 
+class _CalDavRefused(Exception):
+    """The CalDAV server refused one object (a 4xx other than authentication): named in the
+    report, the restore goes on."""
+
+
+def _put_calendar_item(target: _CalDav, item: ManifestItem, ics: bytes, report: ItemReport) -> None:
+    try:
+        report.count(item, target.put(item.folder[0], ics))
+    except _CalDavRefused as exc:
+        report.refuse(item, str(exc))
+
+
 class _CalDav:
     """Calendars of one CalDAV principal, by display name."""
 
@@ -477,9 +491,13 @@ class _CalDav:
         status = int(getattr(resp, "status", 0))
         if status == 412:
             return False
-        if status not in (200, 201, 204):
-            raise AdminError(f"CalDAV server refused {url}: HTTP {status}", "check the calendar's rights")
-        return True
+        if status in (200, 201, 204):
+            return True
+        if 400 <= status < 500 and status not in (401, 403, 404, 405):
+            # this object (Radicale answers 400 to iTIP objects it cannot store): the rest goes on
+            reason = str(getattr(resp, "reason", "") or "").strip()
+            raise _CalDavRefused(f"the CalDAV server said: HTTP {status}" + (f" {reason}" if reason else ""))
+        raise AdminError(f"CalDAV server refused {url}: HTTP {status}", "check the calendar's rights")
 
 
 def restore_remote_calendars(
@@ -493,7 +511,7 @@ def restore_remote_calendars(
     with opened(zip_path, archive) as archive:
         for item in archive.items():
             if item.kind == "calendar":
-                report.count(item, target.put(item.folder[0], ics_from_calendar_mime(archive.read(item))))
+                _put_calendar_item(target, item, ics_from_calendar_mime(archive.read(item)), report)
             if tick:
                 tick(item)
         for kind, path in archive.header.empty_folders:  # empty calendars, recreated

@@ -141,8 +141,9 @@ def restore_user(
     on_item: Callable[[int], None] = lambda _n: None,
     on_total: Callable[[int], None] = lambda _n: None,
 ) -> tuple[Figures, list[Identity]]:
-    """Restore one user's export; its figures and the identities the export held.
-    ``previous``: a delta (what the last round's export held), else None."""
+    """Restore one user's export; its figures and the identities of the items now in the
+    target (refused ones and calendar items without CalDAV left out, so that a delta tries
+    them again). ``previous``: a delta (what the last round's export held), else None."""
     imap = server.imap_spec(login)
     figures = Figures()
     archive = check_archive(zip_path, log_path) if previous is None else open_verified(zip_path, log_path)
@@ -193,6 +194,13 @@ def restore_user(
             imap_connections=server.imap_connections,
         )
     refused = report.refused
+    # what did not arrive is not "held": a delta sends it again (and names it again if refused)
+    missing = {r.item for r in refused}
+    held = [
+        key
+        for item, key in zip(items, held, strict=True)
+        if item.zip_path not in missing and (caldav is not None or item.kind != "calendar")
+    ]
     figures.refused = [{"item": r.item, "reason": r.reason} for r in refused]
     figures.restored_bytes -= sum(sizes.get(r.item, 0) for r in refused)
     figures.restored_items = report.done
