@@ -487,3 +487,50 @@ def test_delta_within_24_hours_waits_and_says_until_when(tmp_path: Path, target:
         assert imap_view(target, "w01", master=True) == org.expected["u01"]
         status = run("migrate", "status", "--state", str(tmp_path / "state.sqlite"), env={**os.environ})
         assert status.stdout.splitlines()[-1] == "1 skipped, 2 waiting"
+
+
+def test_into_the_embedded_store_of_another_organization(server: MailcrateServer, prepared: Prepared,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """The target may be a mailcrate data directory's embedded store: each user's mail and
+    calendars arrive byte for byte in the mapped user of another organization; a rerun adds
+    nothing."""
+    from tests.e2e.admin_support import mailbox_contents
+
+    org = make_org(server, 3)
+    wm = server.client("workmail")
+    dest = wm.create_organization(Alias="dst" + uuid.uuid4().hex[:12])["OrganizationId"]
+    domain = wm.describe_organization(OrganizationId=dest)["DefaultMailDomain"]
+    roots = {}
+    for local in ("u00", "u01", "u02"):
+        uid = wm.create_user(
+            OrganizationId=dest, Name=f"e{local}", DisplayName="e", Password="Corr3ct-Horse"
+        )["UserId"]
+        wm.register_to_work_mail(OrganizationId=dest, EntityId=uid, Email=f"e{local}@{domain}")
+        roots[local] = server.data_dir / "mailboxes" / dest / uid
+    src_domain = org_domain(server, org)
+    (tmp_path / "map.csv").write_text("".join(f"{lo}@{src_domain},e{lo}@{domain}\n" for lo in roots))
+    args = ["migrate", "run", "--organization-id", org.organization_id, "--bucket", prepared.bucket,
+            "--prefix", "migration/embedded", "--kms-key", prepared.key_arn, "--role", prepared.role_arn,
+            "--login-map", str(tmp_path / "map.csv"), "--target-data-dir", str(server.data_dir),
+            "--target-organization-id", dest, "--state", str(tmp_path / "state.sqlite"), "--output", "json"]  # fmt: skip
+    first = run(*args, env=prepared.env, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows = {r["user"].split("@")[0]: r for r in json.loads(first.stdout)["users"]}
+    for local, root in roots.items():
+        source = server.data_dir / "mailboxes" / org.organization_id / org.users[local]
+        assert mailbox_contents(root) == mailbox_contents(source), local
+        assert rows[local]["restored_items"] == rows[local]["exported_items"] > 0 or local == "u00"
+    assert sum(mailbox_contents(roots["u01"])[1].values()) == len(CALENDARS)
+    # a rerun of a finished migration has nothing to do, and the report says all arrived
+    again = run(*args, env=prepared.env, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["complete"] is True
+    # even with the state file lost, a run restores nothing twice: all is already there
+    (tmp_path / "state.sqlite").unlink()
+    lost = run(*args, env=prepared.env, timeout=300)
+    assert lost.returncode == 0, lost.stdout + lost.stderr
+    for row in json.loads(lost.stdout)["users"]:
+        if row["state"] == "done":
+            assert (row["restored_items"], row["already_items"]) == (0, row["exported_items"]), row
+    for local, root in roots.items():
+        source = server.data_dir / "mailboxes" / org.organization_id / org.users[local]
+        assert mailbox_contents(root) == mailbox_contents(source), local

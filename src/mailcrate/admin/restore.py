@@ -107,11 +107,17 @@ def check_archive(zip_path: Path, log_path: Path | None = None) -> ExportArchive
 
 
 def restore_embedded(
-    zip_path: Path, root: Path, *, tick: Tick | None = None, archive: ExportArchive | None = None
+    zip_path: Path,
+    root: Path,
+    *,
+    tick: Tick | None = None,
+    archive: ExportArchive | None = None,
+    report: ItemReport | None = None,
 ) -> ItemReport:
     """Into the embedded mailbox at ROOT (``<data-dir>/mailboxes/<org>/<user>``). ``archive``:
-    the zip as :func:`~mailcrate.admin.archive.open_verified` verified it (the caller closes it)."""
-    return unpack_maildir(zip_path, root, tick=tick, archive=archive)
+    the zip as :func:`~mailcrate.admin.archive.open_verified` verified it (the caller closes it);
+    ``report``: the report to fill."""
+    return unpack_maildir(zip_path, root, tick=tick, archive=archive, report=report)
 
 
 # ------------------------------------------------------------------------------------ IMAP

@@ -50,14 +50,20 @@ def restore_calendar_item(root: Path, archive: ExportArchive, item: ManifestItem
 
 
 def unpack_maildir(
-    zip_path: Path, root: Path, *, tick: Tick | None = None, archive: ExportArchive | None = None
+    zip_path: Path,
+    root: Path,
+    *,
+    tick: Tick | None = None,
+    archive: ExportArchive | None = None,
+    report: ItemReport | None = None,
 ) -> ItemReport:
     """Every item into the mailbox ROOT (``ROOT/Maildir``, ``ROOT/calendars``); idempotent.
 
     ``archive``: the zip already open, as :func:`~mailcrate.admin.archive.open_verified` or
     :func:`~mailcrate.admin.archive.verify_opened` verified it (its central directory and
-    manifest are not read again; the caller closes it); without it the zip is opened here."""
-    report = ItemReport(destination=str(root))
+    manifest are not read again; the caller closes it); without it the zip is opened here.
+    ``report``: the report to fill (a caller reading it from ``tick``)."""
+    report = report if report is not None else ItemReport(destination=str(root))
     copies: dict[tuple[str, ...], Counter[str]] = {}  # per folder: identical messages stay distinct
     with opened(zip_path, archive) as archive:
         for item in archive.items():

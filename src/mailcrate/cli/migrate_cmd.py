@@ -181,7 +181,6 @@ def _target_options(func: Any) -> Any:
             click.option(
                 "--imap",
                 "imap_url",
-                required=True,
                 metavar="URL",
                 help="Target imaps://host[:port] or imap://.",
             ),
@@ -222,6 +221,18 @@ def _target_options(func: Any) -> Any:
                 "--caldav-ca-file", type=click.Path(dir_okay=False, exists=True), help="Trust this CA too."
             ),
             click.option(
+                "--target-data-dir",
+                type=click.Path(path_type=Path, file_okay=False, exists=True),
+                help="Instead of --imap: a mailcrate data directory's embedded store.",
+            ),
+            click.option(
+                "--target-database-url", help="With --target-data-dir: its database URL, if not SQLite."
+            ),
+            click.option(
+                "--target-organization-id",
+                help="With --target-data-dir: the organization whose users the logins name (id, name or address).",
+            ),
+            click.option(
                 "--allow-plaintext", is_flag=True, help="Allow passwords in clear to a non-loopback host."
             ),
         ]
@@ -234,7 +245,19 @@ def _target_server(values: dict[str, Any]) -> Any:
     from mailcrate.migrate.transfer import TargetServer
     from mailcrate.network import is_loopback, url_host
 
-    imap_url: str = values["imap_url"]
+    imap_url: str | None = values["imap_url"]
+    if values["target_data_dir"] is not None:
+        if imap_url or values["caldav_url"]:
+            raise click.UsageError("give --imap (and --caldav) or --target-data-dir, not both")
+        if not values["target_organization_id"]:
+            raise click.UsageError("--target-data-dir needs --target-organization-id")
+        return TargetServer(
+            data_dir=values["target_data_dir"],
+            database_url=values["target_database_url"],
+            organization_id=values["target_organization_id"],
+        )
+    if not imap_url:
+        raise click.UsageError("give the target: --imap URL (and --caldav URL), or --target-data-dir")
     for url, plain in (
         (imap_url, imap_url.startswith("imap://") and not values["imap_starttls"]),
         (values["caldav_url"] or "", (values["caldav_url"] or "").startswith("http://")),

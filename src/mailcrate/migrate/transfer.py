@@ -28,7 +28,7 @@ from mailcrate.admin.archive import ItemReport, open_verified
 from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.download import log_key_for
 from mailcrate.admin.errors import AdminError
-from mailcrate.admin.restore import check_archive, restore_imap
+from mailcrate.admin.restore import check_archive, restore_embedded, restore_imap
 from mailcrate.export.manifest import ManifestItem
 from mailcrate.mail.base import CalDavSpec, ImapSpec
 from mailcrate.migrate.state import Figures, Identity
@@ -38,11 +38,13 @@ __all__ = ["TargetServer", "fetch_export", "restore_user"]
 
 @dataclass(frozen=True)
 class TargetServer:
-    """The IMAP (+ CalDAV) server the organization moves to. Passwords come from files or the
+    """Where the organization moves: an IMAP (+ CalDAV) server, or (``data_dir`` and
+    ``organization_id``) an organization in a mailcrate data directory's embedded store, whose
+    users the logins name (id, user name or address). Passwords come from files or the
     environment (the CLI reads them); ``password``: one for every login (a master user's),
     ``passwords``: per login."""
 
-    imap_url: str
+    imap_url: str = ""
     master_user: str | None = None
     password: str | None = field(default=None, repr=False)
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
@@ -55,6 +57,30 @@ class TargetServer:
     caldav_passwords: dict[str, str] = field(default_factory=dict, repr=False)
     caldav_ca_file: str | None = None
     imap_connections: int = 1
+    data_dir: Path | None = None
+    database_url: str | None = None
+    organization_id: str | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"{self.data_dir} organization {self.organization_id}" if self.data_dir else self.imap_url
+
+    def embedded_root(self, login: str) -> Path:
+        """The embedded mailbox of the target user named ``login`` (made this node's)."""
+        from mailcrate.admin.mailbox import find_user, open_data_dir, writable_root
+
+        assert self.data_dir is not None and self.organization_id is not None
+        dd = open_data_dir(self.data_dir, self.database_url)
+        try:
+            user = find_user(dd, self.organization_id, login)
+            if user.state != "ENABLED":
+                raise AdminError(
+                    f"target user {login} has no mailbox (state {user.state})",
+                    "register it to WorkMail first",
+                )
+            return writable_root(dd, user)
+        finally:
+            dd.close()
 
     def imap_spec(self, login: str) -> ImapSpec:
         password = self.password if self.master_user else self.passwords.get(login, self.password)
@@ -144,14 +170,19 @@ def restore_user(
     """Restore one user's export; its figures and the identities of the items now in the
     target (refused ones and calendar items without CalDAV left out, so that a delta tries
     them again). ``previous``: a delta (what the last round's export held), else None."""
-    imap = server.imap_spec(login)
+    embedded = server.data_dir is not None
+    imap = None if embedded else server.imap_spec(login)
+    root = server.embedded_root(login) if embedded else None
     figures = Figures()
-    archive = check_archive(zip_path, log_path) if previous is None else open_verified(zip_path, log_path)
+    # over IMAP the restore checks each item as it reads it; otherwise all is checked first
+    quick = previous is None and not embedded
+    archive = check_archive(zip_path, log_path) if quick else open_verified(zip_path, log_path)
     with archive:
         items = list(archive.items())
         # CalDAV only for a user with calendar items: every WorkMail mailbox has an (often
         # empty) default calendar, not worth a CalDAV account that may not exist
-        caldav = server.caldav_spec(login) if any(i.kind == "calendar" for i in items) else None
+        has_calendar = any(i.kind == "calendar" for i in items)
+        caldav = server.caldav_spec(login) if has_calendar and not embedded else None
         held = [identity(i) for i in items]
         figures.exported_items = figures.verified_items = len(items)
         figures.exported_bytes = figures.verified_bytes = sum(i.size for i in items)
@@ -169,7 +200,7 @@ def restore_user(
 
             archive.keep_only(new)
         on_total(figures.exported_bytes - figures.unchanged_bytes)
-        report = ItemReport(destination=imap.url)
+        report = ItemReport(destination=server.destination)
         sizes: dict[str, int] = {}
         seen = {"already": 0, "not": 0}
 
@@ -183,23 +214,27 @@ def restore_user(
             seen["already"], seen["not"] = already, not_restored
             on_item(item.size)
 
-        restore_imap(
-            zip_path,
-            imap,
-            caldav=caldav,
-            tick=tick,
-            log_path=log_path,
-            archive=archive,
-            report=report,
-            imap_connections=server.imap_connections,
-        )
+        if root is not None:
+            restore_embedded(zip_path, root, tick=tick, archive=archive, report=report)
+        else:
+            assert imap is not None
+            restore_imap(
+                zip_path,
+                imap,
+                caldav=caldav,
+                tick=tick,
+                log_path=log_path,
+                archive=archive,
+                report=report,
+                imap_connections=server.imap_connections,
+            )
     refused = report.refused
     # what did not arrive is not "held": a delta sends it again (and names it again if refused)
     missing = {r.item for r in refused}
     held = [
         key
         for item, key in zip(items, held, strict=True)
-        if item.zip_path not in missing and (caldav is not None or item.kind != "calendar")
+        if item.zip_path not in missing and (embedded or caldav is not None or item.kind != "calendar")
     ]
     figures.refused = [{"item": r.item, "reason": r.reason} for r in refused]
     figures.restored_bytes -= sum(sizes.get(r.item, 0) for r in refused)
