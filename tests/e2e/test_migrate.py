@@ -5,7 +5,8 @@ WorkMail stand-in: embedded mailboxes and one bound to a source Dovecot) to a se
 date, per folder; calendars arrive in Radicale; a user whose target login fails is reported
 while the others complete; a ``kill -9`` mid-run followed by a rerun gives the same result
 without a duplicate; a delta run restores exactly the new items (and not what the user deleted
-in the target meanwhile).
+in the target meanwhile), and a delta within the mailbox interval waits; the embedded store of
+another organization is a target too, and a terminal gets the live display.
 
 The 24-hour rule is the server's real one, shortened with serve's own
 ``--export-mailbox-interval-seconds`` so the delta test need not wait a day.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -513,9 +515,14 @@ def test_into_the_embedded_store_of_another_organization(server: MailcrateServer
             "--prefix", "migration/embedded", "--kms-key", prepared.key_arn, "--role", prepared.role_arn,
             "--login-map", str(tmp_path / "map.csv"), "--target-data-dir", str(server.data_dir),
             "--target-organization-id", dest, "--state", str(tmp_path / "state.sqlite"), "--output", "json"]  # fmt: skip
-    first = run(*args, env=prepared.env, timeout=300)
-    assert first.returncode == 0, first.stdout + first.stderr
-    rows = {r["user"].split("@")[0]: r for r in json.loads(first.stdout)["users"]}
+    # in a terminal (stderr a pty, from script(1)): the live display, the JSON on stdout still
+    command = shlex.join([*MAILCRATE, *args]) + f" > {shlex.quote(str(tmp_path / 'out.json'))}"
+    shown = subprocess.run(["script", "-qec", command, "/dev/null"], env={**prepared.env, "COLUMNS": "160"},
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert shown.returncode == 0, shown.stdout
+    assert "\x1b[" in shown.stdout and "all 3 users" in shown.stdout and "3/3 finished" in shown.stdout
+    assert f"u01@{src_domain}: done: " in shown.stdout
+    rows = {r["user"].split("@")[0]: r for r in json.loads((tmp_path / "out.json").read_text())["users"]}
     for local, root in roots.items():
         source = server.data_dir / "mailboxes" / org.organization_id / org.users[local]
         assert mailbox_contents(root) == mailbox_contents(source), local
