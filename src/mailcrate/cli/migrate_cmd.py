@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -415,13 +416,12 @@ def status_cmd(state_path: Path, output: str) -> None:
         records = state.users()
     finally:
         state.close()
+    counts = Counter(r.phase for r in records)
     if output == "json":
         _print_json(
             {
                 "organizationId": state.organization_id,
-                "phases": dict(
-                    sorted({r.phase: sum(1 for x in records if x.phase == r.phase) for r in records}.items())
-                ),
+                "phases": dict(sorted(counts.items())),
                 "users": [
                     {
                         "user": r.email or r.name,
@@ -443,9 +443,6 @@ def status_cmd(state_path: Path, output: str) -> None:
         click.echo(
             f"{r.email or r.name:<{width}}  {r.phase:<11}  round {r.round}  job {job:<8}  {r.updated}  {r.reason}".rstrip()
         )
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.phase] = counts.get(r.phase, 0) + 1
     click.echo(", ".join(f"{n} {phase}" for phase, n in sorted(counts.items())) or "no users yet")
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +47,6 @@ SCHEMA_VERSION = "1"
 #: A user's phases in a round. ``waiting``: a delta that WorkMail's one-export-per-24-hours rule
 #: does not allow yet; ``skipped``: not migrated (disabled, unregistered: the reason says).
 PHASES = ("pending", "exporting", "downloading", "restoring", "done", "failed", "waiting", "skipped")
-FINISHED = ("done", "skipped")
 
 _meta = MetaData()
 meta = Table("meta", _meta, Column("key", String, primary_key=True), Column("value", Text, nullable=False))
@@ -239,12 +238,6 @@ class MigrationState:
             for row in conn.execute(select(identities).where(identities.c.entity_id == entity_id)):
                 out[(row.kind, tuple(json.loads(row.folder)), row.sha256)] = row.n
         return out
-
-    def phases(self) -> Counter[str]:
-        return Counter(r.phase for r in self.users())
-
-    def __iter__(self) -> Iterator[UserRecord]:
-        return iter(self.users())
 
 
 def _record(row: Any) -> UserRecord:
