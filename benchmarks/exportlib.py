@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import threading
@@ -111,6 +112,52 @@ class RssSampler:
             self._take()
 
 
+class CpuMeter:
+    """CPU seconds (user + system) a process tree used while the context was open, read from
+    outside (psutil, i.e. /proc): ``own`` for the process itself, ``children`` for every
+    descendant (serve's worker processes; Dovecot's imap processes), each split into ``user``
+    and ``system``.
+
+    A descendant that ends and is reaped meanwhile is still counted: its times move into its
+    parent's ``children_user``/``children_system``, which are summed for every process of the
+    tree (a live process's children times only hold reaped descendants, so nothing is counted
+    twice). One that starts meanwhile counts from zero."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.own: dict[str, float] = {"user": 0.0, "system": 0.0}
+        self.children: dict[str, float] = {"user": 0.0, "system": 0.0}
+
+    def _read(self) -> tuple[dict[str, float], dict[str, float]]:
+        t = self.proc.cpu_times()
+        own = {"user": t.user, "system": t.system}
+        kids = {"user": t.children_user, "system": t.children_system}
+        for child in self.proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                c = child.cpu_times()
+                kids["user"] += c.user + c.children_user
+                kids["system"] += c.system + c.children_system
+        return own, kids
+
+    @property
+    def own_seconds(self) -> float:
+        return self.own["user"] + self.own["system"]
+
+    @property
+    def children_seconds(self) -> float:
+        return self.children["user"] + self.children["system"]
+
+    def __enter__(self) -> CpuMeter:
+        self._start = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._read()
+        for i, out in enumerate((self.own, self.children)):
+            for k in out:
+                out[k] = round(end[i][k] - self._start[i][k], 3)
+
+
 class PySpy:
     """``py-spy record`` on a pid while the context is open (skipped when py-spy is missing)."""
 
@@ -139,16 +186,20 @@ class PySpy:
 
 
 def run_timed(cmd: list[str] | str, *, cwd: Path | None = None, shell: bool = False) -> dict[str, float]:
-    """Wall time and peak RSS (sampled, the command and all its children summed) of a command."""
+    """Wall time, peak RSS (sampled, the command and all its children summed) and CPU seconds
+    (user + system, from the kernel's accounting of reaped children) of a command."""
     settle()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with RssSampler(proc.pid, children=True) as rss:
         _, err = proc.communicate()
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command (and what it forked), reaped
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd!r} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
-    return {"seconds": seconds, "peak_rss": rss.peak}
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"seconds": seconds, "peak_rss": rss.peak, "cpu_seconds": round(cpu, 3)}
 
 
 def tree_bytes(root: Path) -> tuple[int, int]:
@@ -175,6 +226,15 @@ class ExportRun:
     #: serve / worker at the moment of the summed peak, and each one's own peak (bytes)
     peak_parts: dict[str, int] = field(default_factory=dict)
     peaks: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds used during the job, read from /proc: serve itself, and its worker
+    #: process(es), each as {"user", "system"}
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def worker_cpu_seconds(self) -> float:
+        """user + system of the worker process(es) that ran the job."""
+        w = self.cpu.get("worker", {})
+        return w.get("user", 0.0) + w.get("system", 0.0)
 
 
 class ExportServer:
@@ -316,7 +376,11 @@ class ExportServer:
         if spy:
             spy.__enter__()
         try:
-            with RssSampler(self.pid, children=True) as rss, idle or contextlib.nullcontext():
+            with (
+                RssSampler(self.pid, children=True) as rss,
+                CpuMeter(self.pid) as cpu,
+                idle or contextlib.nullcontext(),
+            ):
                 started = time.perf_counter()
                 job = self.start(user_id)
                 d = self.wait(job)
@@ -329,7 +393,8 @@ class ExportServer:
         server = (d["EndTime"] - d["StartTime"]).total_seconds() if d.get("EndTime") else seconds
         if not keep:
             self.delete_export(d)
-        return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks)
+        cpus = {"serve": cpu.own, "worker": cpu.children}
+        return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks, cpus)
 
     def export_many(self, user_ids: list[str], *, idle: IdleCores | None = None) -> tuple[float, int]:
         """Start all at once; (seconds until the last is COMPLETED, peak RSS); ``idle`` is
