@@ -95,8 +95,9 @@ def _counted(
 
 def _open_item(item: Item) -> tuple[bytes, Iterator[bytes]] | None:
     """The first chunk and the rest, or None when the item cannot be read at all (vanished,
-    unreadable): such an item is counted as non-exportable instead of failing the export."""
-    chunks = item.chunks()
+    unreadable): such an item is counted as non-exportable instead of failing the export.
+    The pieces come uncut (:meth:`Item.pieces`): the zip writer slices views of its own."""
+    chunks = item.pieces()
     try:
         first = next(chunks, b"")
     except TransientSourceError:

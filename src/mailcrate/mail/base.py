@@ -113,6 +113,14 @@ class Item:
             for start in range(0, len(chunk), CHUNK_SIZE):
                 yield chunk[start : start + CHUNK_SIZE]
 
+    def pieces(self) -> Iterator[bytes]:
+        """Yield the raw bytes as the source read them, without cutting them to
+        :data:`CHUNK_SIZE`: slicing ``bytes`` copies, and an IMAP body (up to 32 MiB, already in
+        memory) would be copied once more in 1 MiB pieces. For consumers that cut views of
+        their own (the export's zip writer); the pieces are as bounded as the source's reads.
+        """
+        return self.reader()
+
     def read_all(self) -> bytes:
         """Whole content; for tests and small items only (never on the export path)."""
         return b"".join(self.chunks())
