@@ -16,7 +16,7 @@ Format decisions (see DESIGN.md "Zip layout"):
   header and no data descriptor (stored + descriptor cannot be read by streaming unzippers
   such as Java's ``ZipInputStream``); larger stored entries use a descriptor, which the
   central directory makes unambiguous for ``zipfile`` and Info-ZIP.
-* Deflate past the probe runs in 1 MiB blocks on a thread pool, each primed with the 32 KiB
+* Deflate past the probe runs in 1 MiB blocks on a thread pool, each primed with the window
   before it and sync-flushed, ended by an empty final block: one valid stream, cut at fixed
   offsets so the bytes do not depend on how the source chunked them
   (:class:`~mailcrate.export.deflate.BlockDeflater`). :func:`prepare` does a whole in-memory
