@@ -149,6 +149,11 @@ class BlockDeflater:
     (the caller may have deflated a first part itself and sync-flushed it). ``observe`` (the
     entry's CRC-32/SHA-256) sees every block in order on :func:`lane`, off the caller's thread.
     Memory is bounded: at most ``depth`` blocks (input views and outputs) are in flight.
+
+    ``start`` is where in the entry this stream begins (after a first part the caller deflated
+    itself): blocks end at the entry's multiples of BLOCK_SIZE, so a source that reads in pieces
+    of BLOCK_SIZE from the entry's start (the IMAP source's large bodies) hands over each block
+    as one piece, a view that needs no joining copy.
     """
 
     def __init__(
@@ -158,8 +163,10 @@ class BlockDeflater:
         observe: Callable[[Block], object] = lambda block: None,
         *,
         depth: int = 0,
+        start: int = 0,
     ) -> None:
         self._level = level
+        self._first = BLOCK_SIZE - start % BLOCK_SIZE  # the first block's length
         self._history = bytes(history[-WINDOW:])
         self._observe = observe
         self._pieces: list[Block] = []
@@ -173,14 +180,15 @@ class BlockDeflater:
     def feed(self, data: Block) -> list[bytes]:
         """Take ``data`` (kept by reference until deflated); return the outputs now ready.
 
-        Blocks are cut at multiples of BLOCK_SIZE whatever the sizes fed, so the same bytes
-        give the same stream however the source chunked them."""
+        Blocks are cut at the entry's multiples of BLOCK_SIZE whatever the sizes fed, so the
+        same bytes give the same stream however the source chunked them."""
         view = memoryview(data).cast("B")
-        while self._buffered + len(view) >= BLOCK_SIZE:
-            need = BLOCK_SIZE - self._buffered
+        while self._buffered + len(view) >= self._first:
+            need = self._first - self._buffered
             self._pieces.append(view[:need])
-            self._buffered = BLOCK_SIZE
+            self._buffered = self._first
             self._submit()
+            self._first = BLOCK_SIZE
             view = view[need:]
         if view:
             self._pieces.append(view)

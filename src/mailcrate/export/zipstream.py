@@ -95,8 +95,8 @@ _U16_MAX = 0xFFFF
 PROBE_SIZE = 64 * 1024
 #: Store when deflate output exceeds this fraction of the input.
 STORE_RATIO = 0.97
-#: Largest slice handed to the compressor at once, bounding its output buffer.
-_SLICE = 1024 * 1024
+#: Largest slice handed to the compressor at once, bounding its output buffer: the deflate block.
+_SLICE = deflate.BLOCK_SIZE
 #: Flush central-directory records to the sink in batches of about this size.
 _CD_BATCH = 256 * 1024
 #: Central-directory records kept in memory before they spill to a temporary file. Small: a
@@ -183,14 +183,16 @@ def _check_name(name: str) -> bytes:
     return encoded
 
 
-def _slices(chunk: bytes | bytearray | memoryview) -> Iterator[memoryview]:
-    """Split a chunk into at most ``_SLICE``-byte views (no copies)."""
+def _slices(chunk: bytes | bytearray | memoryview, offset: int) -> Iterator[memoryview]:
+    """Split a chunk that starts at ``offset`` in its entry into views (no copies) that end at
+    the entry's multiples of ``_SLICE``: the deflate blocks' boundaries
+    (:class:`~mailcrate.export.deflate.BlockDeflater` with ``start``), so a block is one view."""
     view = memoryview(chunk).cast("B")
-    if len(view) <= _SLICE:
-        yield view
-        return
-    for start in range(0, len(view), _SLICE):
-        yield view[start : start + _SLICE]
+    at = 0
+    while at < len(view):
+        end = at + _SLICE - (offset + at) % _SLICE
+        yield view[at:end]
+        at = end
 
 
 class ZipStreamWriter:
@@ -454,7 +456,9 @@ class ZipStreamWriter:
             deflated = comp.compress(head) + comp.flush(deflate.Z_SYNC_FLUSH)
             if compress or len(deflated) <= size * STORE_RATIO:
                 method, first = METHOD_DEFLATED, deflated
-                blocks = deflate.BlockDeflater(self._level, head[-deflate.WINDOW :], digest.update)
+                blocks = deflate.BlockDeflater(
+                    self._level, head[-deflate.WINDOW :], digest.update, start=len(head)
+                )
         meta = (_FLAG_UTF8 | _FLAG_DATA_DESCRIPTOR, method, dos_time, dos_date)
         self._emit(self._local_header(meta, name_bytes, mtime, zip64))
         self._emit(first)
@@ -463,7 +467,7 @@ class ZipStreamWriter:
         for chunk in itertools.chain(tail, rest):
             _check_chunk(name, chunk)
             immutable = _immutable(chunk)  # views of it may be deflated later, elsewhere
-            for piece in _slices(chunk):
+            for piece in _slices(chunk, size):
                 size += len(piece)
                 if blocks is not None:
                     outs = blocks.feed(piece if immutable else bytes(piece))

@@ -59,9 +59,12 @@ from mailcrate.mail.imap_fetch import (
     Entry,
     FetchPool,
     FolderJob,
+    Pieces,
     RawImap,
     body_of,
     parse_internaldate,
+    pieces_of,
+    size_of,
 )
 
 log = logging.getLogger(__name__)
@@ -384,12 +387,12 @@ class ImapSource(SourceBase):
                         )
                     )
                 return  # expunged before we read it: not an item at all
-            last = len(chunk) < n
+            last = size_of(chunk) < n
             entry = Entry(n, uid=uid, data=chunk, last=last)
             if offset == 0:
                 entry.item = self._item(job.folder, validity, uid, info, None, job=job, entry=entry)
             job.put(entry)
-            offset += len(chunk)
+            offset += size_of(chunk)
             if last:
                 return
 
@@ -400,7 +403,7 @@ class ImapSource(SourceBase):
         validity: int,
         uid: int,
         info: dict[bytes, Any],
-        body: bytes | None,
+        body: bytes | Pieces | None,
         *,
         job: FolderJob | None = None,
         entry: Entry | None = None,
@@ -411,8 +414,8 @@ class ImapSource(SourceBase):
             if isinstance(f, bytes) and f.lower() != b"\\recent"
         )
         if body is not None:
-            reader: Callable[[], Iterator[bytes]] = lambda b=body: iter((b,))  # noqa: E731
-            size = len(body)
+            reader: Callable[[], Iterator[bytes]] = lambda b=pieces_of(body): iter(b)  # noqa: E731
+            size = size_of(body)
         else:
             selected = (self._raw_names[folder.path], validity)
             reader = lambda: self._streamed(job, entry, uid, selected)  # noqa: E731
@@ -438,8 +441,8 @@ class ImapSource(SourceBase):
             data, last = entry.data, entry.last
             entry.data = None
             while data is not None:
-                offset += len(data)
-                yield data
+                offset += size_of(data)
+                yield from pieces_of(data)
                 if last or entry.moved_on:
                     break
                 piece = job.get_piece(uid)
