@@ -527,6 +527,33 @@ def test_block_deflater_concatenation_is_one_stream() -> None:
     assert b"".join(seen) == data[PROBE_SIZE:]  # every block observed, in order
 
 
+def test_block_deflater_cuts_blocks_at_the_entrys_block_offsets() -> None:
+    """With ``start`` (the bytes the writer deflated itself), blocks end at the entry's multiples
+    of BLOCK_SIZE: the same stream whatever the chunking, and a source that reads in BLOCK_SIZE
+    pieces from the entry's start (the IMAP source) has each piece deflated as it is, unjoined."""
+    from mailcrate.export import deflate
+
+    bs = deflate.BLOCK_SIZE
+    encoded = __import__("base64").b64encode(random.Random(3).randbytes(3 * bs))
+    data = b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))[: 4 * bs + 777]
+    head = data[:PROBE_SIZE]
+    rest = data[PROBE_SIZE:]
+    aligned = [rest[: bs - PROBE_SIZE]] + [rest[i : i + bs] for i in range(bs - PROBE_SIZE, len(rest), bs)]
+    streams = []
+    for pieces in (aligned, list(chunked(rest, 300_000)), [rest]):
+        seen: list[memoryview] = []
+        blocks = deflate.BlockDeflater(history=head[-deflate.WINDOW :], observe=seen.append, start=len(head))
+        out = [o for piece in pieces for o in blocks.feed(piece)] + blocks.finish()
+        assert [len(b) for b in seen] == [bs - PROBE_SIZE, bs, bs, bs, 777]
+        if pieces is aligned:
+            assert all(b.obj is p for b, p in zip(seen, aligned, strict=True))  # no joining copy
+        comp = deflate.compressobj()
+        first = comp.compress(head) + comp.flush(deflate.Z_SYNC_FLUSH)
+        assert zlib.decompress(first + b"".join(out), -15) == data
+        streams.append(b"".join(out))
+    assert streams[0] == streams[1] == streams[2]
+
+
 def test_stdlib_zlib_fallback_writes_the_same_archive(tmp_path: Path) -> None:
     """Without isal (blocked in a fresh interpreter) the writer uses stdlib zlib, the parallel
     path included; Info-ZIP and zipfile read the result."""
