@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian/Ubuntu machine:
 #   system packages: dovecot-imapd (IMAP source tests), isync (mbsync baseline), postgresql
-#   (scale-out tests), zip/unzip (archive checks), systemd (systemd-analyze verify of deploy/);
+#   (scale-out tests), zip/unzip, p7zip-full and libarchive-tools (archive checks), systemd (systemd-analyze verify of deploy/);
 #   Python: a venv at .venv with mailcrate[test].
 # Package post-install scripts must not start daemons on the default ports: tests start their own.
 set -euo pipefail
@@ -16,6 +16,8 @@ command -v mbsync >/dev/null 2>&1 || need+=(isync)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v zip >/dev/null 2>&1 || need+=(zip)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v 7z >/dev/null 2>&1 || need+=(p7zip-full)  # 7z t: the archive checks' other readers
+command -v bsdtar >/dev/null 2>&1 || need+=(libarchive-tools)  # bsdtar: a streaming zip reader
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # checks deploy/*.service
 if [ ${#need[@]} -gt 0 ]; then

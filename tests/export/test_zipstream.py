@@ -48,6 +48,27 @@ def mail_text(n: int, seed: int = 1) -> bytes:
     return b"\r\n".join(lines)[:n]
 
 
+SEVEN_ZIP = shutil.which("7z")
+BSDTAR = shutil.which("bsdtar")
+
+
+def other_readers_test(path: Path, expected: dict[str, bytes]) -> None:
+    """7-Zip's own test (``7z t``: CRC of every entry) and libarchive's reader (``bsdtar``, which
+    streams the local headers and data descriptors, as Java's ZipInputStream does) accept the
+    archive, and libarchive extracts every entry byte for byte."""
+    if SEVEN_ZIP is None or BSDTAR is None:
+        pytest.fail("7z or bsdtar is not installed (scripts/install-test-deps.sh installs them)")
+    proc = subprocess.run([SEVEN_ZIP, "t", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Everything is Ok" in proc.stdout, (
+        proc.stdout[-2000:] + proc.stderr[-2000:]
+    )
+    listed = subprocess.run([BSDTAR, "-tf", str(path)], capture_output=True, check=True).stdout.decode()
+    assert listed.splitlines() == list(expected)
+    for name, content in expected.items():
+        out = subprocess.run([BSDTAR, "-xOf", str(path), name], capture_output=True, check=True).stdout
+        assert out == content, name
+
+
 def unzip_test(path: Path) -> None:
     if UNZIP is None:
         pytest.fail("Info-ZIP unzip is not installed (scripts/install-test-deps.sh installs it)")
@@ -124,6 +145,7 @@ def check_archive(path: Path, expected: dict[str, bytes], entries: list[ZipEntry
             assert entry.method == info.compress_type
     walk_local_headers(data, infos)
     unzip_test(path)
+    other_readers_test(path, expected)
 
 
 def write_archive(path: Path, items: dict[str, object], **kwargs: object) -> list[ZipEntry]:
