@@ -135,6 +135,7 @@ def main(argv: list[str]) -> int:
                     "worker_cpu_seconds": round(r.worker_cpu_seconds, 3),
                     "worker_cpu_s_per_gib": round(r.worker_cpu_seconds / gib, 3),
                     "dovecot_cpu_seconds": round(dovecot.own_seconds + dovecot.children_seconds, 3),
+                    "archive_bytes": r.archive_bytes,
                 }
             )
             shutil.rmtree(dest, ignore_errors=True)
@@ -191,6 +192,8 @@ def main(argv: list[str]) -> int:
         f"Dovecot {cpu['dovecot_for_mailcrate']:.2f}; mbsync {cpu['mbsync']:.2f}, "
         f"Dovecot {cpu['dovecot_for_mbsync']:.2f}"
     )
+    archive = runs["mailcrate"][-1]["archive_bytes"]
+    print(f"zip archive {archive / 2**20:,.1f} MiB ({archive / nbytes:.4f} of the mailbox)")
     print(
         f"worker CPU-s/GiB = {cpu['worker']:.2f} (target <= 6: {'met' if cpu['worker'] <= 6 else 'MISSED'})"
     )
@@ -216,6 +219,7 @@ def main(argv: list[str]) -> int:
             "mbsync_mb_s": mb_s(nbytes, med["mbsync"]),
             "ratio_vs_mbsync": round(ratio, 3),
             "ratio_per_round": [round(x, 3) for x in ratios],
+            "archive_bytes": archive,
             "cpu_s_per_gib": cpu,
             "worker_cpu_s_per_gib_range": spread,
             "last_progress": exported,

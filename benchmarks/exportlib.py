@@ -229,6 +229,8 @@ class ExportRun:
     #: CPU seconds used during the job, read from /proc: serve itself, and its worker
     #: process(es), each as {"user", "system"}
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: size of the exported zip (0 if it could not be read)
+    archive_bytes: int = 0
 
     @property
     def worker_cpu_seconds(self) -> float:
@@ -391,10 +393,13 @@ class ExportServer:
         if d["State"] != "COMPLETED":
             raise RuntimeError(f"export {job} ended {d['State']}: {d.get('ErrorInfo')}")
         server = (d["EndTime"] - d["StartTime"]).total_seconds() if d.get("EndTime") else seconds
+        archive = 0
+        with contextlib.suppress(Exception):
+            archive = self.s3.head_object(Bucket=self.bucket, Key=self._zip_key(d))["ContentLength"]
         if not keep:
             self.delete_export(d)
         cpus = {"serve": cpu.own, "worker": cpu.children}
-        return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks, cpus)
+        return ExportRun(job, seconds, rss.peak, d["State"], server, d, rss.parts, rss.peaks, cpus, archive)
 
     def export_many(self, user_ids: list[str], *, idle: IdleCores | None = None) -> tuple[float, int]:
         """Start all at once; (seconds until the last is COMPLETED, peak RSS); ``idle`` is
@@ -411,8 +416,12 @@ class ExportServer:
             self.delete_export(d)
         return seconds, rss.peak
 
+    @staticmethod
+    def _zip_key(d: dict[str, Any]) -> str:
+        return d["S3Path"].split("/", 3)[-1] if d["S3Path"].startswith("s3://") else d["S3Path"]
+
     def delete_export(self, d: dict[str, Any]) -> None:
-        key = d["S3Path"].split("/", 3)[-1] if d["S3Path"].startswith("s3://") else d["S3Path"]
+        key = self._zip_key(d)
         for k in (key, key[: -len(".zip")] + ".json"):
             with contextlib.suppress(Exception):
                 self.s3.delete_object(Bucket=self.bucket, Key=k)
