@@ -62,10 +62,9 @@ class Compressor(Protocol):
 #: base64 every ``\r\n`` plus the next line's first character is a 3-byte match somewhere in a
 #: large window, so isal level 1 keeps finding (useless) matches instead of skipping ahead
 #: through the incompressible part: on export-imap's mailbox with CRLF it costs 2.9-3.2 CPU-s
-#: per GiB, against 1.7 on the same mail with LF. With a 4 KiB window (and isal's matching
-#: smaller hash table) it costs 2.15-2.2 and the archive grows 2.4 % (ratio 0.632 -> 0.647); at
-#: 2 KiB +3.9 %, at 8 KiB only -15 % CPU. Any inflater reads any window size (the stream does
-#: not name it), so readers see no difference.
+#: per GiB, against 1.7 on the same mail with LF. With a 4 KiB window it costs 2.15-2.2 and the
+#: archive grows 2.1-2.4 % (ratio 0.632 -> 0.647); at 2 KiB +3.9 %, at 8 KiB only -15 % CPU.
+#: Any inflater reads any window size (the stream does not name it): readers see no difference.
 WINDOW_BITS = 12
 
 
@@ -130,8 +129,9 @@ def lane() -> ThreadPoolExecutor:
 
 def deflate_block(data: bytes | memoryview, history: bytes, level: int = DEFAULT_LEVEL) -> list[bytes]:
     """Deflate ``data`` as a run of non-final blocks that ends byte-aligned (sync flush), with
-    ``history`` (the up-to-:data:`WINDOW` bytes that precede it in the stream) as the window. Concatenating
-    such outputs for consecutive pieces and then :data:`FINAL_BLOCK` gives one valid stream.
+    ``history`` (the up-to-:data:`WINDOW` bytes that precede it in the stream) as the window.
+    Concatenating such outputs for consecutive pieces and then :data:`FINAL_BLOCK` gives one
+    valid stream.
     Returned as two pieces, not joined: that would copy every output byte once more."""
     comp = compressobj(level, history)
     return [comp.compress(data), comp.flush(Z_SYNC_FLUSH)]
@@ -144,8 +144,8 @@ class BlockDeflater:
     """Deflates the rest of one stream as independent ~1 MiB blocks on :func:`pool`.
 
     Why: deflate is the producer's largest cost and one stream uses one core. Each block is
-    primed with the window (:data:`WINDOW`) before it (so the ratio stays that of one stream) and ends with a
-    sync flush; outputs come back in order. ``history`` is the stream's last window so far
+    primed with the window (:data:`WINDOW`) before it (so the ratio stays that of one stream)
+    and ends with a sync flush; outputs come back in order. ``history`` is the stream's last window so far
     (the caller may have deflated a first part itself and sync-flushed it). ``observe`` (the
     entry's CRC-32/SHA-256) sees every block in order on :func:`lane`, off the caller's thread.
     Memory is bounded: at most ``depth`` blocks (input views and outputs) are in flight.
