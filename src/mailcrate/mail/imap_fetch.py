@@ -4,8 +4,9 @@ Used by :class:`mailcrate.mail.imap.ImapSource`; see its module docstring for th
 
 * :class:`RawImap` speaks ``UID SEARCH`` and ``UID FETCH`` directly on the socket of a logged-in
   imaplib connection (the one inside IMAPClient): one ``readline`` per response line and one
-  ``read(n)`` per literal, so a message body costs a few Python calls instead of IMAPClient's
-  pure-Python response parser.  Login, TLS, LIST and SELECT stay with IMAPClient.
+  ``read(n)`` per literal (per 1 MiB piece of a larger one: :class:`Pieces`), so a message body
+  costs a few Python calls instead of IMAPClient's pure-Python response parser.  Login, TLS,
+  LIST and SELECT stay with IMAPClient.
 * :class:`FolderJob` is one folder being fetched in the background: a queue of items in UID order
   whose bytes are bounded by a budget (a run of bodies is only requested once its bytes fit, so a
   connection never stalls mid-response).  The consumer releases budget as it moves on.
