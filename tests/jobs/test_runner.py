@@ -119,7 +119,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
     monkeypatch.setattr(
         runner, "source_spec", lambda data_dir, job: SourceSpec(embedded=str(root), owner="a@b.c")
     )
-    monkeypatch.setattr(runner, "open_destination", lambda job, **kw: state["dest"])
+    monkeypatch.setattr(runner, "open_for_job", lambda job, *args, **kw: state["dest"])
     yield state
     dd.close()
 
