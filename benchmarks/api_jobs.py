@@ -8,6 +8,8 @@ server answers a comparable signed json call (KMS ``DescribeKey``; moto has no W
 jobs).  Median over repetitions of req/s; p50/p99 latency of all requests.
 
     python -m benchmarks api-jobs [--quick] [--jobs 100000] [--concurrency 16] [--seconds 5] [--repeat 3]
+    python -m benchmarks api-jobs --ab ...          (audit trail + metrics on vs off)
+    python -m benchmarks api-jobs --start-load ...  (Start under 50 clients: benchmarks/start_load.py)
 
 Targets (issue 8): Describe/List p99 < 25 ms; throughput >= 3x moto's.
 """
@@ -96,11 +98,21 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--ab", action="store_true", help="audit trail + metrics on vs off (--audit/--metrics false), no moto"
     )
+    p.add_argument(
+        "--start-load",
+        action="store_true",
+        help="Start latency with 50 clients, mostly readers (benchmarks/start_load.py), no moto",
+    )
+    p.add_argument("--base-src", help="with --start-load: also run another checkout's src/, interleaved")
     a = p.parse_args(argv)
     if a.quick:
         a.seconds, a.repeat = 2.0, 1
     if a.ab:
         return _observability_ab(a)
+    if a.start_load:
+        from benchmarks import start_load
+
+        return start_load.run(a, KEY, SECRET, _organization, _fill)
 
     work = scratch_dir("api-jobs")
     mc = start_mailcrate(work / "data", KEY, SECRET)

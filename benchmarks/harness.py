@@ -197,6 +197,27 @@ def run_load(
     return result
 
 
+def run_mixed_load(
+    endpoint: str, groups: dict[str, tuple[int, Callable[[int], bytes]]], seconds: float
+) -> dict[str, LoadResult]:
+    """Like :func:`run_load`, with several kinds of clients at once: ``groups`` maps a name to
+    (how many keep-alive clients, their requests); one result per group."""
+    host, port = endpoint.split("://", 1)[1].split(":")
+    results = {name: LoadResult(0, 0, seconds, []) for name in groups}
+
+    async def main() -> None:
+        until = time.perf_counter() + seconds
+        clients = []
+        for name, (count, make) in groups.items():
+            clients += [
+                _client(host, int(port), make, until, results[name], len(clients) + i) for i in range(count)
+            ]
+        await asyncio.gather(*clients)
+
+    asyncio.run(main())
+    return results
+
+
 def settle() -> None:
     """Flush dirty pages before a timed run, so that it does not pay for the writeback of what
     came before it (a generated mailbox, the previous run's archive or Maildir): right after

@@ -128,7 +128,7 @@ class _GroupWriter:
     def _commit(self, batch: list[AuditEvent]) -> None:
         for attempt in range(self.RETRIES):
             try:
-                with self.db.begin() as conn:
+                with self.db.write() as conn:
                     record_many(conn, batch)
                 return
             except Exception:

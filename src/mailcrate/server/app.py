@@ -23,6 +23,7 @@ from mailcrate.protocol.http import Headers, HttpRequest, HttpResponse
 from mailcrate.server import dispatch, health
 from mailcrate.server.frontdoor import FrontDoor, RequestTooLarge
 from mailcrate.server.runtime import Runtime
+from mailcrate.server.turns import LoopShare
 
 log = logging.getLogger("mailcrate.server")
 
@@ -67,9 +68,11 @@ class MailcrateApp:
         # API calls are short and CPU-bound: few threads keep them from queueing on the GIL (the
         # figures are in BENCHMARKS.md, api). Streamed S3 bodies wait on the network, so they get
         # a pool of their own and never starve API calls.
+        # /ready and /metrics take the anyio limiter; API calls the loop share's own threads.
         self.api_limiter = anyio.CapacityLimiter(4)
+        self.share = LoopShare(4)  # how API calls share the loop and their threads (server/turns.py)
         self.stream_limiter = anyio.CapacityLimiter(32)
-        self.front = FrontDoor(runtime, self.api_limiter)  # admission before bodies and threads
+        self.front = FrontDoor(runtime, self.share)  # admission before bodies and threads
         # Handing a sub-millisecond call to a thread and back costs as much CPU as the call itself
         # (BENCHMARKS.md, api-jobs), so bounded reads run on the loop. Only with SQLite: its reads are a
         # local B-tree walk that never waits for a writer (WAL); a PostgreSQL read waits on the
@@ -93,6 +96,7 @@ class MailcrateApp:
             elif message["type"] == "lifespan.shutdown":
                 for hook in self.on_shutdown:
                     await anyio.to_thread.run_sync(hook)
+                self.share.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -151,13 +155,11 @@ class MailcrateApp:
                 return busy
             body = await _read_body(receive, self.runtime.settings.max_request_bytes)
             if body is None:
-                return await anyio.to_thread.run_sync(self._too_large, request)
+                return await self.share.in_thread(self._too_large, request)
             request.body = body
         if self._inline(headers):
-            return dispatch.handle(self.runtime, request)
-        return await anyio.to_thread.run_sync(
-            dispatch.handle, self.runtime, request, limiter=self.api_limiter
-        )
+            return await self.share.inline(dispatch.handle, self.runtime, request)
+        return await self.share.in_thread(dispatch.handle, self.runtime, request)
 
     def _inline(self, headers: Headers) -> bool:
         """Whether this call may run on the event loop (see ``inline_targets``)."""

@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from mailcrate.protocol.errors import AuthError, ServiceError
 from mailcrate.protocol.http import HttpRequest, HttpResponse
 from mailcrate.protocol.sigv4 import check_time, parse_signature
 from mailcrate.server import anonymous, dispatch
 from mailcrate.server.runtime import Runtime
+from mailcrate.server.turns import LoopShare
 
 _ACCOUNT_CACHE_SECONDS = 5.0
 
@@ -108,10 +108,10 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type:
 class FrontDoor:
     """Per-server admission state (lives on the ASGI app; everything here runs on the loop)."""
 
-    def __init__(self, runtime: Runtime, api_limiter: anyio.CapacityLimiter) -> None:
+    def __init__(self, runtime: Runtime, share: LoopShare) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.api_limiter = api_limiter
+        self.share = share
         self._accounts: dict[str, tuple[float, str | None]] = {}
         self._shares: dict[str, anyio.CapacityLimiter] = {}
         self._buffered = 0
@@ -166,9 +166,7 @@ class FrontDoor:
         if cached is not None and now - cached[0] < _ACCOUNT_CACHE_SECONDS:
             return cached[1]
         # A database read: never on the loop (with PostgreSQL it waits on the network).
-        principal = await anyio.to_thread.run_sync(
-            self.runtime.principal_for, access_key_id, limiter=self.api_limiter
-        )
+        principal = await self.share.in_thread(self.runtime.principal_for, access_key_id)
         if len(self._accounts) > 10_000:
             self._accounts.clear()
         account = principal.account_id if principal is not None else None

@@ -54,7 +54,7 @@ def _caller(call: Call) -> dict[str, Any]:
 def start_mailbox_export_job(call: Call) -> dict[str, Any]:
     p = call.params
     org_id = p["OrganizationId"]
-    with call.context.db.begin() as conn:
+    with call.context.db.write() as conn:  # it writes first (the organization's lock)
         organizations.lock(conn, org_id)
         org = organizations.find_active(conn, call.account_id, call.region, org_id)
         user = users.resolve(conn, org.organization_id, p["EntityId"], include_deleted=False)
