@@ -255,6 +255,24 @@ class IdleCores:
             return [int(x) for x in f.readline().split()[1:]]
 
 
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU of a process and (``children``) its live children, in seconds: a cost
+    other load on a shared machine does not inflate the way it does wall time."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    if children:
+        procs += procs[0].children(recursive=True)
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:  # a child that just ended
+            pass
+    return total
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,10 +76,17 @@ class AuditEvent:
 
 
 def _event_id() -> str:
-    """A version-4 UUID from the process's Mersenne Twister (seeded from the OS at start, and
-    again after a fork) instead of ``uuid4()``'s ``os.urandom``: an event id must be unique,
-    not secret, and urandom cost ~80 us a call on this VM (measured), once per audited call."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    """A time-ordered UUID (version 7: milliseconds since the epoch, then 74 random bits) from
+    the process's Mersenne Twister (seeded from the OS at start, and again after a fork).
+
+    Time-ordered: the event id is the key of both audit tables, and random (version 4) keys
+    land each insert on a different page of those B-trees, so every batch's commit rewrote
+    ~2 pages per event, more as the table grew: 87 -> 108 us of CPU per event from 15,000 to
+    60,000 events, against a flat 61-64 us with these (SQLite, batches of 30). Not uuid4():
+    an event id must be unique, not secret, and ``os.urandom`` cost ~80 us a call on this VM."""
+    bits = random.getrandbits(74)
+    value = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (bits >> 62) << 64 | 0b10 << 62
+    return str(uuid.UUID(int=value | (bits & ((1 << 62) - 1))))
 
 
 def _json(value: dict[str, Any] | None, limit: int) -> str | None:
