@@ -184,24 +184,15 @@ async def _client(
 def run_load(
     endpoint: str, make_request: Callable[[int], bytes], concurrency: int, seconds: float
 ) -> LoadResult:
-    host, port = endpoint.split("://", 1)[1].split(":")
-    result = LoadResult(0, 0, seconds, [])
-
-    async def main() -> None:
-        until = time.perf_counter() + seconds
-        await asyncio.gather(
-            *(_client(host, int(port), make_request, until, result, i) for i in range(concurrency))
-        )
-
-    asyncio.run(main())
-    return result
+    """``concurrency`` keep-alive clients sending ``make_request(n)`` for ``seconds``."""
+    return run_mixed_load(endpoint, {"all": (concurrency, make_request)}, seconds)["all"]
 
 
 def run_mixed_load(
     endpoint: str, groups: dict[str, tuple[int, Callable[[int], bytes]]], seconds: float
 ) -> dict[str, LoadResult]:
-    """Like :func:`run_load`, with several kinds of clients at once: ``groups`` maps a name to
-    (how many keep-alive clients, their requests); one result per group."""
+    """Several kinds of keep-alive clients at once: ``groups`` maps a name to (how many
+    clients, their requests); one result per group."""
     host, port = endpoint.split("://", 1)[1].split(":")
     results = {name: LoadResult(0, 0, seconds, []) for name in groups}
 
