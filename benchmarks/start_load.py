@@ -24,10 +24,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from benchmarks.exportlib import ACCOUNT, save
-from benchmarks.harness import LoadResult, median, run_mixed_load, scratch_dir, signed_json, start_mailcrate
+from benchmarks.harness import (
+    LoadResult,
+    cpu_seconds,
+    median,
+    run_mixed_load,
+    scratch_dir,
+    signed_json,
+    start_mailcrate,
+)
 
 #: serve flags of the run: no workers (jobs stay RUNNING), no per-org or per-mailbox limit.
 SERVE_FLAGS = ("--export-workers", "0", "--export-max-running-per-org", "1000000")
@@ -97,10 +103,9 @@ def run(a: argparse.Namespace, key: str, secret: str, organization: Any, fill: A
                 mc = start_mailcrate(work / "data", key, secret, *SERVE_FLAGS, src=contenders[name])
                 try:
                     groups = _requests(mc.endpoint, key, secret, org, user, ids)
-                    server = psutil.Process(mc.popen.pid)
-                    before = sum(server.cpu_times()[:2])
+                    before = cpu_seconds(mc.popen.pid, children=False)
                     run_ = run_mixed_load(mc.endpoint, groups, a.seconds)
-                    spent = sum(server.cpu_times()[:2]) - before
+                    spent = cpu_seconds(mc.popen.pid, children=False) - before
                     cpu[name].append(spent * 1e6 / max(1, sum(r.requests for r in run_.values())))
                     for kind, r in run_.items():
                         results[name].setdefault(kind, []).append(r)
