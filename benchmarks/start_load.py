@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -77,6 +81,21 @@ def _requests(endpoint: str, key: str, secret: str, org: str, user: str, ids: li
     }
 
 
+def _fill_with(src: Path, work: Path, org: str, user: str, jobs: int) -> list[str]:
+    """api-jobs' fill run by another checkout's code: its data directory stays at that
+    checkout's schema (this tree's would migrate it to ours, and its server would refuse it)."""
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks.api_jobs import _fill; "
+        "print(json.dumps(_fill(Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]))))"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{Path(__file__).resolve().parents[1]}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(work / "data"), org, user, str(jobs)],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return json.loads(out.splitlines()[-1])
+
+
 def run(a: argparse.Namespace, key: str, secret: str, organization: Any, fill: Any) -> int:
     """``organization`` and ``fill`` are api-jobs' own (the same data in both modes)."""
     contenders: dict[str, Path | None] = {"head": None}
@@ -92,7 +111,12 @@ def run(a: argparse.Namespace, key: str, secret: str, organization: Any, fill: A
             wm.register_to_work_mail(OrganizationId=org, EntityId=user, Email=f"alice@{domain}")
         finally:
             mc.stop()
-        dirs[name] = (work, org, user, fill(work / "data", org, user, a.jobs))
+        ids = (
+            fill(work / "data", org, user, a.jobs)
+            if src is None
+            else _fill_with(src, work, org, user, a.jobs)
+        )
+        dirs[name] = (work, org, user, ids)
     results: dict[str, dict[str, list[LoadResult]]] = {n: {} for n in contenders}
     cpu: dict[str, list[float]] = {n: [] for n in contenders}
     try:

@@ -13,6 +13,7 @@ from mailcrate.logs import REQUEST_ID
 from mailcrate.server.turns import LoopShare
 
 READ_SECONDS = 0.001
+READS = 400
 
 
 def _busy(seconds: float) -> None:
@@ -31,22 +32,22 @@ def test_a_threaded_answer_waits_for_a_turn_not_for_every_queued_read() -> None:
             await share.inline(lambda: (_busy(READ_SECONDS), done.append(i)))
 
         async def threaded() -> float:
-            await share.in_thread(time.sleep, 0.005)
+            await share.in_thread(time.sleep, 0.005)  # then needs the GIL from the busy loop
             return time.perf_counter() - started
 
         thread_call = asyncio.ensure_future(threaded())
         await asyncio.sleep(0)  # the threaded call is in flight before the reads arrive
-        reads = [asyncio.ensure_future(read(i)) for i in range(200)]  # ~200 ms of reads
+        reads = [asyncio.ensure_future(read(i)) for i in range(READS)]  # ~0.4 s of reads
         answered = await thread_call
         await asyncio.gather(*reads)
         share.close()
         return answered, time.perf_counter() - started, done
 
     answered, total, order = asyncio.run(scenario())
-    assert total >= 200 * READ_SECONDS
-    # Without turns the loop ran all 200 reads (~0.2 s) before resuming the threaded call.
+    assert total >= READS * READ_SECONDS
+    # Without turns the loop ran every read (~0.4 s) before resuming the threaded call.
     assert answered < total / 4, (answered, total)
-    assert order == list(range(200))  # first come, first served
+    assert order == list(range(READS))  # first come, first served
 
 
 def test_reads_run_at_once_when_nothing_is_in_a_thread() -> None:
