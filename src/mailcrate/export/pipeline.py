@@ -97,8 +97,10 @@ def _open_item(item: Item) -> tuple[bytes, Iterator[bytes]] | None:
     """The first chunk and the rest, or None when the item cannot be read at all (vanished,
     unreadable): such an item is counted as non-exportable instead of failing the export.
     The pieces come uncut (:meth:`Item.pieces`): the zip writer slices views of its own."""
-    chunks = item.pieces()
     try:
+        # Inside the try: a source's reader may refuse at the call, not only at the first piece
+        # (mail.not_exportable's readers raise before yielding anything).
+        chunks = item.pieces()
         first = next(chunks, b"")
     except TransientSourceError:
         raise
