@@ -185,6 +185,28 @@ def _interrupted(
         srv.stop()
 
 
+def _export_through(
+    tmp: Path,
+    proxy: FaultProxy,
+    moto: MotoServer,
+    rule: Callable[[Request], Action],
+    *extra: str,
+    timeout: float = 120,
+) -> tuple[dict, dict[str, str]]:
+    """One export through the proxy under ``rule``, which must end COMPLETED: (job, destination)."""
+    proxy.rule = rule
+    srv = _serve(tmp, proxy, moto, *extra)
+    try:
+        mb = _mailbox(srv)
+        dest = moto_destination(moto)
+        job_id = start_export(srv, mb, dest, PREFIX)
+        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=timeout)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        return {**job, "JobId": job_id}, dest
+    finally:
+        srv.stop()
+
+
 def test_a_worker_paused_past_its_lease_leaves_the_completed_export_intact(
     tmp_path: Path, moto: MotoServer, proxy: FaultProxy
 ) -> None:
@@ -239,19 +261,10 @@ def test_20_seconds_of_resets_on_every_upload_part_end_completed(
             return Action("reset")
         return FORWARD
 
-    proxy.rule = rule
-    srv = _serve(tmp_path, proxy, moto)
-    try:
-        mb = _mailbox(srv)
-        dest = moto_destination(moto)
-        job_id = start_export(srv, mb, dest, PREFIX)
-        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=240)
-        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
-        assert proxy.count("UploadPart", "reset") >= 3
-        _verify(moto, dest, job, job_id, tmp_path)
-        assert _no_open_uploads(moto, dest["bucket"])
-    finally:
-        srv.stop()
+    job, dest = _export_through(tmp_path, proxy, moto, rule, timeout=240)
+    assert proxy.count("UploadPart", "reset") >= 3
+    _verify(moto, dest, job, job["JobId"], tmp_path)
+    assert _no_open_uploads(moto, dest["bucket"])
 
 
 def test_a_stalled_part_is_sent_again_within_seconds(
@@ -271,20 +284,11 @@ def test_a_stalled_part_is_sent_again_within_seconds(
             again.append(time.monotonic())
         return FORWARD
 
-    proxy.rule = rule
-    srv = _serve(tmp_path, proxy, moto, "--export-part-timeout-seconds", "2")
-    try:
-        mb = _mailbox(srv)
-        dest = moto_destination(moto)
-        job_id = start_export(srv, mb, dest, PREFIX)
-        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=120)
-        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
-        assert again, "the stalled part was never sent again"
-        waited = again[0] - stalled[0][1]
-        assert waited < 8, f"the stalled part was sent again after {waited:.1f} s"
-        _verify(moto, dest, job, job_id, tmp_path)
-    finally:
-        srv.stop()
+    job, dest = _export_through(tmp_path, proxy, moto, rule, "--export-part-timeout-seconds", "2")
+    assert again, "the stalled part was never sent again"
+    waited = again[0] - stalled[0][1]
+    assert waited < 8, f"the stalled part was sent again after {waited:.1f} s"
+    _verify(moto, dest, job, job["JobId"], tmp_path)
 
 
 @pytest.mark.slow
