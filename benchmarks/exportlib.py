@@ -242,12 +242,13 @@ class ExportRun:
 class ExportServer:
     """One ``mailcrate serve`` with the export prerequisites in place."""
 
-    def __init__(self, work: Path, *extra: str) -> None:
+    def __init__(self, work: Path, *extra: str, src: Path | None = None) -> None:
+        """``src``: another checkout's ``src/`` runs this server (an A/B in one run)."""
         self.work = work
         # BENCH_SERVE_ARGS: extra serve flags for experiments, e.g. "--export-part-size-mib 8"
         extra = (*extra, *os.environ.get("BENCH_SERVE_ARGS", "").split())
         self.proc: Process = start_mailcrate(
-            work / "data", KEY, SECRET, "--export-mailbox-interval-seconds", "0", *extra
+            work / "data", KEY, SECRET, "--export-mailbox-interval-seconds", "0", *extra, src=src
         )
         self.pid = self.proc.popen.pid
         self.data_dir = work / "data"

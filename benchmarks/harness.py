@@ -82,10 +82,12 @@ def start_mailcrate(
         env=env,
     )
     port = free_port()
+    # BENCH_SERVE_LOG=FILE keeps serve's log (with BENCH_SERVE_ARGS="--log-level info" for more).
+    log_file = os.environ.get("BENCH_SERVE_LOG")
     popen = subprocess.Popen(
         [*cmd, "serve", "--data-dir", str(data_dir), "--port", str(port), "--log-level", "warning", *extra],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log_file, "a") if log_file else subprocess.DEVNULL,  # noqa: SIM115 - the process's
         env=env,
     )
     endpoint = f"http://127.0.0.1:{port}"

@@ -31,12 +31,14 @@ from sqlalchemy import select
 
 import mailcrate.mail.composite  # imported ahead: see below
 import mailcrate.mail.store  # noqa: F401 - imported ahead: see below
+from mailcrate.export.checkpoint import Checkpointer, ResumeMismatch, ResumePoint
+from mailcrate.export.checkpoint import load as load_checkpoint
 from mailcrate.export.destination import ExportError, TransientExportError, error_code, open_for_job
 from mailcrate.export.manifest import ExportLog, ManifestHeader, epoch_ms, export_log_key
 from mailcrate.export.pipeline import Progress, write_archive
 from mailcrate.export.settings import ExportSettings
-from mailcrate.export.uploader import PartUploader, UploadStopped
-from mailcrate.jobs import store
+from mailcrate.export.uploader import PartUploader, Resume, UploadStopped
+from mailcrate.jobs import checkpoints, store
 from mailcrate.jobs.control import JobControl, StopExport
 from mailcrate.jobs.records import ExportJob, State
 from mailcrate.mail.base import SourceError, SourceSpec, TransientSourceError, open_source
@@ -215,9 +217,16 @@ class _Preparation(_Background):
     wait for :meth:`upload_id`; both raise what the preparation raised."""
 
     def __init__(
-        self, context: ServiceContext, job: ExportJob, worker_id: str, settings: ExportSettings
+        self,
+        context: ServiceContext,
+        job: ExportJob,
+        worker_id: str,
+        settings: ExportSettings,
+        *,
+        resumed: str | None = None,
     ) -> None:
         super().__init__(self._prepare, f"export-prepare-{job.job_id[:8]}", start=False)
+        self.resumed = resumed  # the upload this attempt continues (its checkpoints): kept, not created
         self.context = context
         self.db = context.db
         self.job = job
@@ -243,6 +252,11 @@ class _Preparation(_Background):
             self._opened.set()
         opened = time.perf_counter()
         self.seconds["role"] = opened - started
+        if self.resumed is not None:  # continued from its checkpoints (mailcrate.export.checkpoint)
+            dest.preflight()
+            self.seconds["preflight"] = time.perf_counter() - opened
+            self.created = self.resumed
+            return
         if job.upload_id:  # left open by an attempt that crashed or was retried
             if not dest.abort_upload(job.s3_path, job.upload_id):
                 # Recording a new upload would forget this one for good: try again later.
@@ -278,14 +292,18 @@ class _Preparation(_Background):
         if self.error is not None:
             raise self.error
 
-    def settle(self) -> BaseException | None:
+    def settle(self, *, resumable: bool = False) -> BaseException | None:
         """After the attempt failed: wait for the preparation, abort the upload it created, and
-        return its own failure (which the attempt reports instead: the checks come first)."""
+        return its own failure (which the attempt reports instead: the checks come first).
+        ``resumable``: the attempt failed transiently with checkpoints of its upload stored, so
+        the upload is kept (recorded with the job) for the next attempt to continue."""
         error = self.result()
         if self.created is not None:
             job = store.get_by_id_db(self.db, self.job.job_id)
             if job is not None and job.commit_upload == self.created:
                 return error  # committed after all: a later attempt publishes it, never abort it
+            if resumable and error is None and job is not None and job.upload_id == self.created:
+                return None
             if self.dest.abort_upload(self.job.s3_path, self.created):
                 store.forget_upload(self.db, self.job.job_id, self.created)
             else:
@@ -309,9 +327,11 @@ def _attempt(
     phases = _Phases(job)
     key = job.s3_path
     control.check()
-    prep = _Preparation(context, job, worker_id, settings)
+    resume = _resume_point(data_dir.db, job, settings)
+    prep = _Preparation(context, job, worker_id, settings, resumed=job.upload_id if resume else None)
     prep.start()
     uploader: PartUploader | None = None
+    checkpointer: Checkpointer | None = None
 
     def should_stop() -> None:
         control.check()
@@ -323,6 +343,9 @@ def _attempt(
         with open_source(spec) as source:
             folders = source.folders()
             control.check()
+            if resume is not None and not resume.fits(folders):
+                checkpoints.drop(data_dir.db, job.job_id)
+                raise ResumeMismatch("the mailbox's folders changed since the uploaded parts were written")
             phases.mark("listing")
             dest = prep.destination()
             phases.mark("role wait")
@@ -332,8 +355,28 @@ def _attempt(
                 in_flight=settings.parts_in_flight,
                 name=f"export-{job.job_id[:8]}",
                 stream_part=(lambda n, frames: stream(key, prep.upload_id(), n, frames)) if stream else None,
+                resume=Resume(resume.parts, resume.etags, resume.hash_state) if resume else None,
             )
-            sink = uploader.sink(settings.part_size)
+            if resume is not None:
+                at = (resume.parts, resume.end, resume.position.offset, resume.tail_crc)
+                sink = uploader.sink(resume.part_size, resume=at)
+                log.info(
+                    "job %s: resuming after part %d (%d bytes, %d items)",
+                    job.job_id,
+                    resume.parts,
+                    resume.end,
+                    resume.position.items_done,
+                )
+            else:
+                sink = uploader.sink(settings.part_size)
+            if settings.resumable:
+                checkpointer = Checkpointer(
+                    lambda row: checkpoints.save(data_dir.db, job.job_id, worker_id, prep.upload_id(), row),
+                    uploader=uploader,
+                    filler=sink,
+                    folders=folders,
+                    start=resume,
+                )
             header = ManifestHeader(
                 job_id=job.job_id,
                 organization_id=job.organization_id,
@@ -349,6 +392,8 @@ def _attempt(
                 compresslevel=settings.compresslevel,
                 zip64_limit=settings.zip64_limit,
                 folders=folders,
+                resume=resume,
+                checkpointer=checkpointer,
             )
             upload_id = prep.upload_id()
             sink.close()
@@ -380,7 +425,11 @@ def _attempt(
     except BaseException as exc:
         if uploader is not None:
             uploader.cancel()
-        failure = prep.settle()
+        if isinstance(exc, ResumeMismatch):
+            checkpoints.drop(data_dir.db, job.job_id)
+        transient = isinstance(exc, (TransientExportError, TransientSourceError))
+        kept = (checkpointer is not None and checkpointer.saved > 0) or resume is not None
+        failure = prep.settle(resumable=transient and kept and not isinstance(exc, ResumeMismatch))
         if failure is not None and failure is not exc:
             raise failure from exc
         raise
@@ -396,6 +445,18 @@ def _attempt(
         phases,
     )
     return State.COMPLETED if done else None
+
+
+def _resume_point(db: Any, job: ExportJob, settings: ExportSettings) -> ResumePoint | None:
+    """Where this attempt continues the job's upload, if an earlier attempt left checkpoints of
+    it and the destination keeps an upload across attempts (the embedded S3, whose write guard
+    lets only the attempt holding the job write to it)."""
+    if not settings.resumable or not job.upload_id:
+        return None
+    point = load_checkpoint(db, job.job_id, job.upload_id)
+    if point is None:
+        checkpoints.drop(db, job.job_id)
+    return point
 
 
 def _finish_commit(

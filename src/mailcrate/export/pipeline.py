@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailcrate.export import deflate
+from mailcrate.export.checkpoint import Checkpointer, Position, ResumePoint, SkipToEnd
 from mailcrate.export.manifest import MANIFEST_NAME, ManifestHeader, ManifestItem
 from mailcrate.export.names import item_path
 from mailcrate.export.zipstream import PreparedEntry, ZipStreamWriter, prepare
@@ -143,10 +144,17 @@ class _ReadAhead:
     handed over in order and raised where the producer reaches it, as without read-ahead.
     """
 
-    def __init__(self, source: MailboxSource, folders: list[Folder], level: int) -> None:
+    def __init__(
+        self,
+        source: MailboxSource,
+        folders: list[Folder],
+        level: int,
+        start: tuple[int, str | None] = (0, None),
+    ) -> None:
         self._source = source
         self._level = level
         self._folders = folders
+        self._start = start  # (folder index, source id of the item before it there): a resumed export
         self._queue: queue.SimpleQueue[tuple[Any, int]] = queue.SimpleQueue()
         self._budget = threading.Condition()
         self._buffered = 0  # bytes put and not yet consumed by the producer
@@ -180,8 +188,11 @@ class _ReadAhead:
         batch: list[_Entry] = []
         size = 0
         try:
+            start_folder, after = self._start
             for index, folder in enumerate(self._folders):
-                for item in self._source.items(folder):
+                if index < start_folder:
+                    continue
+                for item in self._source.items(folder, after=after if index == start_folder else None):
                     if self._stop.is_set():
                         return
                     opened = _open_item(item)
@@ -269,28 +280,66 @@ def write_archive(
     compresslevel: int = deflate.DEFAULT_LEVEL,
     zip64_limit: int | None = None,
     folders: list[Folder] | None = None,
+    resume: ResumePoint | None = None,
+    checkpointer: Checkpointer | None = None,
 ) -> ArchiveFigures:
     """Write the whole archive of ``source`` into ``write``; see the module docstring.
 
     ``should_stop`` is called before every item and chunk and raises to stop (e.g.
     :class:`StopExport`). Source errors propagate (:class:`TransientSourceError` for retryable
     ones); the bytes written so far are then not a valid archive.
+
+    ``resume`` continues an archive an earlier attempt wrote up to the end of its uploaded parts
+    (``write`` then receives the bytes from there on); ``checkpointer`` is told where the
+    producer stands before each item (see :mod:`mailcrate.export.checkpoint`).
     """
     progress = progress or Progress()
     folders = source.folders() if folders is None else folders
     progress.items_total = sum(f.count for f in folders)
     kwargs = {} if zip64_limit is None else {"zip64_limit": zip64_limit}
-    writer = ZipStreamWriter(write, compresslevel=compresslevel, **kwargs)
+    at = resume.position if resume is not None else None
+    writer = ZipStreamWriter(
+        SkipToEnd(write, resume).write if resume else write, compresslevel=compresslevel, **kwargs
+    )
     exported = total_bytes = skipped = 0
     filled: set[int] = set()  # folders that listed an item; the others go in the header as empty
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as manifest:
-        reader = _ReadAhead(source, folders, compresslevel)
-        current, seq = -1, 0
+        current, seq, after = -1, 0, None
+        if resume is not None and at is not None:
+            writer.resume_at(at.offset, at.entries, resume.central)
+            manifest.write(resume.manifest)
+            exported, total_bytes, skipped, filled = at.exported, at.total_bytes, at.skipped, set(at.filled)
+            current, seq, after = at.folder, at.seq, at.after
+            progress.items_done, progress.bytes_done = at.items_done, at.bytes_done
+        if checkpointer is not None:
+            checkpointer.attach(writer, manifest)
+        reader = _ReadAhead(source, folders, compresslevel, (at.folder, at.after) if at else (0, None))
+
+        def position(index: int) -> Position:
+            return Position(
+                offset=writer.bytes_written,
+                entries=writer.entry_count,
+                central=writer.central_length,
+                manifest=manifest.tell(),
+                folder=index,
+                after=after if index == current else None,
+                seq=seq if index == current else 0,
+                exported=exported,
+                total_bytes=total_bytes,
+                skipped=skipped,
+                filled=tuple(sorted(filled)),
+                items_done=progress.items_done,
+                bytes_done=progress.bytes_done,
+            )
+
         try:
             for index, item, chunks in reader.entries():
                 should_stop()
+                if checkpointer is not None:
+                    checkpointer.before(position(index))
                 if index != current:
-                    current, seq = index, 0
+                    current, seq, after = index, 0, None
+                after = item.source_id  # for the next item's position
                 folder = folders[index]
                 progress.start_item(item.size)
                 filled.add(index)
@@ -329,6 +378,8 @@ def write_archive(
         finally:
             reader.close()
         should_stop()
+        if checkpointer is not None:
+            checkpointer.before(position(len(folders)))
         empty = tuple((f.kind, f.path) for i, f in enumerate(folders) if i not in filled)
         head = dataclasses.replace(header, empty_folders=empty).to_json_line()
         size = manifest.tell()

@@ -29,6 +29,14 @@ class ExportSettings:
     # A botocore Loader shared by the jobs of one pool (parsing the S3 model costs ~0.3 s).
     loader: Any = field(default=None, compare=False)
 
+    @property
+    def resumable(self) -> bool:
+        """Whether an attempt continues an earlier one's upload (mailcrate.export.checkpoint):
+        only in-process into the embedded S3, whose write guard lets only the attempt holding
+        the job write to the upload. An external S3 cannot fence a superseded attempt's late
+        parts, so there every attempt writes an upload of its own."""
+        return not self.external and not self.remote_server
+
 
 def export_settings_from(settings: Any, server_url: str | None) -> ExportSettings:
     """The exporter's settings from ``serve``'s settings table. ``server_url`` (``mailcrate

@@ -26,14 +26,17 @@ length up front) keeps whole parts.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
+
+from mailcrate.export import deflate
+from mailcrate.export.resumable_hash import ResumableSha384
 
 log = logging.getLogger("mailcrate.export")
 
@@ -133,6 +136,16 @@ class _BufferPool:
 BUFFERS = _BufferPool(idle=1, per_job=2)
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """An upload continued from a checkpoint: parts 1..``parts`` are uploaded (their ETags) and
+    in the hash (its state after them)."""
+
+    parts: int
+    etags: list[str]
+    hash_state: bytes
+
+
 class UploadStopped(Exception):
     """The upload was cancelled; no more parts are accepted."""
 
@@ -146,6 +159,7 @@ class PartUploader:
         on_uploaded: Callable[[int], None] | None = None,
         name: str = "export",
         stream_part: StreamPart | None = None,
+        resume: Resume | None = None,
     ) -> None:
         if in_flight < 1:
             raise ValueError("in_flight must be at least 1")
@@ -160,9 +174,16 @@ class PartUploader:
         self._futures: list[Future[str]] = []
         self._error: BaseException | None = None
         self._stopped = threading.Event()
-        self._hash = hashlib.sha384()
-        self._hashed = 0  # parts hashed so far (they are hashed strictly in order)
+        # The object's hash, resumable (mailcrate.export.checkpoint); its state after each part
+        # and each part's ETag, until a checkpoint takes them (durable()).
+        self._hash = ResumableSha384.from_state(resume.hash_state) if resume else ResumableSha384()
+        self._first = resume.parts + 1 if resume else 1  # the number of this uploader's first part
+        self._earlier = list(resume.etags) if resume else []  # ETags of the parts before it
+        self._hashed = self._first - 1  # parts hashed so far (they are hashed strictly in order)
         self._hash_turn = threading.Condition()
+        self._states: dict[int, bytes] = {}
+        self._etags: dict[int, str] = {}
+        self._durable = self._first - 1
         self.bytes_submitted = 0
         self.bytes_uploaded = 0
         self._lock = threading.Lock()
@@ -185,11 +206,15 @@ class PartUploader:
         while not self._slots.acquire(timeout=0.2):
             self._raise_if_stopped()
 
-    def sink(self, part_size: int) -> PartSink | StreamingPartSink:
-        """The zip writer's sink for parts of ``part_size``: streamed when this uploader streams."""
+    def sink(
+        self, part_size: int, resume: tuple[int, int, int, int] | None = None
+    ) -> PartSink | StreamingPartSink:
+        """The zip writer's sink for parts of ``part_size``: streamed when this uploader streams.
+        ``resume`` = (parts uploaded, their bytes, the offset of the item written at their end,
+        the CRC-32 of its bytes up to there) continues an upload (:class:`Resume`)."""
         if self._stream_part is not None:
-            return StreamingPartSink(part_size, self.open_part)
-        return PartSink(part_size, self.submit, self.buffer)
+            return StreamingPartSink(part_size, self.open_part, resume)
+        return PartSink(part_size, self.submit, self.buffer, resume)
 
     def open_part(self, size: int) -> PartStream:
         """Start the next part (numbered from 1) of at most ``size`` bytes, to be filled by the
@@ -203,7 +228,7 @@ class PartUploader:
             stream = PartStream(self.buffer(size), self._stopped)
             with self._lock:
                 self._streams.add(stream)
-            number = len(self._futures) + 1
+            number = self._first + len(self._futures)
             self._futures.append(self._pool.submit(self._run_stream, number, stream))
         except BaseException:
             self._slots.release()
@@ -233,6 +258,7 @@ class PartUploader:
                 if not turn:  # an empty part
                     wait_turn()
                 with self._hash_turn:
+                    self._states[number] = self._hash.state()
                     self._hashed = number
                     self._hash_turn.notify_all()
             yield chunk, last
@@ -251,6 +277,7 @@ class PartUploader:
             with self._lock:
                 self.bytes_submitted += size
                 self._streams.discard(stream)
+                self._etags[number] = etag
             self._uploaded(size, stream.buf)
             return etag
         except BaseException as exc:
@@ -269,7 +296,7 @@ class PartUploader:
         self._acquire()
         try:
             self._raise_if_stopped()
-            number = len(self._futures) + 1
+            number = self._first + len(self._futures)
             self.bytes_submitted += len(data)
             self._futures.append(self._pool.submit(self._run, number, data))
         except BaseException:
@@ -282,6 +309,7 @@ class PartUploader:
             return  # the upload is over: its hash is of no use
         with self._hash_turn:
             self._hash.update(data)
+            self._states[number] = self._hash.state()
             self._hashed = number
             self._hash_turn.notify_all()
 
@@ -323,6 +351,8 @@ class PartUploader:
             hasher = None
             if self._hashed < number:  # stopped before this part's turn came
                 raise UploadStopped("upload cancelled")
+            with self._lock:
+                self._etags[number] = etag
             self._uploaded(len(data), data)
             return etag
         except BaseException as exc:
@@ -339,9 +369,28 @@ class PartUploader:
         (:func:`new_part_buffer`)."""
         return BUFFERS.take(size) or new_part_buffer(size)
 
+    def durable(self) -> tuple[int, bytes, list[str]] | None:
+        """The last part N such that parts 1..N are all uploaded and hashed, the hash's state
+        after it and the ETags of parts 1..N (None when no part is, beyond those this uploader
+        resumed after); what a checkpoint records. The states and ETags of parts 1..N are
+        forgotten here (a checkpoint asks for each run once)."""
+        with self._lock:
+            n = self._durable
+            while (n + 1) in self._etags and (n + 1) in self._states:
+                n += 1
+            if n == self._durable:
+                return None
+            state = self._states[n]
+            for part in range(self._durable + 1, n + 1):
+                self._earlier.append(self._etags.pop(part))
+                del self._states[part]
+            self._durable = n
+            return n, state, list(self._earlier)
+
     def finish(self) -> list[str]:
-        """Wait for every part; the ETags in part order. Raises the first failure."""
-        etags: list[str] = []
+        """Wait for every part; the ETags in part order (those of the parts before a resumed
+        upload's first included). Raises the first failure."""
+        etags: list[str] = self._earlier[: self._first - 1]
         try:
             for future in self._futures:
                 try:
@@ -356,7 +405,8 @@ class PartUploader:
         return etags
 
     def sha384_hex(self) -> str:
-        """The whole object's SHA-384; valid after :meth:`finish`."""
+        """The whole object's SHA-384 (of a resumed upload, its earlier parts' bytes included);
+        valid after :meth:`finish`."""
         return self._hash.hexdigest()
 
     def cancel(self) -> None:
@@ -388,12 +438,52 @@ class _PartFiller:
 
     GROW_EVERY = 2500
 
-    def __init__(self, part_size: int) -> None:
+    def __init__(self, part_size: int, resume: tuple[int, int, int, int] | None = None) -> None:
         self.part_size = part_size
         self._buf: Any = None  # the part being filled (None between parts)
         self._fill = 0
         self._parts = 0
         self.total = 0
+        # For resume checkpoints (mailcrate.export.checkpoint): the offset where the item being
+        # written started (the producer sets it), and per part not yet checkpointed: its end,
+        # that offset, and the CRC-32 of the bytes from there to the end (the item's bytes so
+        # far, carried over from part to part while one item spans several).
+        self.item_start = 0
+        self._tail = (0, 0)  # (item start, CRC-32 of its bytes up to the last part's end)
+        self._boundaries: dict[int, tuple[int, int, int]] = {}
+        if resume is not None:  # parts 1..parts (total bytes) are uploaded already
+            self._parts, self.total, self.item_start, crc = resume
+            self._tail = (self.item_start, crc)
+
+    def size_after(self, part: int) -> int:
+        """The size of part ``part + 1`` (the growth rule below)."""
+        return self._base_size * 2 ** (part // self.GROW_EVERY)
+
+    @property
+    def _base_size(self) -> int:
+        return self.part_size // 2 ** (self._parts // self.GROW_EVERY)
+
+    def boundary(self, part: int) -> tuple[int, int, int] | None:
+        """Part ``part``'s end offset, the start of the item written there, and the CRC-32 of
+        the bytes from that start to the end (None once forgotten)."""
+        return self._boundaries.get(part)
+
+    def forget_boundaries(self, upto: int) -> None:
+        for part in [p for p in self._boundaries if p <= upto]:
+            del self._boundaries[part]
+
+    def _note_boundary(self, end: int) -> None:
+        """At a part's end (offset ``end``; its buffer still in hand): the CRC-32 of the item's
+        bytes in it."""
+        start = end - self._fill  # the part's first byte's offset
+        if self.item_start >= start:
+            crc = deflate.crc32(memoryview(self._buf)[self.item_start - start : self._fill])
+        elif self._tail[0] == self.item_start:
+            crc = deflate.crc32(memoryview(self._buf)[: self._fill], self._tail[1])
+        else:  # cannot happen: an item spanning parts was seen at the earlier part's end
+            return
+        self._tail = (self.item_start, crc)
+        self._boundaries[self._parts + 1] = (end, self.item_start, crc)
 
     def _begin(self, size: int) -> Buffer:
         raise NotImplementedError
@@ -417,6 +507,7 @@ class _PartFiller:
             self._fill += take
             pos += take
             if self._fill == self.part_size:
+                self._note_boundary(self.total - size + pos)
                 self._end(self._fill)
                 self._buf, self._fill = None, 0
                 self._parts += 1
@@ -435,8 +526,9 @@ class PartSink(_PartFiller):
         part_size: int,
         submit: Callable[[Buffer], None],
         new_buffer: Callable[[int], Buffer] = bytearray,
+        resume: tuple[int, int, int, int] | None = None,
     ) -> None:
-        super().__init__(part_size)
+        super().__init__(part_size, resume)
         self._submit = submit
         self._new_buffer = new_buffer
 
@@ -531,8 +623,13 @@ class StreamingPartSink(_PartFiller):
     byte arrives, told of its fill once per :data:`HASH_STEP`, and closed when full or at the
     end; the same part sizes (and growth rule) as :class:`PartSink`."""
 
-    def __init__(self, part_size: int, open_part: Callable[[int], PartStream]) -> None:
-        super().__init__(part_size)
+    def __init__(
+        self,
+        part_size: int,
+        open_part: Callable[[int], PartStream],
+        resume: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        super().__init__(part_size, resume)
         self._open = open_part
         self._stream: PartStream | None = None
 

@@ -237,6 +237,31 @@ class ZipStreamWriter:
         """Entries written so far."""
         return self._count
 
+    @property
+    def central_length(self) -> int:
+        """Bytes of central-directory records so far (the spool's end)."""
+        return self._central.tell()
+
+    def central_bytes(self, start: int, end: int) -> bytes:
+        """Central-directory records ``[start, end)`` (for a resume checkpoint)."""
+        central = self._central
+        here = central.tell()
+        central.seek(start)
+        data = central.read(end - start)
+        central.seek(here)
+        return data
+
+    def resume_at(self, offset: int, entries: int, central: bytes) -> None:
+        """Continue an archive whose first ``offset`` bytes (``entries`` entries, whose
+        central-directory records are ``central``) were written by an earlier attempt: the
+        next entry starts at ``offset`` (mailcrate.export.checkpoint)."""
+        if self._written or self._count:
+            raise ZipStreamError("resume_at is for a new writer")
+        self._central.write(central)
+        self._written, self._count = offset, entries
+        for name in self._written_names():
+            self._names.add(_NameSet.key(name))
+
     def add(
         self,
         name: str,

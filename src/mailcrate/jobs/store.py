@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, or_, select, update
 
 from mailcrate.audit import jobs as audit
 from mailcrate.jobs.control import StopExport
@@ -35,6 +35,7 @@ from mailcrate.jobs.records import ExportJob, State, clip_error, export_zip_key
 from mailcrate.services.pagination import decode_token, encode_token
 from mailcrate.storage.db import Database, as_utc, utcnow
 from mailcrate.storage.tables import users
+from mailcrate.storage.tables_jobs import export_checkpoints
 from mailcrate.storage.tables_jobs import export_jobs as jobs
 
 __all__ = [
@@ -330,6 +331,7 @@ def cancel(
         .values(state=State.CANCELLED.value, end_time=now, cancel_token=client_token)
     )
     if result.rowcount == 1:
+        drop_checkpoints_in(conn, job_id)
         _observe_end(conn, job_id, State.CANCELLED, {})
         return CancelOutcome(get(conn, organization_id, job_id), True)
     job = get(conn, organization_id, job_id)
@@ -386,6 +388,7 @@ def claim(
                     )
                 ).rowcount
                 if given_up == 1:
+                    drop_checkpoints_in(conn, job_id)
                     _observe_end(conn, job_id, State.FAILED, {})
                     audit.job_event(conn, job_id, audit.FAILED, error_code="Interrupted")
                 continue
@@ -448,7 +451,17 @@ def oldest_waiting_since(db: Database, node_id: str | None = None) -> datetime |
 
 
 def _mine(job_id: str, worker_id: str) -> Any:
+    """The job, while it is RUNNING and held by the attempt ``worker_id``."""
     return and_(jobs.c.job_id == job_id, jobs.c.lease_owner == worker_id, jobs.c.state == State.RUNNING.value)
+
+
+held_by = _mine
+
+
+def drop_checkpoints_in(conn: Connection, job_id: str) -> None:
+    """Remove the job's resume checkpoints (:mod:`mailcrate.jobs.checkpoints`) in the caller's
+    transaction: once the job committed or ended, no attempt resumes it."""
+    conn.execute(delete(export_checkpoints).where(export_checkpoints.c.job_id == job_id))
 
 
 def heartbeat(db: Database, job_id: str, worker_id: str, lease: timedelta, **figures: Any) -> bool:
@@ -487,7 +500,7 @@ def record_commit(
     (:func:`commit_of`) instead of exporting again. False when the job is no longer this
     attempt's (cancelled, or the lease was lost)."""
     with db.begin() as conn:
-        return (
+        recorded = (
             conn.execute(
                 update(jobs)
                 .where(_mine(job_id, worker_id), jobs.c.commit_upload.is_(None))
@@ -501,6 +514,9 @@ def record_commit(
             ).rowcount
             == 1
         )
+        if recorded:
+            drop_checkpoints_in(conn, job_id)
+        return recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,14 +544,26 @@ def guard_attempt_writes(job_id: str, worker_id: str) -> Callable[[Connection, s
     export attempt (``invoke(..., write_guard=...)``): the write lands only while the job is
     RUNNING and held by this attempt (``worker_id`` is the attempt's ``<worker>#<fence>``). An
     abort is the exception: it never removes the job's committed upload (which a later attempt
-    may be completing), and otherwise it is always allowed (a superseded attempt cleaning up
+    may be completing) nor, unless this attempt holds the job, the upload the running job
+    records (which a later attempt resumes), and otherwise it is always allowed (a superseded attempt cleaning up
     its own upload harms nobody)."""
     held = select(jobs.c.job_id).where(_mine(job_id, worker_id))
-    committed = select(jobs.c.commit_upload).where(jobs.c.job_id == job_id)
+    uploads = select(jobs.c.commit_upload, jobs.c.upload_id, jobs.c.lease_owner, jobs.c.state).where(
+        jobs.c.job_id == job_id
+    )
 
     def guard(conn: Connection, operation: str, params: dict[str, Any]) -> None:
         if operation == "AbortMultipartUpload":
-            if conn.execute(committed).scalar() == params.get("UploadId"):
+            row = conn.execute(uploads).first()
+            if row is None:
+                return
+            upload_id = params.get("UploadId")
+            if row.commit_upload == upload_id:
+                raise Superseded()
+            # The upload the job records while it runs may be a later attempt's to resume
+            # (mailcrate.export.checkpoint): only the attempt holding the job aborts it.
+            running = row.state == State.RUNNING.value
+            if running and row.upload_id == upload_id and row.lease_owner != worker_id:
                 raise Superseded()
             return
         if conn.execute(held).first() is None:
@@ -565,6 +593,7 @@ def _finish(db: Database, job_id: str, worker_id: str, state: State, **values: A
             == 1
         )
         if done:
+            drop_checkpoints_in(conn, job_id)
             _observe_end(conn, job_id, state, values)
             failed = state is State.FAILED
             audit.job_event(

@@ -8,7 +8,18 @@ upload (so a reclaiming worker can abort it) and the idempotency data of Start a
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 
 from mailcrate.storage.tables import metadata
 
@@ -61,4 +72,22 @@ export_jobs = Table(
     Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),
     Index("ix_export_jobs_state_lease", "state", "lease_expires_at"),
     Index("ux_export_jobs_org_token", "organization_id", "client_token", unique=True),
+)
+
+# Where an export attempt can resume (mailcrate.export.checkpoint): one row per checkpoint of the
+# job's open multipart upload, taken once parts 1..part_number are uploaded and hashed. Each row
+# holds what changed since the previous one (the ETags of the parts since, the central
+# directory records and manifest lines of the items since) and the state at the checkpoint
+# (the zip writer's, the source position's, the export log hash's), so a row is small and
+# written once. Removed when the job commits or ends.
+export_checkpoints = Table(
+    "export_checkpoints",
+    metadata,
+    Column("job_id", String(63), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("upload_id", String(1024), nullable=False),
+    Column("state", Text, nullable=False),  # JSON: mailcrate.export.checkpoint.Checkpoint
+    Column("hash_state", LargeBinary, nullable=False),
+    Column("central", LargeBinary, nullable=False),
+    Column("manifest", LargeBinary, nullable=False),
 )
