@@ -5,7 +5,8 @@ The worker is killed (kill -9) once the job has recorded a checkpoint; serve sta
 worker process, which takes the job once the lease has run out and continues the same multipart
 upload from the checkpoint: it reads the mailbox only from there (the worker's log says so), and
 the downloaded zip and log pass ``mailcrate export verify`` and hold every item of the mailbox
-byte for byte. Killed twice, it resumes twice. The checkpoints are gone once the job ends.
+byte for byte. Killed twice, it resumes twice; a server restart (SIGTERM) resumes it too. The checkpoints are
+gone once the job ends.
 """
 
 from __future__ import annotations
@@ -77,18 +78,12 @@ def _download_and_verify(
     check_export(zip_path, log_path, mb)  # every item of the mailbox, byte for byte
 
 
+SERVE = ("--export-part-size-mib", "5", "--export-lease-seconds", str(LEASE_SECONDS), "--export-processes", "1",
+         "--log-level", "info")  # fmt: skip
+
+
 def test_a_killed_export_resumes_from_its_last_uploaded_part(tmp_path: Path) -> None:
-    with MailcrateServer.running(
-        tmp_path / "data",
-        "--export-part-size-mib",
-        "5",
-        "--export-lease-seconds",
-        str(LEASE_SECONDS),
-        "--export-processes",
-        "1",
-        "--log-level",
-        "info",
-    ) as srv:
+    with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
         mb = _mailbox(srv)
         dest = _destination(srv)
         job_id = start_export(srv, mb, dest, PREFIX)
@@ -102,17 +97,7 @@ def test_a_killed_export_resumes_from_its_last_uploaded_part(tmp_path: Path) -> 
 
 
 def test_an_export_killed_twice_resumes_twice(tmp_path: Path) -> None:
-    with MailcrateServer.running(
-        tmp_path / "data",
-        "--export-part-size-mib",
-        "5",
-        "--export-lease-seconds",
-        str(LEASE_SECONDS),
-        "--export-processes",
-        "1",
-        "--log-level",
-        "info",
-    ) as srv:
+    with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
         mb = _mailbox(srv)
         fill_bulk(mb.root, 20 << 20, message_size=256 << 10, folder="Old mail")
         dest = _destination(srv)
@@ -128,4 +113,23 @@ def test_an_export_killed_twice_resumes_twice(tmp_path: Path) -> None:
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
         parts = [part for part, _ in _resumed_lines(srv, job_id)]
         assert len(parts) == 2 and first < parts[1], parts
+        _download_and_verify(srv, dest, job, job_id, mb, tmp_path)
+
+
+def test_an_export_interrupted_by_a_server_restart_resumes(tmp_path: Path) -> None:
+    """SIGTERM releases the job (no lease to wait for) and keeps its upload: the restarted
+    server continues it from the checkpoint."""
+    with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
+        mb = _mailbox(srv)
+        dest = _destination(srv)
+        job_id = start_export(srv, mb, dest, PREFIX)
+        deadline = time.monotonic() + 60
+        while _checkpoints(srv, job_id) == 0:
+            assert time.monotonic() < deadline, "no checkpoint recorded"
+            time.sleep(0.01)
+        srv.restart()
+        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=120)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        resumed = _resumed_lines(srv, job_id)
+        assert len(resumed) == 1 and resumed[0][0] >= 1, resumed
         _download_and_verify(srv, dest, job, job_id, mb, tmp_path)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import IO, Any
@@ -37,6 +38,8 @@ from mailcrate.export import deflate
 from mailcrate.export.destination import TransientExportError
 from mailcrate.jobs import checkpoints as stored
 from mailcrate.mail.base import Folder
+
+log = logging.getLogger("mailcrate.export")
 
 #: Checkpoint states this code reads: a resumed attempt never trusts another layout.
 VERSION = 1
@@ -230,7 +233,12 @@ class Checkpointer:
         assert self._manifest is not None
         manifest = _read_range(self._manifest, self._manifest_at, chosen.manifest)
         row = stored.StoredCheckpoint(part, json.dumps(state), hash_state, central, manifest)
-        if not self._save(row):
+        try:
+            saved = self._save(row)
+        except Exception as exc:  # a checkpoint saves time later; failing to store one is no failure
+            log.warning("export checkpoint after part %d not stored: %s", part, exc)
+            return
+        if not saved:
             self._stopped = True
             return
         self._part, self._central, self._manifest_at = part, chosen.central, chosen.manifest

@@ -427,9 +427,13 @@ def _attempt(
             uploader.cancel()
         if isinstance(exc, ResumeMismatch):
             checkpoints.drop(data_dir.db, job.job_id)
-        transient = isinstance(exc, (TransientExportError, TransientSourceError))
+        # Kept for the next attempt to resume: after a transient fault, or when the server stops
+        # (the job is released and taken up again at once), if there is a checkpoint to resume.
+        again = isinstance(exc, (TransientExportError, TransientSourceError)) or (
+            isinstance(exc, StopExport) and control.stopping.is_set() and not control.lost.is_set()
+        )
         kept = (checkpointer is not None and checkpointer.saved > 0) or resume is not None
-        failure = prep.settle(resumable=transient and kept and not isinstance(exc, ResumeMismatch))
+        failure = prep.settle(resumable=again and kept and not isinstance(exc, ResumeMismatch))
         if failure is not None and failure is not exc:
             raise failure from exc
         raise
