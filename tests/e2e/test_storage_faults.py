@@ -6,6 +6,7 @@ PostgreSQL cluster of this module's own that is stopped and started again."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import uuid
@@ -54,8 +55,13 @@ def _fill(path: Path, leave: int) -> Path:
     size = _free_bytes(path) - leave
     with open(filler, "wb") as f:
         chunk = b"\0" * (1 << 20)
-        while size > 0:
-            size -= f.write(chunk[: min(len(chunk), size)])
+        try:
+            while size > 0:
+                size -= f.write(chunk[: min(len(chunk), size)])
+                f.flush()
+        except OSError as exc:  # the server wrote meanwhile (its log is on this disk): full already
+            if exc.errno != errno.ENOSPC:
+                raise
     return filler
 
 
