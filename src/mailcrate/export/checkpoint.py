@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from mailcrate.export import deflate
 from mailcrate.export.destination import TransientExportError
+from mailcrate.export.zipstream import read_range
 from mailcrate.jobs import checkpoints as stored
 from mailcrate.mail.base import Folder
 
@@ -231,7 +232,7 @@ class Checkpointer:
         }
         central = self._writer.central_bytes(self._central, chosen.central)
         assert self._manifest is not None
-        manifest = _read_range(self._manifest, self._manifest_at, chosen.manifest)
+        manifest = read_range(self._manifest, self._manifest_at, chosen.manifest)
         row = stored.StoredCheckpoint(part, json.dumps(state), hash_state, central, manifest)
         try:
             saved = self._save(row)
@@ -244,12 +245,3 @@ class Checkpointer:
         self._part, self._central, self._manifest_at = part, chosen.central, chosen.manifest
         self._filler.forget_boundaries(part)
         self.saved += 1
-
-
-def _read_range(spool: IO[bytes], start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of the manifest spool, which the producer keeps writing at its end."""
-    here = spool.tell()
-    spool.seek(start)
-    data = spool.read(end - start)
-    spool.seek(here)
-    return data

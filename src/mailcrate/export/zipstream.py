@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import IO
 
 from mailcrate.export import deflate
 
@@ -244,12 +245,7 @@ class ZipStreamWriter:
 
     def central_bytes(self, start: int, end: int) -> bytes:
         """Central-directory records ``[start, end)`` (for a resume checkpoint)."""
-        central = self._central
-        here = central.tell()
-        central.seek(start)
-        data = central.read(end - start)
-        central.seek(here)
-        return data
+        return read_range(self._central, start, end)
 
     def resume_at(self, offset: int, entries: int, central: bytes) -> None:
         """Continue an archive whose first ``offset`` bytes (``entries`` entries, whose
@@ -579,6 +575,16 @@ def prepare(
         if compress or len(deflated) <= size * STORE_RATIO:
             method, payload = METHOD_DEFLATED, deflated
     return PreparedEntry(size, payload, method, crc, hashlib.sha256(data).hexdigest())
+
+
+def read_range(spool: IO[bytes], start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of a spool file that is being appended to (its position, the end,
+    is kept)."""
+    here = spool.tell()
+    spool.seek(start)
+    data = spool.read(end - start)
+    spool.seek(here)
+    return data
 
 
 class _NameSet:
