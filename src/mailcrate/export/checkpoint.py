@@ -179,6 +179,7 @@ class Checkpointer:
         self._save = save
         self._uploader = uploader
         self._filler = filler
+        filler.tracking = True  # the part ends' item offsets and CRCs
         self._writer: Any = None
         self._manifest: IO[bytes] | None = None
         self._folders = folders
