@@ -80,3 +80,35 @@ def test_each_call_keeps_its_own_context() -> None:
         return seen
 
     assert asyncio.run(scenario()) == [None] * 6
+
+
+def test_turns_are_short_while_a_thread_holds_the_write_lock() -> None:
+    """A writer's transaction gives up the GIL at each SQLite call, and the loop took it for a
+    whole 2 ms turn of reads each time; while the database's write lock is held (``writing``),
+    a turn runs reads for at most WRITER_BUDGET (0.3 ms), so the transaction, and every writer
+    queued behind its lock, gets the GIL back after one or two reads."""
+
+    def reads_per_turn(writing: bool) -> list[int]:
+        done: list[int] = []
+        per_turn: list[int] = []
+
+        class Counted(LoopShare):
+            def _turn(self) -> None:
+                before = len(done)
+                super()._turn()
+                per_turn.append(len(done) - before)
+
+        async def scenario() -> None:
+            share = Counted(1, budget=0.002, writing=lambda: writing)
+            threaded = asyncio.ensure_future(share.in_thread(time.sleep, 0.05))
+            await asyncio.sleep(0)  # in flight: the reads below take turns
+            await asyncio.gather(*(share.inline(lambda: (_busy(0.0001), done.append(1))) for _ in range(200)))
+            await threaded
+            share.close()
+
+        asyncio.run(scenario())
+        assert len(done) == 200
+        return per_turn
+
+    assert max(reads_per_turn(writing=True)) <= 4  # 0.3 ms of 0.1 ms reads (+ the one that crosses)
+    assert max(reads_per_turn(writing=False)) >= 10  # 2 ms of them

@@ -70,14 +70,15 @@ class MailcrateApp:
         # a pool of their own and never starve API calls.
         # /ready and /metrics take the anyio limiter; API calls the loop share's own threads.
         self.api_limiter = anyio.CapacityLimiter(4)
-        self.share = LoopShare(4)  # how API calls share the loop and their threads (server/turns.py)
+        db = getattr(getattr(runtime, "data_dir", None), "db", None)
+        # How API calls share the loop and their threads (server/turns.py).
+        self.share = LoopShare(4, writing=getattr(db, "writing", lambda: False))
         self.stream_limiter = anyio.CapacityLimiter(32)
         self.front = FrontDoor(runtime, self.share)  # admission before bodies and threads
         # Handing a sub-millisecond call to a thread and back costs as much CPU as the call itself
         # (BENCHMARKS.md, api-jobs), so bounded reads run on the loop. Only with SQLite: its reads are a
         # local B-tree walk that never waits for a writer (WAL); a PostgreSQL read waits on the
         # network, which would stall every other connection, so there every call takes a thread.
-        db = getattr(getattr(runtime, "data_dir", None), "db", None)
         self.inline_targets = dispatch.INLINE_TARGETS if getattr(db, "is_sqlite", False) else frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

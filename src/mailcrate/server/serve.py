@@ -26,6 +26,7 @@ from mailcrate.logs import configure as configure_logs
 from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.frontdoor import guarded_protocol
+from mailcrate.server.heap import freeze_startup_heap
 from mailcrate.server.runtime import Runtime
 from mailcrate.server.tls import ServerTls
 from mailcrate.services.registry import build_services, identity_authorizer
@@ -182,6 +183,7 @@ def serve(settings: Settings) -> None:
         )
     data_dir = DataDir.open(settings.data_dir, database_url=settings.database_url)
     app = build_app(settings, data_dir, tls.context if tls else None)
+    app.on_startup.append(freeze_startup_heap)  # last: what startup built lives as long as serve
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -48,13 +48,27 @@ INLINE_BUDGET = 0.002
 #: threaded calls and queued reads are both there, never otherwise.
 GIL_HANDOFF = 0.0001
 
+#: The turn's budget while a thread holds the database's write lock (``writing()``): a Start's
+#: transaction releases the GIL at each of its ~12 SQLite calls, and at each release the loop took
+#: it for a whole 2 ms turn, so a transaction of 4 ms of CPU held the lock for ~8 ms (p50) and the
+#: other writers queued behind it (measured inside serve under the Start-under-load mix: created
+#: Starts waited 15 ms p50 and 200 ms p99 for the lock, BENCHMARKS.md). Shorter turns then give
+#: the lock holder the GIL back sooner; reads still progress, one or two per turn.
+WRITER_BUDGET = 0.0003
+
 
 class LoopShare:
     """The API threads of one server, and the turns its inline reads take on the loop."""
 
-    def __init__(self, threads: int, budget: float = INLINE_BUDGET) -> None:
+    def __init__(
+        self,
+        threads: int,
+        budget: float = INLINE_BUDGET,
+        writing: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="api")
         self.budget = budget
+        self.writing = writing  # whether a thread holds the database's write lock now
         self.in_flight = 0  # threaded calls not yet answered
         self._queue: deque[tuple[contextvars.Context, Callable[[], Any], asyncio.Future[Any]]] = deque()
         self._draining = False
@@ -84,7 +98,7 @@ class LoopShare:
 
     def _turn(self) -> None:
         """Run queued reads for up to ``budget`` seconds; the rest wait for the next iteration."""
-        end = time.perf_counter() + self.budget
+        end = time.perf_counter() + (min(self.budget, WRITER_BUDGET) if self.writing() else self.budget)
         while self._queue:
             ctx, call, future = self._queue.popleft()
             if not future.cancelled():

@@ -148,6 +148,11 @@ class Database:
         with self._writer, self.engine.begin() as conn:
             yield conn
 
+    def writing(self) -> bool:
+        """Whether a transaction of :meth:`write` is under way in this process (SQLite): the
+        API's event loop then keeps its turns short (:mod:`mailcrate.server.turns`)."""
+        return self._writer.locked()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
