@@ -89,7 +89,7 @@ def start_mailbox_export_job(call: Call) -> dict[str, Any]:
         except store.JobLimitExceeded as exc:
             raise LimitExceeded(str(exc)) from None
         if created:  # in the job's own transaction: the job exists exactly when its event does
-            job_audit.job_event(conn, job.job_id, job_audit.STARTED, **_caller(call))
+            job_audit.job_event(conn, job.job_id, job_audit.STARTED, job=job, **_caller(call))
     if created:
         call.context.hooks.export_started()
     return {"JobId": job.job_id}

@@ -252,8 +252,12 @@ def lock(conn: Connection, organization_id: str) -> None:
     names and addresses) by first writing the organization's row (a no-op update): that takes
     PostgreSQL's row lock and SQLite's write lock before the rule's counts are read, so two
     concurrent calls cannot both see room."""
-    conn.execute(
-        update(organizations)
-        .where(organizations.c.organization_id == organization_id)
-        .values(state=organizations.c.state)
-    )
+    conn.execute(_LOCK, {"org_id": organization_id})
+
+
+# Built once: Start runs it first in every transaction, while it holds the write lock.
+_LOCK = (
+    update(organizations)
+    .where(organizations.c.organization_id == bindparam("org_id"))  # a column's name is SET's
+    .values(state=organizations.c.state)
+)

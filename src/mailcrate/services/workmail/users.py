@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from mailcrate.datadir import DataDir
 from mailcrate.services.pagination import InvalidToken, keyset_page
@@ -124,14 +124,21 @@ def _hash_password(password: str) -> str:
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
+# Built once (Start resolves its user inside the write transaction).
+_RESOLVE = select(users).where(
+    users.c.organization_id == bindparam("organization_id"),
+    or_(
+        users.c.user_id == bindparam("entity"),
+        users.c.name_key == bindparam("key"),
+        users.c.email_key == bindparam("key"),
+    ),
+)
+
+
 def resolve(conn: Connection, organization_id: str, entity: str, *, include_deleted: bool = True) -> User:
     """Find a user by id, user name or email address (names and addresses case-insensitively)."""
-    key = entity.lower()
     rows = conn.execute(
-        select(users).where(
-            users.c.organization_id == organization_id,
-            or_(users.c.user_id == entity, users.c.name_key == key, users.c.email_key == key),
-        )
+        _RESOLVE, {"organization_id": organization_id, "entity": entity, "key": entity.lower()}
     ).all()
     live = [row for row in rows if row.state != DELETED or row.user_id == entity]
     if not live or (not include_deleted and live[0].state == DELETED):
