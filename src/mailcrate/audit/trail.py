@@ -16,7 +16,7 @@ import threading
 import time
 from datetime import timedelta
 
-from mailcrate.audit.events import AuditEvent, prune, record_many
+from mailcrate.audit.events import AuditEvent, insert_rows, prune, rows_of
 from mailcrate.storage.db import Database
 
 log = logging.getLogger("mailcrate.audit")
@@ -126,10 +126,11 @@ class _GroupWriter:
                 return
 
     def _commit(self, batch: list[AuditEvent]) -> None:
+        rows = rows_of(batch)  # outside the write lock, which Start's transactions wait for
         for attempt in range(self.RETRIES):
             try:
                 with self.db.write() as conn:
-                    record_many(conn, batch)
+                    insert_rows(conn, rows)
                 return
             except Exception:
                 if attempt == self.RETRIES - 1:
