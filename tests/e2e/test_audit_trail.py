@@ -152,10 +152,18 @@ def test_job_events_and_zip_reads_are_recorded(server: MailcrateServer, world: d
         "StartMailboxExportJob",
         "MailboxExportJobStarted",
     ]
-    started = json.loads(
-        next(e for e in by_job if e["EventName"] == "MailboxExportJobStarted")["CloudTrailEvent"]
-    )
+    started_event = next(e for e in by_job if e["EventName"] == "MailboxExportJobStarted")
+    started = json.loads(started_event["CloudTrailEvent"])
     assert started["userIdentity"]["arn"] == world["operator_arn"]
+    # Start records it from the job it created (no second read): the job's own resources
+    assert {(r["ResourceType"], r["ResourceName"]) for r in started_event["Resources"]} >= {
+        ("AWS::WorkMail::Organization", world["mb"].organization_id),
+        ("AWS::S3::Bucket", bucket),
+        ("AWS::S3::Object", f"arn:aws:s3:::{bucket}/{PREFIX}/{job_id}.zip"),
+        ("AWS::KMS::Key", world["dest"]["key_arn"]),
+        ("AWS::IAM::Role", world["dest"]["role_arn"]),
+    }
+    assert started["requestParameters"] == {"jobId": job_id, "attempt": 0}
     assert started["sourceIPAddress"] == "127.0.0.1"
     completed = json.loads(by_job[0]["CloudTrailEvent"])
     assert completed["userIdentity"] == {"type": "AWSService", "invokedBy": "export.workmail.amazonaws.com"}
