@@ -20,10 +20,13 @@ from pathlib import Path
 
 import psutil
 
+from mailcrate.mail.base import ImapSpec, SourceSpec
 from mailcrate.mail.store import deliver_message
 from tests import corpus
+from tests.e2e.test_export_imap import _bind
 from tests.e2e.test_export_worker_processes import _destination, _worker_pids
 from tests.jobs.support import Mailbox, check_export, fill_bulk, new_mailbox, start_export, wait_job
+from tests.servers import DovecotServer
 from tests.support.mailcrate_server import MailcrateServer, mailcrate_cmd
 
 PREFIX = "exports"
@@ -62,7 +65,13 @@ def _resumed_lines(srv: MailcrateServer, job_id: str) -> list[tuple[int, int]]:
 
 
 def _download_and_verify(
-    srv: MailcrateServer, dest: dict, job: dict, job_id: str, mb: Mailbox, tmp: Path
+    srv: MailcrateServer,
+    dest: dict,
+    job: dict,
+    job_id: str,
+    mb: Mailbox,
+    tmp: Path,
+    spec: SourceSpec | None = None,
 ) -> None:
     s3 = srv.client("s3")
     zip_path, log_path = tmp / "export.zip", tmp / "export.json"
@@ -75,7 +84,7 @@ def _download_and_verify(
         text=True,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True, result.stdout + result.stderr
-    check_export(zip_path, log_path, mb)  # every item of the mailbox, byte for byte
+    check_export(zip_path, log_path, mb, spec)  # every item of the mailbox, byte for byte
 
 
 SERVE = ("--export-part-size-mib", "5", "--export-lease-seconds", str(LEASE_SECONDS), "--export-processes", "1",
@@ -133,3 +142,29 @@ def test_an_export_interrupted_by_a_server_restart_resumes(tmp_path: Path) -> No
         resumed = _resumed_lines(srv, job_id)
         assert len(resumed) == 1 and resumed[0][0] >= 1, resumed
         _download_and_verify(srv, dest, job, job_id, mb, tmp_path)
+
+
+def test_a_killed_export_of_an_imap_mailbox_resumes(tmp_path: Path, dovecot: DovecotServer) -> None:
+    """The mailbox on Dovecot (bound with ``mailbox bind``): the new attempt continues the folder
+    it was in with ``UID FETCH`` after the checkpoint's UID."""
+    user, password = "resumeimap", "resumeimap-pw"
+    dovecot.add_users({user: password})
+    messages = [(placed.data, "S") for placed in corpus.mailbox()]
+    bulk = tmp_path / "bulk"
+    count = fill_bulk(bulk, 30 << 20, message_size=384 << 10, folder="Archive")
+    archive = [(p.read_bytes(), "") for p in sorted(bulk.rglob("cur/*"))]
+    assert len(archive) == count
+    dovecot.put_messages(user, ("INBOX",), messages)
+    dovecot.put_messages(user, ("Archive",), archive)
+    with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
+        mb = new_mailbox(srv)
+        spec = SourceSpec(imap=ImapSpec(url=dovecot.url, user=user, password=password), owner=mb.email)
+        _bind(srv, mb.user_id, spec)
+        dest = _destination(srv)
+        job_id = start_export(srv, mb, dest, PREFIX)
+        _kill_worker_after_a_checkpoint(srv, job_id)
+        job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=180)
+        assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        resumed = _resumed_lines(srv, job_id)
+        assert len(resumed) == 1 and resumed[0][0] >= 1 and resumed[0][1] > 0, resumed
+        _download_and_verify(srv, dest, job, job_id, mb, tmp_path, spec)
