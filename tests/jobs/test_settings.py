@@ -62,17 +62,18 @@ def test_serve_opens_a_current_schema_without_alembic_and_migrates_an_older_one(
     DataDir.open(path, create=True).close()
     assert not _open_in_new_process(path)
 
-    # A data directory from before the jobs branch's later revisions (0005, 0009, 0010, 0011)
+    # A data directory from before the jobs branch's later revisions (0005, 0009, 0010, 0011, 0012)
     # is still brought up to date.
     dd = DataDir.open(path)
     with dd.db.begin() as conn:
         conn.execute(
             text(
                 "UPDATE alembic_version SET version_num = '0004_jobs' "
-                "WHERE version_num = '0011_export_checkpoints'"
+                "WHERE version_num = '0012_jobs_org_state_index'"
             )
         )
         conn.execute(text("DROP TABLE export_checkpoints"))
+        conn.execute(text("DROP INDEX ix_export_jobs_org_state"))
         for column in ("fence", "commit_upload", "commit_parts", "commit_log"):
             conn.execute(text(f"ALTER TABLE export_jobs DROP COLUMN {column}"))
         conn.execute(text("ALTER TABLE export_jobs DROP COLUMN abort_retry_at"))
@@ -88,6 +89,7 @@ def test_serve_opens_a_current_schema_without_alembic_and_migrates_an_older_one(
         assert dd.db.current_revisions() == script_heads()
         indexes = {ix["name"] for ix in inspect(dd.db.engine).get_indexes("export_jobs")}
         assert "ix_export_jobs_org_start_id" in indexes and "ix_export_jobs_org_start" not in indexes
+        assert "ix_export_jobs_org_state" in indexes
         columns = {column["name"] for column in inspect(dd.db.engine).get_columns("export_jobs")}
         assert {"abort_attempts", "abort_retry_at"} <= columns
         assert "export_checkpoints" in inspect(dd.db.engine).get_table_names()

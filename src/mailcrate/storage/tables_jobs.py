@@ -71,6 +71,8 @@ export_jobs = Table(
     Index("ix_export_jobs_org_start_id", "organization_id", "start_time", "job_id"),
     Index("ix_export_jobs_org_entity", "organization_id", "entity_id", "start_time"),
     Index("ix_export_jobs_state_lease", "state", "lease_expires_at"),
+    # Start's count of the organization's RUNNING jobs (the 10-jobs limit), under its lock.
+    Index("ix_export_jobs_org_state", "organization_id", "state"),
     Index("ux_export_jobs_org_token", "organization_id", "client_token", unique=True),
 )
 
