@@ -139,11 +139,12 @@ class Settings:
         3,
         "Times a job is started (first run, lease-expiry restarts, transient-fault retries) before it fails.",
     )
-    export_part_size_mib: int = _setting(
+    export_part_size_mib: int | None = _setting(
         "--export-part-size-mib",
         "MAILCRATE_EXPORT_PART_SIZE_MIB",
-        8,
-        "S3 multipart part size of exports, in MiB (5-5120); 8 MiB x 10,000 parts covers 80 GB.",
+        None,
+        "S3 multipart part size of exports, in MiB (5-5120). Default: 8 over HTTP (each part is "
+        "held whole), 64 into this server's own S3 in-process (parts stream through a 4 MiB ring).",
     )
     export_parts_in_flight: int = _setting(
         "--export-parts-in-flight",
@@ -278,7 +279,7 @@ class Settings:
             raise ValueError("export-part-timeout-seconds must be 1-3600")
         if self.export_max_attempts < 1:
             raise ValueError("export-max-attempts must be at least 1")
-        if not 5 <= self.export_part_size_mib <= 5120:
+        if self.export_part_size_mib is not None and not 5 <= self.export_part_size_mib <= 5120:
             raise ValueError("export-part-size-mib must be 5-5120 (S3's part size limits)")
         if not 1 <= self.export_parts_in_flight <= 16:
             raise ValueError("export-parts-in-flight must be 1-16")

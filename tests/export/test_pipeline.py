@@ -343,3 +343,50 @@ def test_streamed_parts_are_handed_over_chunk_by_chunk_while_filled() -> None:
     assert [sum(len(c) for c, _ in received[n]) for n in (1, 2, 3)] == [3 * MIB + 5, 3 * MIB + 5, MIB - 10]
     assert b"".join(c for n in (1, 2, 3) for c, _ in received[n]) == data
     assert uploader.sha384_hex() == hashlib.sha384(data).hexdigest()
+
+
+def test_a_streamed_part_larger_than_its_ring_waits_for_the_handler() -> None:
+    """A streamed part is filled through a ring of STREAM_RING bytes: the producer runs at most
+    a ring ahead of the chunks the handler has taken, the part's bytes, chunks and the hash come
+    out in order, and the buffer the part holds is the ring, not the part's size."""
+    from mailcrate.export import uploader as uploader_module
+
+    ring = uploader_module.STREAM_RING
+    part = 3 * ring + 2 * MIB + 7  # wraps the ring three times, ends mid-chunk
+    taken = 0  # bytes of chunks the handler has finished with
+    ahead: list[int] = []  # how far the producer was ahead of them at each write
+    buffers: list[int] = []
+    received: list[bytes] = []
+
+    def stream_part(number: int, frames: Iterator[tuple[memoryview, bool]]) -> str:
+        nonlocal taken
+        for chunk, last in frames:
+            received.append(bytes(chunk))
+            time.sleep(0.002)  # a slow disk: the producer catches up and waits
+            taken += len(chunk)
+            if last:
+                break
+        return f'"{number}"'
+
+    uploader = PartUploader(lambda n, d: "", stream_part=stream_part)
+    real_open = uploader.open_part
+
+    def open_part(size: int):  # type: ignore[no-untyped-def]
+        stream = real_open(size)
+        buffers.append(len(stream.buf))
+        return stream
+
+    uploader.open_part = open_part  # type: ignore[method-assign]
+    sink = uploader.sink(part)
+    data = os.urandom(part + MIB)  # a second, short part
+    for start in range(0, len(data), 300_007):
+        sink.write(data[start : start + 300_007])
+        ahead.append(sink.total - taken)
+    sink.close()
+    assert uploader.finish() == ['"1"', '"2"']
+    assert b"".join(received) == data
+    assert [len(c) for c in received] == [MIB] * (part // MIB) + [part % MIB, MIB]
+    assert uploader.sha384_hex() == hashlib.sha384(data).hexdigest()
+    assert buffers == [ring, ring]
+    # The producer never got more than a ring (plus the chunk being sealed and one write) ahead.
+    assert max(ahead) <= ring + MIB + 300_007

@@ -368,7 +368,7 @@ def _attempt(
                     resume.position.items_done,
                 )
             else:
-                sink = uploader.sink(settings.part_size)
+                sink = uploader.sink(settings.stream_part_size if stream else settings.part_size)
             if settings.resumable:
                 checkpointer = Checkpointer(
                     lambda row: checkpoints.save(data_dir.db, job.job_id, worker_id, prep.upload_id(), row),

@@ -20,8 +20,11 @@ takes it 1 MiB chunk by chunk as each is filled (:class:`PartStream`): the handl
 policy and opens the data key at once, and seals and writes each chunk while the producer fills
 the next, and this thread adds each chunk to the object's hash first. When the archive ends only
 the last chunk, the fsync, the rename and the part's row remain (a 1k-message export: ~11 ms
--> ~3 ms); two parts are open at once (:data:`STREAM_SLOTS`). HTTP (S3 UploadPart needs the
-length up front) keeps whole parts.
+-> ~3 ms); two parts are open at once (:data:`STREAM_SLOTS`). A streamed part is filled through
+a ring of :data:`STREAM_RING` bytes, not a buffer of its own size: the producer waits only when
+it is a whole ring ahead of the handler, so a part's size no longer costs memory, and streamed
+parts can be large (each UploadPart costs the worker ~8 ms of CPU whatever its size: policy,
+data key, rows). HTTP (S3 UploadPart needs the length up front) keeps whole parts.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ StreamPart = Callable[[int, Frames], str]  # (part number, frames) -> ETag
 STREAM_SLOTS = 2
 #: The chunk a streamed part is handed over in (the blob store's chunk size).
 CHUNK = 1 << 20
+#: The ring a streamed part larger than it is filled through (a multiple of CHUNK, at least two):
+#: how far the producer may run ahead of the handler sealing and writing the part's chunks.
+STREAM_RING = 4 * CHUNK
 #: How much newly filled data wakes a streamed part's thread to hash it (the hash, ~1.2 ms per
 #: MiB, is the slow step: hashed a chunk at a time, a whole chunk could be left at the end).
 HASH_STEP = 256 << 10
@@ -225,7 +231,7 @@ class PartUploader:
         self._acquire()
         try:
             self._raise_if_stopped()
-            stream = PartStream(self.buffer(size), self._stopped)
+            stream = PartStream(self.buffer(min(size, STREAM_RING)), self._stopped)
             with self._lock:
                 self._streams.add(stream)
             number = self._first + len(self._futures)
@@ -427,9 +433,9 @@ class _PartFiller:
     shorter). Subclasses say where a part's buffer comes from (:meth:`_begin`, called at its
     first byte), what happens as it fills (:meth:`_filled`) and once it is full (:meth:`_end`).
 
-    Each part is one preallocated buffer filled by slice assignment and handed over as is (no
-    copy, no regrowth): large copies hold the GIL, and the producer shares it with the upload
-    threads.
+    Each part is one preallocated buffer (a streamed part's is a ring: :meth:`_room`) filled by
+    slice assignment and handed over as is (no copy, no regrowth): large copies hold the GIL,
+    and the producer shares it with the upload threads.
 
     Small parts keep memory low, but S3 allows only 10,000 parts and the archive size is not
     known up front: the part size doubles every :data:`GROW_EVERY` parts (8 MiB parts then
@@ -490,6 +496,11 @@ class _PartFiller:
     def _end(self, fill: int) -> None:
         raise NotImplementedError
 
+    def _room(self, want: int) -> tuple[int, int]:
+        """Where in the buffer the part's next bytes go, and how many of ``want`` fit there now
+        (at least one): a whole part's buffer takes them all at the part's offset."""
+        return self._fill, want
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         size = len(data)
         self.total += size
@@ -498,8 +509,8 @@ class _PartFiller:
         while pos < size:
             if self._buf is None:
                 self._buf = self._begin(self.part_size)
-            take = min(size - pos, self.part_size - self._fill)
-            self._buf[self._fill : self._fill + take] = view[pos : pos + take]
+            at, take = self._room(min(size - pos, self.part_size - self._fill))
+            self._buf[at : at + take] = view[pos : pos + take]
             if self.tracking:
                 self._track(view[pos : pos + take])
             self._fill += take
@@ -548,19 +559,25 @@ class PartSink(_PartFiller):
 class PartStream:
     """One part shared by the producer filling it and the upload thread writing it.
 
-    The producer copies into :attr:`buf` and calls :meth:`advance` with its fill (it only
-    needs to when :attr:`wake_at` is passed, i.e. once per :data:`HASH_STEP`), then
-    :meth:`close` with the part's size. :meth:`frames` (upload thread) hands each newly filled
-    range to its ``on_bytes`` (the hash) and yields each chunk once it is final: when the
-    producer wrote past it, or the part is closed (then the last one is flagged). Bytes are
-    never written to again once filled, so the upload thread reads them without a lock.
+    :attr:`buf` is a ring: the part's byte ``n`` goes to ``n % len(buf)`` (a part no larger
+    than the buffer never wraps). The producer asks :meth:`room` where its next bytes go,
+    copies them there and calls :meth:`advance` with its fill (it only needs to when
+    :attr:`wake_at` is passed, i.e. once per :data:`HASH_STEP`), then :meth:`close` with the
+    part's size. :meth:`frames` (upload thread) hands each newly filled range to its
+    ``on_bytes`` (the hash) and yields each chunk once it is final: when the producer wrote
+    past it, or the part is closed (then the last one is flagged). A chunk's place in the ring
+    is given back when the handler asks for the next one (it has sealed and written it), and
+    the producer never writes more than a ring ahead of that, so filled bytes are not written
+    to again until hashed and handed over: the upload thread reads them without a lock.
     """
 
     def __init__(self, buf: Buffer, stopped: threading.Event) -> None:
         self.buf = buf
         self._view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) else buf
+        self._ring = len(self._view)
         self._stopped = stopped
         self._cond = threading.Condition()
+        self._released = 0  # the part's bytes below this are handed over: their room is free
         self._fill = 0
         self.size: int | None = None  # set by close()
         self.wake_at = HASH_STEP  # the producer calls advance() once its fill passes this
@@ -574,6 +591,29 @@ class PartStream:
             self._fill = fill
             self._cond.notify()
         self.wake_at = (fill // HASH_STEP + 1) * HASH_STEP
+
+    def room(self, fill: int, want: int) -> tuple[int, int]:
+        """Producer: where in :attr:`buf` the part's bytes from ``fill`` on go, and how many
+        of ``want`` fit there now; waits (having published ``fill``) while the ring is full.
+        Raises the upload's failure, or :class:`UploadStopped`."""
+        if fill >= self._released + self._ring:
+            self.advance(fill)  # the upload thread may be waiting for these bytes
+            with self._cond:
+                while fill >= self._released + self._ring:
+                    if self._failure is not None:
+                        raise self._failure
+                    if self._stopped.is_set():
+                        raise UploadStopped("upload cancelled")
+                    self._cond.wait(0.2)
+        at = fill % self._ring
+        return at, min(want, self._released + self._ring - fill, self._ring - at)
+
+    def _release(self, upto: int) -> None:
+        """Upload thread: the part's bytes below ``upto`` are handed over; the producer may
+        write over their room."""
+        with self._cond:
+            self._released = upto
+            self._cond.notify_all()
 
     def close(self, size: int) -> None:
         """Producer: the part is complete at ``size`` bytes."""
@@ -594,6 +634,7 @@ class PartStream:
         """Upload thread: ``(chunk, last)`` views of the part, each once it is final; every
         filled byte goes to ``on_bytes`` first, in order."""
         start = seen = 0
+        ring, view = self._ring, self._view
         while True:
             with self._cond:
                 while self.size is None and self._fill <= seen:
@@ -603,24 +644,29 @@ class PartStream:
                 if self._failure is not None:
                     raise UploadStopped("upload cancelled")
                 fill, size = self._fill, self.size
-            if fill > seen:
-                on_bytes(self._view[seen:fill])
-                seen = fill
+            while seen < fill:  # in at most two ranges: up to the ring's end, then from its start
+                at = seen % ring
+                step = min(fill - seen, ring - at)
+                on_bytes(view[at : at + step])
+                seen += step
             while fill > start + CHUNK or (size is not None and start < size):
+                at = start % ring  # a chunk never wraps: the ring is a multiple of CHUNK
                 if size is not None and start + CHUNK >= size:
-                    yield self._view[start:size], True
+                    yield view[at : at + size - start], True
                     return
-                yield self._view[start : start + CHUNK], False
+                yield view[at : at + CHUNK], False
                 start += CHUNK
+                self._release(start)
             if size is not None:  # an empty part
-                yield self._view[0:0], True
+                yield view[0:0], True
                 return
 
 
 class StreamingPartSink(_PartFiller):
     """Parts for a streaming uploader: each part is opened (its upload started) when its first
-    byte arrives, told of its fill once per :data:`HASH_STEP`, and closed when full or at the
-    end; the same part sizes (and growth rule) as :class:`PartSink`."""
+    byte arrives, filled through its ring (:meth:`PartStream.room`), told of its fill once per
+    :data:`HASH_STEP`, and closed when full or at the end; the same growth rule as
+    :class:`PartSink`."""
 
     def __init__(
         self,
@@ -635,6 +681,10 @@ class StreamingPartSink(_PartFiller):
     def _begin(self, size: int) -> Buffer:
         self._stream = self._open(size)
         return self._stream.buf
+
+    def _room(self, want: int) -> tuple[int, int]:
+        assert self._stream is not None
+        return self._stream.room(self._fill, want)
 
     def _filled(self, fill: int) -> None:
         assert self._stream is not None
