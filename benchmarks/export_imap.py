@@ -8,12 +8,16 @@ export job (start -> ``COMPLETED``, zip + SSE-KMS to the embedded S3) and ``mbsy
 folders into a fresh local Maildir on the same filesystem (``FSync no``: the fastest setting
 for the baseline; isync 1.4 ``Far``/``Near`` syntax, ``PipelineDepth 50``).
 
-    python -m benchmarks export-imap [--quick] [--size-mib 1024] [--repeat 5]
+    python -m benchmarks export-imap [--quick] [--size-mib 1024] [--repeat 5] [--base-src DIR]
 
 Besides wall time, the CPU each side used is read from outside (/proc, user + system): the
 export worker process(es) (serve's children), Dovecot's processes during each contender's run,
 and mbsync's own (its reaped rusage). The worker's figure is given per GiB of the mailbox: it is
 less sensitive to other load on a shared machine than the wall-time ratio.
+
+``--base-src DIR`` also runs a serve of another checkout's ``src/`` against the same Dovecot, its
+export interleaved with this tree's in every repetition (order alternating), and reports its
+worker CPU per GiB beside this tree's: the A/B that a shared machine's load cannot skew one way.
 
 Targets (issue 22): mailcrate <= 1.0x the time of mbsync (median of 5), and the export worker
 <= 6 CPU-s per GiB (issue 8's 0.5x stays in the results as a figure).
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from pathlib import Path
 
 from benchmarks.exportlib import (
     RESULTS,
@@ -78,6 +83,17 @@ def _warm(dv) -> None:  # type: ignore[no-untyped-def]
                 c.fetch(c.search("ALL"), ["RFC822.SIZE", "FLAGS", "INTERNALDATE"])
 
 
+def _base_export(base: ExportServer, user: str, gib: float) -> dict:
+    """One export by the --base-src serve: its worker's CPU per GiB, time and peak RSS."""
+    r = base.export(user)
+    return {
+        "seconds": r.seconds,
+        "peak_rss": r.peak_rss,
+        "worker_cpu_s_per_gib": round(r.worker_cpu_seconds / gib, 3),
+        "archive_bytes": r.archive_bytes,
+    }
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks export-imap")
     p.add_argument("--quick", action="store_true")
@@ -85,6 +101,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", action="store_true", help="record py-spy stacks of one export")
+    p.add_argument("--base-src", help="also export with another checkout's src/, interleaved (A/B)")
     a = p.parse_args(argv)
     if a.quick:
         a.size_mib, a.repeat = min(a.size_mib, 200), 2
@@ -96,6 +113,7 @@ def main(argv: list[str]) -> int:
     (work / "dovecot").mkdir()
     dv = start_dovecot(work / "dovecot")
     server = ExportServer(work / "mc")
+    base = ExportServer(work / "base", src=Path(a.base_src)) if a.base_src else None
     try:
         sample = generate_maildir(
             dv.maildir("alice"), total_bytes=a.size_mib << 20, seed=a.seed, owner=(dv._uid, dv._gid)
@@ -103,29 +121,36 @@ def main(argv: list[str]) -> int:
         files, nbytes = tree_bytes(dv.maildir("alice"))
         gib = nbytes / 2**30
         _warm(dv)
-        user, _ = server.new_user("alice")
-        server.bind_source(
-            user,
-            {
-                "imap": {
-                    "url": dv.url,
-                    "user": "alice",
-                    "password": dv.master_password,
-                    "master_user": dv.master_user,
-                },
-                "owner": "alice@example.com",
+        binding = {
+            "imap": {
+                "url": dv.url,
+                "user": "alice",
+                "password": dv.master_password,
+                "master_user": dv.master_user,
             },
-        )
+            "owner": "alice@example.com",
+        }
+        user, _ = server.new_user("alice")
+        server.bind_source(user, binding)
+        base_user = ""
+        if base is not None:
+            base_user, _ = base.new_user("alice")
+            base.bind_source(base_user, binding)
         rc = work / "mbsyncrc"
         dest = work / "mbsync-maildir"
         rc.write_text(
             MBSYNCRC.format(port=dv.port, master=dv.master_user, password=dv.master_password, dest=dest)
         )
         runs: dict[str, list[dict]] = {"mailcrate": [], "mbsync": []}
+        base_runs: list[dict] = []
         for rep in range(a.repeat):
             spy = RESULTS / "profile-export-imap.txt" if a.py_spy and rep == 0 else None
+            if base is not None and rep % 2 == 1:
+                base_runs.append(_base_export(base, base_user, gib))
             with CpuMeter(dv.process.pid) as dovecot:
                 r = server.export(user, profile_to=spy)
+            if base is not None and rep % 2 == 0:
+                base_runs.append(_base_export(base, base_user, gib))
             runs["mailcrate"].append(
                 {
                     "seconds": r.seconds,
@@ -155,6 +180,8 @@ def main(argv: list[str]) -> int:
         exported = int(r.describe.get("EstimatedProgress", 0))
     finally:
         server.stop()
+        if base is not None:
+            base.stop()
         dv.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -192,6 +219,19 @@ def main(argv: list[str]) -> int:
         f"Dovecot {cpu['dovecot_for_mailcrate']:.2f}; mbsync {cpu['mbsync']:.2f}, "
         f"Dovecot {cpu['dovecot_for_mbsync']:.2f}"
     )
+    base_cpu: dict[str, float] = {}
+    if base_runs:
+        base_cpu = {
+            "worker": median([x["worker_cpu_s_per_gib"] for x in base_runs]),
+            "seconds": median([x["seconds"] for x in base_runs]),
+            "peak_rss": max(x["peak_rss"] for x in base_runs),
+        }
+        print(
+            f"base ({a.base_src}), interleaved: worker {base_cpu['worker']:.2f} CPU-s/GiB (runs "
+            f"{min(x['worker_cpu_s_per_gib'] for x in base_runs):.2f}-"
+            f"{max(x['worker_cpu_s_per_gib'] for x in base_runs):.2f}), {base_cpu['seconds']:.2f} s, peak RSS "
+            f"{base_cpu['peak_rss'] / 2**20:.0f} MiB; this tree / base = {cpu['worker'] / base_cpu['worker']:.3f}"
+        )
     archive = runs["mailcrate"][-1]["archive_bytes"]
     print(f"zip archive {archive / 2**20:,.1f} MiB ({archive / nbytes:.4f} of the mailbox)")
     print(
@@ -223,6 +263,9 @@ def main(argv: list[str]) -> int:
             "cpu_s_per_gib": cpu,
             "worker_cpu_s_per_gib_range": spread,
             "last_progress": exported,
+            "base_src": a.base_src,
+            "base_runs": base_runs,
+            "base": base_cpu,
             "targets": {
                 "ratio_vs_mbsync<=1.0": ratio <= 1.0,
                 "worker_cpu_s_per_gib<=6": cpu["worker"] <= 6,
