@@ -86,7 +86,7 @@ class _BufferPool:
     How many: while jobs run, at most :attr:`per_job` free buffers for each (an uploader's
     parts free one and take one in turn, so more would only be idle memory), plus :attr:`idle`;
     when a job leaves, the surplus is dropped, so an idle worker holds at most :attr:`idle`
-    (one 8 MiB part buffer: a small export's)."""
+    (one part buffer: a small export's; a streamed part's is its ring, :data:`STREAM_RING`)."""
 
     def __init__(self, *, idle: int, per_job: int) -> None:
         self.idle = idle
@@ -439,7 +439,7 @@ class _PartFiller:
 
     Small parts keep memory low, but S3 allows only 10,000 parts and the archive size is not
     known up front: the part size doubles every :data:`GROW_EVERY` parts (8 MiB parts then
-    cover 8 MiB x 2,500 x (1 + 2 + 4 + 8) = 300 GiB).
+    cover 8 MiB x 2,500 x (1 + 2 + 4 + 8) = 300 GiB; streamed 64 MiB ones 2.3 TiB).
     """
 
     GROW_EVERY = 2500
