@@ -409,10 +409,19 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_result(server: MailcrateServer
     proc.communicate()
     done_at_kill = _done_count(state)
     assert 2 <= done_at_kill < 6, done_at_kill  # killed in the middle
+    # the exports run ahead of the restores (one user restored at a time here): users not done
+    # had their jobs started, and the rerun waits for those instead of exporting again
+    with sqlite3.connect(state, timeout=5) as db:
+        ahead = dict(
+            db.execute("SELECT entity_id, job_id FROM users WHERE phase != 'done' AND job_id IS NOT NULL")
+        )
+    assert ahead, "no export ran ahead of the restores"
     again = run(*args, env=prepared.env, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     report = json.loads(again.stdout)
     assert report["totals"]["done"] == 6 and report["complete"]
+    jobs = {u["entityId"]: u["jobId"] for u in report["users"]}
+    assert {e: jobs[e] for e in ahead} == ahead
     assert list((tmp_path / "work").iterdir()) == []  # the killed run's decrypted download removed too
     for local in (f"u{n:02d}" for n in range(6)):
         assert imap_view(target, logins[local], master=True) == org.expected[local], local

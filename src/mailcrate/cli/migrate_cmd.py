@@ -310,7 +310,17 @@ def _target_server(values: dict[str, Any]) -> Any:
     type=click.IntRange(1, 10),
     default=4,
     show_default=True,
-    help="Users at once (WorkMail runs at most 10 exports per organization).",
+    help="Users downloaded and restored at once; meanwhile the exports of the next users run "
+    "(up to 10 at once: WorkMail's limit per organization).",
+)
+@click.option(
+    "--exports",
+    "exports_at_once",
+    type=click.IntRange(1, 10),
+    default=10,
+    show_default=True,
+    help="Export jobs started at once, ahead of the restores (fewer leaves the organization's "
+    "limit of 10 to other exports).",
 )
 @click.option(
     "--work-dir",
@@ -334,6 +344,7 @@ def run_cmd(
     state_path: Path,
     delta: bool,
     parallel: int,
+    exports_at_once: int,
     work_dir: Path | None,
     keep: bool,
     **values: Any,
@@ -341,6 +352,7 @@ def run_cmd(
     """Export, verify and restore every user; rerun to resume (exit 1 unless everything arrived)."""
     from mailcrate.admin.jobs import resolve_key_arn, resolve_role_arn
     from mailcrate.admin.progress import stderr_console
+    from mailcrate.malloc import limit_arenas, start_trimmer
     from mailcrate.migrate import report
     from mailcrate.migrate.directory import LoginMap
     from mailcrate.migrate.exports import ExportSettings
@@ -349,6 +361,10 @@ def run_cmd(
     from mailcrate.migrate.state import MigrationState
 
     os.umask(0o077)  # every file this run writes (state, downloads) is the operator's alone
+    # the threads' freed message bodies and MULTIAPPEND batches otherwise stay in an arena
+    # each: ~80 MiB less at the peak with four restores at once (BENCHMARKS.md, migrate)
+    limit_arenas()
+    start_trimmer()
     server = _target_server(values)
     logins = LoginMap(login_template, login_map)
     state = MigrationState(state_path, organization_id)
@@ -364,7 +380,9 @@ def run_cmd(
         members = _members(target, organization_id, users_file)
         # a directory of this migration's own under the one given: only it is ever removed
         work = (work_dir or Path(tempfile.gettempdir())) / f"mailcrate-migrate-{state.migration_id[:12]}"
-        options = RunOptions(delta=delta, keep=keep, work_dir=work, parallel=parallel)
+        options = RunOptions(
+            delta=delta, keep=keep, work_dir=work, parallel=parallel, exports=exports_at_once
+        )
         console = stderr_console()
         todo = prepare(state, members, logins, delta=delta)
         if console.is_terminal:  # the overall bar's total, for its ETA

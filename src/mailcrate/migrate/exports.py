@@ -46,7 +46,7 @@ class ExportSettings:
     backoff_first: float = 1.0
     backoff_max: float = 60.0
     poll_first: float = 0.1
-    poll_growth: float = 1.3
+    poll_growth: float = 1.1
     poll_max: float = 15.0
 
 
@@ -159,7 +159,9 @@ def wait_for(
     on_progress: Callable[[int], None] = lambda _p: None,
     client: Any = None,
 ) -> dict[str, Any]:
-    """Poll until the job ends (interval growing from ``poll_first`` to ``poll_max``);
+    """Poll until the job ends (interval growing from ``poll_first`` to ``poll_max`` by
+    ``poll_growth``: an end is seen at most ~10 % of the job's time late, where 1.3 made it
+    up to 30 %, an idle restore slot meanwhile);
     the COMPLETED job's description, or :class:`AdminError` for FAILED/CANCELLED."""
     wm = client or target.client("workmail")
     interval = settings.poll_first

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
-import os
 import signal
 import socket
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +19,7 @@ from mailcrate.datadir import DataDir
 from mailcrate.jobs import store
 from mailcrate.jobs.process import WorkerProcess
 from mailcrate.logs import configure as configure_logs
+from mailcrate.malloc import limit_arenas, start_trimmer
 from mailcrate.network import is_loopback
 from mailcrate.server.app import MailcrateApp
 from mailcrate.server.frontdoor import guarded_protocol
@@ -134,35 +131,6 @@ class _SmtpIntake:
             self.handle.stop()
 
 
-#: glibc malloc arenas in the server (mallopt M_ARENA_MAX). Each request/S3-writer thread would
-#: otherwise get an arena of its own (up to 8 per core), and the freed 1 MiB body pieces of
-#: concurrent part uploads stay mapped in each; the worker child gets the same through its
-#: environment (:data:`mailcrate.jobs.process.MALLOC_ARENA_MAX`). Measured: BENCHMARKS.md.
-MALLOC_ARENA_MAX = 2
-_M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas() -> None:
-    """Cap glibc's arenas before any thread starts (unless MALLOC_ARENA_MAX already did)."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
-
-
-def _start_trimmer() -> None:
-    """Return freed heap pages to the OS once a second (see :func:`trim_malloc`): the 1 MiB
-    body pieces of part uploads are otherwise kept, and the peak grows with the export."""
-    from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
-
-    def run() -> None:
-        while True:
-            time.sleep(TRIM_INTERVAL)
-            trim_malloc()
-
-    threading.Thread(target=run, name="malloc-trim", daemon=True).start()
-
-
 def _load_tls(settings: Settings) -> ServerTls | None:
     if settings.tls_cert is None or settings.tls_key is None:
         return None
@@ -170,8 +138,8 @@ def _load_tls(settings: Settings) -> ServerTls | None:
 
 
 def serve(settings: Settings) -> None:
-    limit_malloc_arenas()
-    _start_trimmer()
+    limit_arenas()
+    start_trimmer()
     configure_logs(settings.log_level, settings.log_format, "serve")
     tls = _load_tls(settings)
     if tls is None and not is_loopback(settings.host):  # said before binding, whatever happens next

@@ -1,0 +1,45 @@
+"""glibc malloc settings for the long-running, many-threaded processes (``serve``, ``migrate
+run``): capped arenas and a trimmer thread.
+
+Each thread that allocates would otherwise get an arena of its own (up to 8 per core), and the
+freed megabyte-sized buffers of one thread's work (S3 part pieces in serve, message bodies and
+MULTIAPPEND batches in migrate) stay mapped in its arena; glibc also keeps freed heap pages
+until the heap's top is trimmed. Measured: BENCHMARKS.md (serve; migrate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import threading
+import time
+
+__all__ = ["MALLOC_ARENA_MAX", "limit_arenas", "start_trimmer"]
+
+#: Arenas per process (mallopt M_ARENA_MAX); the worker child gets the same through its
+#: environment (:data:`mailcrate.jobs.process.MALLOC_ARENA_MAX`).
+MALLOC_ARENA_MAX = 2
+_M_ARENA_MAX = -8
+
+
+def limit_arenas() -> None:
+    """Cap glibc's arenas before any thread starts (unless MALLOC_ARENA_MAX already did)."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
+
+
+def start_trimmer() -> None:
+    """Return freed heap pages to the OS once a second (:func:`mailcrate.jobs.process.trim_malloc`):
+    otherwise the peak grows with the work done, not with the work in flight."""
+    from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
+
+    def run() -> None:
+        while True:
+            time.sleep(TRIM_INTERVAL)
+            trim_malloc()
+
+    threading.Thread(target=run, name="malloc-trim", daemon=True).start()
