@@ -116,6 +116,7 @@ def obtain_job(
     if recent is not None:
         return recent["JobId"], True
     delay = settings.backoff_first
+    idle_refusals = 0  # refusals in a row while the organization had no job running
     while True:
         try:
             job_id = start_job(
@@ -146,7 +147,14 @@ def obtain_job(
             if not any(j.get("State") == "RUNNING" for j in jobs):
                 last = find_recent(target, settings.organization_id, entity_id, known=jobs)
                 if last is not None:
-                    raise NotYet(last["StartTime"] + WINDOW, last["JobId"]) from None
+                    # the jobs that filled the organization's slots may have ended between the
+                    # refusal and the listing (the exports run ten at once): only a second
+                    # refusal with nothing running is the 24-hour rule
+                    idle_refusals += 1
+                    if idle_refusals >= 2:
+                        raise NotYet(last["StartTime"] + WINDOW, last["JobId"]) from None
+                    continue
+            idle_refusals = 0
             on_wait(f"{code}: retrying in {delay:.0f} s")
             time.sleep(delay * (0.5 + random.random() / 2))
             delay = min(settings.backoff_max, delay * 2)
