@@ -1,9 +1,9 @@
 """A killed export resumes from its last uploaded part (issue 18 item 4), with a real ``mailcrate
 serve``, its export worker process, the embedded S3 and the embedded mail store.
 
-The worker is killed (kill -9) once the job has recorded a checkpoint; serve starts a new
-worker process, which takes the job once the lease has run out and continues the same multipart
-upload from the checkpoint: it reads the mailbox only from there (the worker's log says so), and
+The worker is killed (kill -9) once the job has recorded a checkpoint; serve ends the dead
+process's leases and starts a new worker process, which takes the job and continues the same
+multipart upload from the checkpoint: it reads the mailbox only from there (the worker's log says so), and
 the downloaded zip and log pass ``mailcrate export verify`` and hold every item of the mailbox
 byte for byte. Killed twice, it resumes twice; a server restart (SIGTERM) resumes it too. The checkpoints are
 gone once the job ends.
@@ -92,13 +92,20 @@ SERVE = ("--export-part-size-mib", "5", "--export-lease-seconds", str(LEASE_SECO
 
 
 def test_a_killed_export_resumes_from_its_last_uploaded_part(tmp_path: Path) -> None:
-    with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
+    """With a 10-minute lease: serve sees its worker process die and ends the leases of that
+    process's jobs at once, so the restarted worker resumes the job without waiting it out."""
+    lease = 600
+    with MailcrateServer.running(tmp_path / "data", *SERVE, "--export-lease-seconds", str(lease)) as srv:
         mb = _mailbox(srv)
         dest = _destination(srv)
         job_id = start_export(srv, mb, dest, PREFIX)
         _kill_worker_after_a_checkpoint(srv, job_id)
+        killed = time.monotonic()
         job = wait_job(srv.client("workmail"), mb.organization_id, job_id, timeout=120)
         assert job["State"] == "COMPLETED", job.get("ErrorInfo")
+        assert time.monotonic() - killed < lease / 5
+        assert srv.log_path is not None
+        assert "released 1 export job(s) of worker process" in srv.log_path.read_text()
         resumed = _resumed_lines(srv, job_id)
         assert len(resumed) == 1 and resumed[0][0] >= 1 and resumed[0][1] > 0, resumed
         assert _checkpoints(srv, job_id) == 0
@@ -130,6 +137,7 @@ def test_an_export_interrupted_by_a_server_restart_resumes(tmp_path: Path) -> No
     server continues it from the checkpoint."""
     with MailcrateServer.running(tmp_path / "data", *SERVE) as srv:
         mb = _mailbox(srv)
+        fill_bulk(mb.root, 80 << 20, message_size=256 << 10, folder="Old mail")  # still running at the stop
         dest = _destination(srv)
         job_id = start_export(srv, mb, dest, PREFIX)
         deadline = time.monotonic() + 60

@@ -126,6 +126,32 @@ def test_a_stalled_attempt_of_the_same_worker_is_fenced_off(data_dir: DataDir) -
         store.guard_attempt_writes(job_id, str(fresh.lease_owner))(conn, "PutObject", {})
 
 
+def test_the_jobs_of_a_dead_worker_process_are_released_at_once(data_dir: DataDir) -> None:
+    """serve ends the leases of a worker process that died (by its pid): another claim takes
+    the job now, fenced; a job of another process keeps its lease; the dead attempt's writes
+    and its abort of the upload the job records are refused; its checkpoints stay for the
+    next attempt."""
+    dead, alive = 4242, 4343
+    dead_pool, alive_pool = store.pool_id_prefix(dead) + "aaaa", store.pool_id_prefix(alive) + "bbbb"
+    job_id, other_id = _job(data_dir), _job(data_dir, "S-2")
+    held = store.claim(data_dir.db, f"{dead_pool}/0", LEASE)
+    kept = store.claim(data_dir.db, f"{alive_pool}/0", LEASE)
+    assert held is not None and kept is not None and held.job_id == job_id and kept.job_id == other_id
+    assert store.set_upload(data_dir.db, job_id, str(held.lease_owner), "up-1")
+    assert store.claim(data_dir.db, "w", LEASE) is None  # both leases are live
+    assert store.release_dead_process(data_dir.db, dead) == 1
+    taken = store.claim(data_dir.db, "w", LEASE)
+    assert taken is not None and taken.job_id == job_id and taken.fence == held.fence + 1
+    assert taken.upload_id == "up-1"  # kept for the new attempt to resume
+    assert store.heartbeat(data_dir.db, other_id, str(kept.lease_owner), LEASE)
+    assert not store.heartbeat(data_dir.db, job_id, str(held.lease_owner), LEASE)
+    with data_dir.db.begin() as conn, pytest.raises(store.Superseded):
+        store.guard_attempt_writes(job_id, str(held.lease_owner))(
+            conn, "AbortMultipartUpload", {"UploadId": "up-1"}
+        )
+    assert store.release_dead_process(data_dir.db, 99999) == 0
+
+
 def test_a_commit_is_recorded_once_and_survives_reclaims(data_dir: DataDir) -> None:
     """The first attempt to record its commit decides the zip and log; a later attempt finds the
     commit (and the job stays finishing, so a cancel cannot stop it), and cannot record another."""

@@ -113,6 +113,10 @@ BUSY_WINDOW = 10.0
 #: Seconds a new worker process (the resident one too, after serve starts or restarts it) is
 #: given to start and claim before another one may start for the jobs that wait.
 STARTUP_GRACE = 2.0
+#: A resident worker process that dies within this many seconds of its start is restarted after a
+#: pause (a crash loop must not spin); one that ran longer is restarted at once: its jobs wait.
+CRASH_LOOP_SECONDS = 10.0
+RESTART_PAUSE = 1.0
 
 
 @dataclass
@@ -147,11 +151,13 @@ class WorkerProcess:
         wakeup: threading.Event,
         *,
         waiting_since: Callable[[], datetime | None] | None = None,
+        release_dead: Callable[[int], int] | None = None,
         command: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.wakeup = wakeup
         self.waiting_since = waiting_since
+        self.release_dead = release_dead  # ends the leases of a child that died (its pid)
         self.command = command or [sys.executable, "-m", "mailcrate.runner"]  # lean: no click CLI
         self.shares = process_shares(settings.export_workers, settings.export_processes)
         self._children: dict[int, _Child] = {}
@@ -236,17 +242,34 @@ class WorkerProcess:
                 del self._children[child.slot]
         for child in ended:
             code = child.popen.returncode
+            if code != 0:
+                self._release(child.popen.pid)
             if not child.resident:
                 (log.info if code == 0 else log.warning)(
                     "export worker process %d ended (%s)", child.popen.pid, code
                 )
                 continue
             log.warning("export worker process exited with %s; restarting it", code)
-            if self._stopping.wait(1.0):
+            crash_loop = time.monotonic() - child.started < CRASH_LOOP_SECONDS
+            if self._stopping.wait(RESTART_PAUSE if crash_loop else 0):
                 return False
             self._spawn(0)
             return False
         return True
+
+    def _release(self, pid: int) -> None:
+        """A child died with jobs in hand: end their leases now, so that a worker (the
+        restarted child, another process or node) takes them up without waiting out the lease."""
+        if self.release_dead is None:
+            return
+        try:
+            released = self.release_dead(pid)
+        except Exception:  # the database is busy or gone: the leases run out by themselves
+            log.warning("releasing the jobs of worker process %d failed", pid, exc_info=True)
+            return
+        if released:
+            log.warning("released %d export job(s) of worker process %d", released, pid)
+            self.wakeup.set()
 
     def _start_if_jobs_wait(self) -> None:
         free = [slot for slot in range(len(self.shares)) if slot not in self._children]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -92,7 +91,7 @@ class WorkerPool:
         #: ends once there are none (the claimer decides, so no job is claimed as it ends).
         self.idle_exit = idle_exit
         self.idled_out = threading.Event()
-        self.pool_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.pool_id = f"{store.pool_id_prefix(os.getpid())}{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._idle: queue.SimpleQueue[tuple[str, queue.SimpleQueue[ExportJob | None]]] = queue.SimpleQueue()

@@ -84,6 +84,7 @@ def build_app(
         settings,
         runtime.export_wakeup,
         waiting_since=lambda: store.oldest_waiting_since(data_dir.db, node_id),
+        release_dead=lambda pid: store.release_dead_process(data_dir.db, pid),
     )
     startup, shutdown = [pool.start, trail.start_pruner], [pool.stop, trail.stop]
     if settings.metrics:  # before the pool starts its children: they inherit the directory
