@@ -15,13 +15,17 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
-__all__ = ["MALLOC_ARENA_MAX", "limit_arenas", "start_trimmer"]
+__all__ = ["MALLOC_ARENA_MAX", "TRIM_INTERVAL", "limit_arenas", "start_trimmer", "trim_malloc"]
 
 #: Arenas per process (mallopt M_ARENA_MAX); the worker child gets the same through its
 #: environment (:data:`mailcrate.jobs.process.MALLOC_ARENA_MAX`).
 MALLOC_ARENA_MAX = 2
 _M_ARENA_MAX = -8
+#: Seconds between :func:`trim_malloc` calls in the worker, the server and ``migrate run``.
+TRIM_INTERVAL = 1.0
+_malloc_trim: Any = None
 
 
 def limit_arenas() -> None:
@@ -32,10 +36,22 @@ def limit_arenas() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
 
 
+def trim_malloc() -> None:
+    """Hand glibc's free heap pages back to the OS (``malloc_trim(0)``). Freed part buffers and
+    request pieces otherwise stay in RSS, and the peak creeps up with the export's length."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
 def start_trimmer() -> None:
-    """Return freed heap pages to the OS once a second (:func:`mailcrate.jobs.process.trim_malloc`):
-    otherwise the peak grows with the work done, not with the work in flight."""
-    from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
+    """Return freed heap pages to the OS once a second (:func:`trim_malloc`): otherwise the peak
+    grows with the work done, not with the work in flight."""
 
     def run() -> None:
         while True:

@@ -343,8 +343,7 @@ def _attempt(
         with open_source(spec) as source:
             folders = source.folders()
             control.check()
-            if resume is not None and not resume.fits(folders):
-                checkpoints.drop(data_dir.db, job.job_id)
+            if resume is not None and not resume.fits(folders):  # checkpoints dropped below
                 raise ResumeMismatch("the mailbox's folders changed since the uploaded parts were written")
             phases.mark("listing")
             dest = prep.destination()

@@ -297,7 +297,7 @@ def write_archive(
     folders = source.folders() if folders is None else folders
     progress.items_total = sum(f.count for f in folders)
     kwargs = {} if zip64_limit is None else {"zip64_limit": zip64_limit}
-    at = resume.position if resume is not None else None
+    at: Position | None = None
     writer = ZipStreamWriter(
         SkipToEnd(write, resume).write if resume else write, compresslevel=compresslevel, **kwargs
     )
@@ -305,7 +305,8 @@ def write_archive(
     filled: set[int] = set()  # folders that listed an item; the others go in the header as empty
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as manifest:
         current, seq, after = -1, 0, None
-        if resume is not None and at is not None:
+        if resume is not None:
+            at = resume.position
             writer.resume_at(at.offset, at.entries, resume.central)
             manifest.write(resume.manifest)
             exported, total_bytes, skipped, filled = at.exported, at.total_bytes, at.skipped, set(at.filled)

@@ -31,13 +31,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mailcrate import malloc
+
 log = logging.getLogger("mailcrate.jobs")
 
 __all__ = ["WorkerProcess", "process_shares", "worker_env"]
 
 #: glibc malloc arenas for the worker process. Each upload/reader thread would otherwise get an
 #: arena of its own, and freed part-sized blocks stay mapped in each (measured: see BENCHMARKS.md).
-MALLOC_ARENA_MAX = "2"
+MALLOC_ARENA_MAX = str(malloc.MALLOC_ARENA_MAX)
 #: A fixed mmap threshold for the worker. glibc's default is dynamic: once one 8 MiB part buffer
 #: (mmapped) is freed the threshold rises to 8 MiB, later parts come from the heap, the heap
 #: fragments around the 1 MiB deflate/seal buffers, and the worker's RSS grows with the length of
@@ -50,29 +52,9 @@ MALLOC_MMAP_THRESHOLD = str(2 * 1024 * 1024)
 #: twice the mmap threshold): every freed 1 MiB read buffer at the top of the heap was then
 #: handed back with ``brk`` and faulted in again on the next item. Archiving 1,000 small
 #: messages took 0.133 s with that, 0.118 s with glibc's defaults, 0.106 s with both set
-#: (medians of 5 interleaved rounds). :func:`trim_malloc` still returns free pages every second.
+#: (medians of 5 interleaved rounds). :func:`mailcrate.malloc.trim_malloc` still returns free pages
+#: every second.
 MALLOC_TRIM_THRESHOLD = str(4 * 1024 * 1024)
-
-
-def trim_malloc() -> None:
-    """Hand glibc's free heap pages back to the OS (``malloc_trim(0)``). Freed part buffers and
-    request pieces otherwise stay in RSS, and the peak creeps up with the export's length."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim: Any = None
-
-#: Seconds between :func:`trim_malloc` calls in the worker and the server.
-TRIM_INTERVAL = 1.0
 
 
 def worker_env(settings: Any) -> dict[str, str]:

@@ -22,9 +22,9 @@ from mailcrate.export.job import run_job
 from mailcrate.export.settings import export_settings_from
 from mailcrate.export.sweeper import sweep_orphan_uploads
 from mailcrate.jobs.control import JobControl, JobRunner
-from mailcrate.jobs.process import TRIM_INTERVAL, trim_malloc
 from mailcrate.jobs.records import ExportJob
 from mailcrate.jobs.worker import WorkerPool
+from mailcrate.malloc import TRIM_INTERVAL, trim_malloc
 from mailcrate.services.registry import service_context
 from mailcrate.storage.crypto import SecretBox
 from mailcrate.storage.db import Database
