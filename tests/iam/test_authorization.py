@@ -255,11 +255,15 @@ def test_assume_role_input_errors(server: MailcrateServer, worker_role: str) -> 
 def test_temporary_credentials_stop_working_after_expiry(
     server: MailcrateServer, worker_role: str, data_dir: DataDir
 ) -> None:
-    """Credentials minted in-process with a 2-second life (the API's floor is 900 s)."""
+    """Credentials minted in-process with a 6-second life (the API's floor is 900 s).
+
+    Six seconds, not fewer: on a loaded CI machine the two calls that must succeed have taken
+    over two seconds, and an expiry before them is not what this test is about.
+    """
     with data_dir.db.begin() as conn:
         role = roles.find_by_arn(conn, worker_role)
         assert role is not None
-        creds = issue_credentials(conn, data_dir, role, "short", 2, source="test")["Credentials"]
+        creds = issue_credentials(conn, data_dir, role, "short", 6, source="test")["Credentials"]
     sts, workmail = _session_clients(server, creds, "sts", "workmail")
     sts.get_caller_identity()
     workmail.list_organizations()
