@@ -8,7 +8,7 @@ server answers a comparable signed json call (KMS ``DescribeKey``; moto has no W
 jobs).  Median over repetitions of req/s; p50/p99 latency of all requests.
 
     python -m benchmarks api-jobs [--quick] [--jobs 100000] [--concurrency 16] [--seconds 5] [--repeat 3]
-    python -m benchmarks api-jobs --ab ...          (audit trail + metrics on vs off)
+    python -m benchmarks api-jobs --ab [--base-src DIR] [--calls Encrypt] ...  (audit + metrics on vs off)
     python -m benchmarks api-jobs --start-load ...  (Start under 50 clients: benchmarks/start_load.py)
 
 Targets (issue 8): Describe/List p99 < 25 ms; throughput >= 3x moto's.
@@ -21,6 +21,7 @@ import random
 import shutil
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -103,7 +104,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="Start latency with 50 clients, mostly readers (benchmarks/start_load.py), no moto",
     )
-    p.add_argument("--base-src", help="with --start-load: also run another checkout's src/, interleaved")
+    p.add_argument(
+        "--base-src", help="with --start-load or --ab: also run another checkout's src/, interleaved"
+    )
+    p.add_argument(
+        "--calls", nargs="+", choices=("Describe", "List", "Encrypt"), help="with --ab: only these calls"
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.seconds, a.repeat = 2.0, 1
@@ -194,7 +200,11 @@ OFF = ("--audit", "false", "--metrics", "false")
 
 def _observability_ab(a: argparse.Namespace) -> int:
     """Describe, List and KMS Encrypt (a call the audit trail records) against the same data
-    directory, served with audit + metrics on and off in turn (order alternating per repetition)."""
+    directory, served with audit + metrics on and off in turn (order alternating per repetition);
+    with ``--base-src``, another checkout's serve too, interleaved in the same rounds."""
+    contenders: dict[str, Path | None] = {"head": None}
+    if a.base_src:
+        contenders["base"] = Path(a.base_src)
     work = scratch_dir("api-jobs-ab")
     mc = start_mailcrate(work / "data", KEY, SECRET)
     try:
@@ -205,11 +215,14 @@ def _observability_ab(a: argparse.Namespace) -> int:
     finally:
         mc.stop()
     ids = _fill(work / "data", org, user, a.jobs)
+    names = [n for n in ("Describe", "List", "Encrypt (audited)") if not a.calls or n.split()[0] in a.calls]
+    variants = [(c, mode) for c in contenders for mode in ("on", "off")]
     results: dict[str, list] = {}
     try:
         for rep in range(a.repeat):
-            for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
-                mc = start_mailcrate(work / "data", KEY, SECRET, *(OFF if mode == "off" else ()))
+            for contender, mode in variants if rep % 2 == 0 else variants[::-1]:
+                extra = OFF if mode == "off" else ()
+                mc = start_mailcrate(work / "data", KEY, SECRET, *extra, src=contenders[contender])
                 try:
                     rng = random.Random(3)
                     calls = {
@@ -224,44 +237,61 @@ def _observability_ab(a: argparse.Namespace) -> int:
                                                           {"KeyId": key_id, "Plaintext": "aGVsbG8="}, KEY, SECRET)],
                     }  # fmt: skip
                     server = psutil.Process(mc.popen.pid)
-                    for name, reqs in calls.items():
+                    for name in names:
+                        reqs = calls[name]
                         cpu = sum(server.cpu_times()[:2])
                         run = run_load(mc.endpoint, lambda n, r=reqs: r[n % len(r)], a.concurrency, a.seconds)
                         # server CPU per request: what other load on a shared machine does not skew
                         spent = (sum(server.cpu_times()[:2]) - cpu) / max(1, run.requests) * 1e6
-                        results.setdefault(f"{name} [{mode}]", []).append((run, spent))
+                        results.setdefault(_label(name, contender, mode, a.base_src), []).append((run, spent))
+                        print(f"round {rep + 1} {_label(name, contender, mode, a.base_src)}: "
+                              f"{spent:.0f} us CPU/req, {run.rps:.0f} req/s", flush=True)  # fmt: skip
                 finally:
                     mc.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\napi-jobs A/B: {a.jobs:,} jobs, concurrency {a.concurrency}, {a.seconds:g} s x {a.repeat}")
-    print(f"{'call':<28} {'req/s':>9} {'CPU us/req':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'call':<33} {'req/s':>9} {'CPU us/req':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  all rounds' CPU"
+    )
     summary: dict = {}
-    for name, measured in results.items():
+    for label, measured in results.items():
         runs = [r for r, _ in measured]
         lat = sorted(x for r in runs for x in r.latencies_ms)
         rps = median([r.rps for r in runs])
-        summary[name] = {
+        summary[label] = {
             "rps": round(rps, 1),
             "server_cpu_us": round(median([spent for _, spent in measured]), 1),
+            "server_cpu_us_rounds": [round(spent) for _, spent in measured],
             "p50_ms": round(lat[len(lat) // 2], 2),
             "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2),
             "errors": sum(r.errors for r in runs),
         }
-        print(f"{name:<28} {rps:>9.0f} {summary[name]['server_cpu_us']:>11.0f} {summary[name]['p50_ms']:>8.2f} {summary[name]['p99_ms']:>8.2f} "
-              f"{summary[name]['errors']:>7}")  # fmt: skip
-    names = ("Describe", "List", "Encrypt (audited)")
-    slower = {c: round(summary[f"{c} [off]"]["rps"] / summary[f"{c} [on]"]["rps"] - 1, 4) for c in names}
-    cpu = {
-        c: round(summary[f"{c} [on]"]["server_cpu_us"] / summary[f"{c} [off]"]["server_cpu_us"] - 1, 4)
-        for c in names
-    }
+        row = summary[label]
+        print(f"{label:<33} {rps:>9.0f} {row['server_cpu_us']:>11.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+              f"{row['errors']:>7}  {row['server_cpu_us_rounds']}")  # fmt: skip
+    slower: dict = {}
+    cpu: dict = {}
+    for contender in contenders:
+        for c in names:
+            on, off = (
+                summary[_label(c, contender, "on", a.base_src)],
+                summary[_label(c, contender, "off", a.base_src)],
+            )
+            key = c if contender == "head" else f"{c} (base)"
+            slower[key] = round(off["rps"] / on["rps"] - 1, 4)
+            cpu[key] = round(on["server_cpu_us"] / off["server_cpu_us"] - 1, 4)
     print(f"\non vs off, throughput cost: { ({k: f'{v:+.1%}' for k, v in slower.items()}) }")
     print(
         f"on vs off, server CPU per request (target <= +5 %): { ({k: f'{v:+.1%}' for k, v in cpu.items()}) }"
     )
     save("api-jobs-ab", {"quick": a.quick, "jobs": a.jobs, "concurrency": a.concurrency, "seconds": a.seconds,
-                         "repeat": a.repeat, "results": summary, "throughput_cost": slower,
-                         "cpu_cost": cpu, "target_met": all(v <= 0.05 for v in cpu.values())})  # fmt: skip
+                         "repeat": a.repeat, "base_src": a.base_src, "results": summary, "throughput_cost": slower,
+                         "cpu_cost": cpu,
+                         "target_met": all(v <= 0.05 for k, v in cpu.items() if "(base)" not in k)})  # fmt: skip
     return 0
+
+
+def _label(call: str, contender: str, mode: str, base_src: str | None) -> str:
+    return f"{call} [{mode}]" if base_src is None else f"{call} [{contender} {mode}]"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, select
 
 from mailcrate.storage.db import Database, utcnow
+from mailcrate.storage.multirow import MultiRowInsert
 from mailcrate.storage.tables_audit import audit_event_resources, audit_events
 
 #: Longest request-parameters JSON kept per event: enough for any WorkMail/IAM/KMS call (a policy
@@ -102,68 +103,75 @@ def _clip(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit]
 
 
-def _row(event: AuditEvent, resources: list[Resource]) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "event_time": event.event_time,
-        "account_id": event.account_id,
-        "region": event.region,
-        "event_source": EVENT_SOURCES.get(event.service, f"{event.service}.amazonaws.com"),
-        "event_name": event.event_name,
-        "event_type": event.event_type,
-        "read_only": event.read_only,
-        "request_id": event.request_id,
-        "identity_type": event.identity.type,
-        "principal_arn": event.identity.arn or event.identity.invoked_by,
-        "username": event.identity.username,
-        "access_key_id": event.identity.access_key_id,
-        "source_ip": event.source_ip,
-        "user_agent": _clip(event.user_agent, _MAX_USER_AGENT),
-        "error_code": event.error_code,
-        "error_message": _clip(event.error_message, _MAX_MESSAGE),
-        "request_parameters": _json(event.request_parameters, MAX_PARAMETERS_CHARS),
-        "response_elements": _json(event.response_elements, MAX_PARAMETERS_CHARS),
-        "resources": json.dumps([{"type": r.type, "name": r.name} for r in resources]),
-    }
+#: The columns an event's row fills, in the order :func:`_event_values` gives them.
+_EVENT_COLUMNS = (
+    "event_id", "event_time", "account_id", "region", "event_source", "event_name", "event_type",
+    "read_only", "request_id", "identity_type", "principal_arn", "username", "access_key_id",
+    "source_ip", "user_agent", "error_code", "error_message", "request_parameters",
+    "response_elements", "resources",
+)  # fmt: skip
+_RESOURCE_COLUMNS = ("event_id", "resource_type", "resource_name", "account_id", "event_time")
+
+
+def _event_values(event: AuditEvent, resources: list[Resource]) -> tuple[Any, ...]:
+    """The row of ``event`` as a tuple in :data:`_EVENT_COLUMNS`' order."""
+    identity = event.identity
+    return (
+        event.event_id,
+        event.event_time,
+        event.account_id,
+        event.region,
+        EVENT_SOURCES.get(event.service) or f"{event.service}.amazonaws.com",
+        event.event_name,
+        event.event_type,
+        event.read_only,
+        event.request_id,
+        identity.type,
+        identity.arn or identity.invoked_by,
+        identity.username,
+        identity.access_key_id,
+        event.source_ip,
+        _clip(event.user_agent, _MAX_USER_AGENT),
+        event.error_code,
+        _clip(event.error_message, _MAX_MESSAGE),
+        _json(event.request_parameters, MAX_PARAMETERS_CHARS),
+        _json(event.response_elements, MAX_PARAMETERS_CHARS),
+        json.dumps([{"type": r.type, "name": r.name} for r in resources]),
+    )
 
 
 def record_many(conn: Connection, events: list[AuditEvent]) -> None:
     """Write ``events`` in the caller's transaction (they commit with the change they describe),
-    two multi-row statements whatever their number."""
+    a few multi-row statements whatever their number."""
     insert_rows(conn, rows_of(events))
 
 
-Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def rows_of(events: list[AuditEvent]) -> Rows:
     """The rows of ``events``: the audit trail's writer builds them before it takes the write lock
     (the JSON of each event's parameters and resources), so Start waits behind less of a batch."""
-    rows: list[dict[str, Any]] = []
-    resource_rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    resource_rows: list[tuple[Any, ...]] = []
     for event in events:
         resources = list(dict.fromkeys(event.resources))  # the same resource named twice is one row
-        rows.append(_row(event, resources))
+        rows.append(_event_values(event, resources))
         resource_rows += [
-            {
-                "event_id": event.event_id,
-                "resource_type": r.type,
-                "resource_name": r.name,
-                "account_id": event.account_id,
-                "event_time": event.event_time,
-            }
-            for r in resources
+            (event.event_id, r.type, r.name, event.account_id, event.event_time) for r in resources
         ]
     return rows, resource_rows
+
+
+_insert_events = MultiRowInsert(audit_events, _EVENT_COLUMNS)
+_insert_resources = MultiRowInsert(audit_event_resources, _RESOURCE_COLUMNS)
 
 
 def insert_rows(conn: Connection, built: Rows) -> None:
     """Insert what :func:`rows_of` built, in the caller's transaction."""
     rows, resource_rows = built
-    if rows:
-        conn.execute(insert(audit_events), rows)
-    if resource_rows:
-        conn.execute(insert(audit_event_resources), resource_rows)
+    _insert_events(conn, rows)
+    _insert_resources(conn, resource_rows)
 
 
 def record(conn: Connection, event: AuditEvent) -> None:
