@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -391,3 +392,97 @@ def test_lookup_filters_pages_and_retention_on_both_databases(data_dir: DataDir)
         kept_resources = {r.event_id for r in conn.execute(select(audit_event_resources.c.event_id))}
     assert kept == {e.event_id for e in events[:4]} | {events[6].event_id}
     assert kept_resources == {e.event_id for e in events[:4]}
+
+
+def test_concurrent_key_uses_read_back_by_resource_name_and_type(server: MailcrateServer) -> None:
+    """Encrypt calls from 8 clients at once land in the audit writer's multi-row batches; the aws
+    CLI then finds every one by the key's id (ResourceName, paged by the CLI), with the request id
+    each caller was given, and by ResourceType."""
+    kms = server.client("kms")
+    key_id = kms.create_key(Description="audit batches")["KeyMetadata"]["KeyId"]
+
+    def encrypt(n: int) -> str:
+        out = server.client("kms").encrypt(KeyId=key_id, Plaintext=f"message {n}".encode())
+        return out["ResponseMetadata"]["RequestId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        request_ids = set(pool.map(encrypt, range(240)))
+    deadline = time.monotonic() + 10
+    while True:  # the writer commits within its linger (50 ms) after the calls were answered
+        events = _lookup(server, "ResourceName", key_id)
+        if len(events) >= len(request_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    records = [json.loads(e["CloudTrailEvent"]) for e in events]
+    assert {r["requestID"] for r in records} == request_ids and len(records) == 240
+    assert {r["eventName"] for r in records} == {"Encrypt"}
+    assert all(r["readOnly"] is True and r["eventSource"] == "kms.amazonaws.com" for r in records)
+    assert all(r["requestParameters"]["KeyId"] == key_id for r in records)
+    assert all({"ResourceType": "AWS::KMS::Key", "ResourceName": key_id} in e["Resources"] for e in events)
+    times = [e["EventTime"] for e in events]
+    assert times == sorted(times, reverse=True)
+    by_type = {e["EventId"] for e in _lookup(server, "ResourceType", "AWS::KMS::Key")}
+    assert {e["EventId"] for e in events} <= by_type
+
+
+def test_a_batch_larger_than_a_statement_round_trips_on_both_databases(data_dir: DataDir) -> None:
+    """The writer's rows (insert_rows: several rows per INSERT, a chunk per statement) read back
+    field for field through LookupEvents' query, with resource and time filters, on SQLite and
+    PostgreSQL: 130 events (3 statements) with 2-3 resources each (2 statements)."""
+    from mailcrate.audit.events import AuditEvent, Identity, Resource, insert_rows, rows_of
+    from mailcrate.audit.jobs import EXPORT_SERVICE
+    from mailcrate.services.cloudtrail import lookup
+
+    now = datetime.now(UTC).replace(microsecond=123456)
+    user = Identity("IAMUser", "arn:aws:iam::111122223333:user/bob", "bob", "AKIABOB")
+    service = Identity("AWSService", invoked_by="export.workmail.amazonaws.com")
+    events = [
+        AuditEvent(
+            "111122223333", "us-east-1", "kms" if n % 2 else "workmail", "Encrypt" if n % 2 else "CancelMailboxExportJob",
+            user if n % 3 else service, read_only=bool(n % 2), request_id=f"req-{n}",
+            source_ip="192.0.2.7" if n % 5 else None, user_agent="aws-cli/2 \u00e9" * (n % 2),
+            error_code="AccessDenied" if n % 7 == 0 else None,
+            request_parameters={"KeyId": f"key-{n % 4}", "Note": "100% 'quoted' \"text\"; --"} if n % 2 else None,
+            resources=(Resource("AWS::KMS::Key", f"key-{n % 4}"), Resource("AWS::WorkMail::Organization", "m-1"))
+            + ((Resource("AWS::S3::Object", f"arn:aws:s3:::b/k{n}"),) if n % 10 == 0 else ()),
+            event_time=now - timedelta(minutes=n),
+        )
+        for n in range(130)
+    ]  # fmt: skip
+    with data_dir.db.write() as conn:
+        insert_rows(conn, rows_of(events))
+    with data_dir.db.read() as conn:
+        key_1, _ = lookup.page(conn, lookup.Query("111122223333", ("ResourceName", "key-1")), 50, None)
+        objects, _ = lookup.page(
+            conn, lookup.Query("111122223333", ("ResourceType", "AWS::S3::Object")), 50, None
+        )
+        window, _ = lookup.page(
+            conn, lookup.Query("111122223333", None, now - timedelta(minutes=20, seconds=1), now), 50, None
+        )
+        everything, token = [], None
+        while True:
+            found, token = lookup.page(conn, lookup.Query("111122223333"), 50, token)
+            everything += found
+            if token is None:
+                break
+    by_id = {e.event_id: e for e in events}
+    assert [e["EventId"] for e in key_1] == [e.event_id for e in events if e.resources[0].name == "key-1"]
+    assert [e["EventId"] for e in objects] == [e.event_id for e in events[::10]]
+    assert [e["EventId"] for e in window] == [e.event_id for e in events[:21]]
+    assert [e["EventId"] for e in everything] == [e.event_id for e in events]
+    for shaped in everything:
+        event, record = by_id[shaped["EventId"]], json.loads(shaped["CloudTrailEvent"])
+        assert shaped["EventTime"] == event.event_time
+        assert (record["eventName"], record["readOnly"], record["requestID"]) == (
+            event.event_name, event.read_only, event.request_id,
+        )  # fmt: skip
+        # CloudTrail names the service where a service acted (no address, no agent)
+        assert record["sourceIPAddress"] == (event.source_ip or EXPORT_SERVICE)
+        assert record["userAgent"] == (event.user_agent or EXPORT_SERVICE)
+        assert record.get("errorCode") == event.error_code
+        assert record.get("requestParameters") == event.request_parameters
+        assert record["userIdentity"].get("arn") == event.identity.arn
+        assert record["userIdentity"].get("invokedBy") == event.identity.invoked_by
+        assert {(r["ResourceType"], r["ResourceName"]) for r in shaped["Resources"]} == {
+            (r.type, r.name) for r in event.resources
+        }

@@ -128,9 +128,9 @@ def resources_of(
     """The resources a call names (organization, entity, job, bucket and key, KMS key, role)."""
     found: list[Resource] = []
     for source in (params, output or {}):
-        for member, rtype in _RESOURCE_MEMBERS.items():
-            value = source.get(member)
-            if isinstance(value, str) and value:
+        for member, value in source.items():  # a call's few members, not every resource member
+            rtype = _RESOURCE_MEMBERS.get(member)
+            if rtype is not None and isinstance(value, str) and value:
                 found.append(Resource(rtype, value))
     if service == "s3" and isinstance(params.get("Bucket"), str) and isinstance(params.get("Key"), str):
         found.append(Resource("AWS::S3::Object", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
