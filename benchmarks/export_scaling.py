@@ -16,6 +16,7 @@ one's own peak, each at idle); idle RSS is the sum just before the first export.
 * concurrency: 10 mailboxes exported by 10 jobs at once vs the same 10 one by one (interleaved).
 
     python -m benchmarks export-scaling [--quick] [--repeat 2] [--only messages,size,big,concurrent]
+        [--base-src DIR]
 
 Targets (issue 8): time/message within 25 % from 1k to 100k; peak RSS in the 5 GiB export
 < 250 MB and within 15 % of the 100 MiB one (2 GiB item the same bound); 10 concurrent
@@ -38,19 +39,36 @@ from mailcrate.mail.store import folder_dir
 MiB = 1 << 20
 
 
-def _case(work: Path, label: str, repeat: int, fill, *extra: str) -> dict:  # type: ignore[no-untyped-def]
-    server = ExportServer(work / label.replace(" ", "_"), *extra)
+def _case(work: Path, label: str, repeat: int, fill, *extra: str, base_src: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """One case: ``repeat`` exports of the mailbox ``fill`` makes; with ``base_src``, also a
+    serve of that checkout's ``src/`` with the same mailbox, its exports interleaved (A/B)."""
+    dirs = [work / label.replace(" ", "_")]
+    if base_src:
+        dirs.append(work / (label.replace(" ", "_") + "_base"))
+    servers: list[ExportServer] = []
     try:
-        user, root = server.new_user("alice")
-        fill(root)
+        users = []
+        for n, d in enumerate(dirs):
+            servers.append(ExportServer(d, *extra, src=Path(base_src) if n else None))
+            user, root = servers[-1].new_user("alice")
+            fill(root)
+            users.append(user)
         files, nbytes = tree_bytes(root)
         os.system(f"tar -cf - -C {root} . | cat > /dev/null")  # same page-cache state for every case
-        idle_parts = server.idle_parts()
+        idle_parts = servers[0].idle_parts()
         idle = sum(idle_parts.values())
-        runs = [server.export(user) for _ in range(repeat)]
+        runs: list[list] = [[] for _ in servers]
+        for rep in range(repeat):
+            order = range(len(servers)) if rep % 2 == 0 else reversed(range(len(servers)))
+            for n in order:
+                runs[n].append(servers[n].export(users[n]))
     finally:
-        server.stop()
-        shutil.rmtree(work / label.replace(" ", "_"), ignore_errors=True)
+        for server in servers:
+            server.stop()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+    base = runs[1] if base_src else None
+    runs = runs[0]
     sec = median([r.seconds for r in runs])
     row = {
         "case": label,
@@ -77,6 +95,20 @@ def _case(work: Path, label: str, repeat: int, fill, *extra: str) -> dict:  # ty
         f"  (serve + worker: {_split(idle_parts)} MiB idle, {_split(row['peak_rss_at_peak'])} at peak)",
         flush=True,
     )
+    if base:
+        row["base"] = {
+            "seconds": median([r.seconds for r in base]),
+            "peak_rss": max(r.peak_rss for r in base),
+            "peak_rss_at_peak": max(base, key=lambda r: r.peak_rss).peak_parts,
+            "runs": [r.seconds for r in base],
+        }
+        print(
+            f"{'  base':<14} {'':>9} {'':>10} {row['base']['seconds']:>9.2f} "
+            f"{mb_s(nbytes, row['base']['seconds']):>8.1f} {'':>8} {'':>11} "
+            f"{row['base']['peak_rss'] / MiB:>7.0f} MiB  (serve + worker at peak: "
+            f"{_split(row['base']['peak_rss_at_peak'])})",
+            flush=True,
+        )
     return row
 
 
@@ -114,6 +146,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--only", default="messages,size,big,concurrent")
+    p.add_argument(
+        "--base-src",
+        help="also export each size/big case with another checkout's src/, interleaved (A/B of peak RSS)",
+    )
     a = p.parse_args(argv)
     only = set(a.only.split(","))
     if a.quick:
@@ -160,10 +196,13 @@ def main(argv: list[str]) -> int:
                         f"{mib:,} MiB",
                         a.repeat,
                         lambda r, m=mib: generate(r, total_bytes=m * MiB, seed=1),
+                        base_src=a.base_src,
                     )
                 )
         if "big" in only and big:
-            result["big"].append(_case(work, f"item {big} MiB", 1, lambda r: _big_item(r, big * MiB)))
+            result["big"].append(
+                _case(work, f"item {big} MiB", 1, lambda r: _big_item(r, big * MiB), base_src=a.base_src)
+            )
         if "concurrent" in only:
             result["concurrent"] = _concurrent(work, conc_each, conc_rep)
     finally:
@@ -191,10 +230,18 @@ def main(argv: list[str]) -> int:
             f"peak RSS {s[-1]['case']}: {big_peak / 1e6:.0f} MB (target < 250 MB), "
             f"{big_peak / small_peak - 1:+.0%} vs {s[0]['case']} (target <= +15 %)"
         )
+        if "base" in s[-1] and "base" in s[0]:
+            base_big, base_small = s[-1]["base"]["peak_rss"], s[0]["base"]["peak_rss"]
+            summary["base_peak_rss_largest_mb"] = round(base_big / 1e6, 1)
+            summary["base_peak_rss_growth"] = round(base_big / base_small - 1, 3)
+            print(f"  base: {base_big / 1e6:.0f} MB, {base_big / base_small - 1:+.0%} vs {s[0]['case']}")
     if result["big"]:
         b = result["big"][0]
         summary["big_item_peak_rss_mb"] = round(b["peak_rss"] / 1e6, 1)
         print(f"peak RSS one 2 GiB item: {b['peak_rss'] / 1e6:.0f} MB (target < 250 MB)")
+        if "base" in b:
+            summary["base_big_item_peak_rss_mb"] = round(b["base"]["peak_rss"] / 1e6, 1)
+            print(f"  base: {b['base']['peak_rss'] / 1e6:.0f} MB")
     c = result["concurrent"]
     if c:
         summary["concurrent_ratio"] = c["ratio"]

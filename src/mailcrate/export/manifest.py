@@ -71,12 +71,16 @@ def epoch_ms(value: datetime) -> int:
     return int(utc.timestamp() * 1000)
 
 
+#: One encoder for every line (``json.dumps`` with options builds a new one per call: a line
+#: per exported item, ~6,600 per GiB).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
     """One compact JSON line. Readable UTF-8, except that lone surrogates (possible in
     undecodable folder names) fall back to ``\\u`` escapes, which are still valid JSON."""
     try:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-        return text.encode("utf-8") + b"\n"
+        return _ENCODE(obj).encode("utf-8") + b"\n"
     except UnicodeEncodeError:
         return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
 

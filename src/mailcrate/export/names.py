@@ -23,6 +23,7 @@ six digits beyond 999999.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Literal
@@ -119,7 +120,13 @@ def item_path(kind: ItemKind, folder_components: tuple[str, ...] | list[str], se
     """
     if seq < 1:
         raise ValueError(f"seq must be >= 1, got {seq}")
-    components = tuple(folder_components)
+    return f"{_folder_dir(kind, tuple(folder_components))}{seq:06d}.eml"
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder_dir(kind: ItemKind, components: tuple[str, ...]) -> str:
+    """``mail/<encoded folder>/`` (or the calendar's): the same for every item of a folder, so
+    encoded once per folder, not per item (an export names ~6,600 items per GiB)."""
     if kind == "mail":
         if not components:
             raise ValueError("a mail item needs at least one folder component")
@@ -131,7 +138,7 @@ def item_path(kind: ItemKind, folder_components: tuple[str, ...] | list[str], se
     else:
         raise ValueError(f"unknown item kind {kind!r}")
     encoded = "/".join(safe_component(c) for c in components)
-    return f"{prefix}/{encoded}/{seq:06d}.eml"
+    return f"{prefix}/{encoded}/"
 
 
 def parse_item_path(path: str) -> tuple[ItemKind, tuple[str, ...], int]:

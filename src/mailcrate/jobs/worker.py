@@ -97,6 +97,13 @@ class WorkerPool:
         self._idle: queue.SimpleQueue[tuple[str, queue.SimpleQueue[ExportJob | None]]] = queue.SimpleQueue()
         self._inboxes: list[queue.SimpleQueue[ExportJob | None]] = []
         self._run: JobRunner | None = None
+        self._running = 0  # jobs the worker threads are running now
+        self._running_lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """Jobs this pool's workers are running now."""
+        return self._running
 
     def start(self) -> None:
         if self.workers <= 0 or self._threads:
@@ -174,11 +181,16 @@ class WorkerPool:
         while (job := inbox.get()) is not None:
             JOB_ID.set(job.job_id)  # on every log line of this thread while it runs the job
             log.info("worker %s runs job %s (attempt %d)", worker_id, job.job_id, job.attempts)
+            with self._running_lock:
+                self._running += 1
             try:
                 # The attempt acts as "<worker>#<fence>" (see store.claim), not as the worker.
                 run(job, job.lease_owner or worker_id, JobControl(stopping=self._stopping))
             except Exception:
                 log.exception("export job %s crashed its worker", job.job_id)
+            finally:
+                with self._running_lock:
+                    self._running -= 1
             if self._stopping.is_set():
                 return
             self._idle.put((worker_id, inbox))

@@ -24,7 +24,7 @@ from mailcrate.export.sweeper import sweep_orphan_uploads
 from mailcrate.jobs.control import JobControl, JobRunner
 from mailcrate.jobs.records import ExportJob
 from mailcrate.jobs.worker import WorkerPool
-from mailcrate.malloc import TRIM_INTERVAL, trim_malloc
+from mailcrate.malloc import TRIM_INTERVAL, PacedTrim
 from mailcrate.services.registry import service_context
 from mailcrate.storage.crypto import SecretBox
 from mailcrate.storage.db import Database
@@ -131,8 +131,9 @@ def run_worker(
     if wakeups_on_stdin:
         threading.Thread(target=read_wakeups, name="wakeups", daemon=True).start()
     try:
+        trim = PacedTrim()
         while not stop.wait(TRIM_INTERVAL) and not pool.idled_out.is_set():
-            trim_malloc()
+            trim(busy=pool.running > 0)
             if exporters:
                 exporters[0].sweep_when_due()
     finally:
