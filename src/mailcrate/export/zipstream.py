@@ -574,6 +574,7 @@ def prepare(
         deflated = comp.compress(data) + comp.flush(deflate.Z_FINISH)
         if compress or len(deflated) <= size * STORE_RATIO:
             method, payload = METHOD_DEFLATED, deflated
+    deflate.clear_vector_state()  # after isal, before SHA-256: see there
     return PreparedEntry(size, payload, method, crc, hashlib.sha256(data).hexdigest())
 
 
@@ -646,6 +647,7 @@ class _Digest:
 
     def update(self, data: bytes | memoryview) -> None:
         self.crc = deflate.crc32(data, self.crc)
+        deflate.clear_vector_state()  # after isal's CRC-32, before SHA-256: see there
         self.sha.update(data)
 
 
