@@ -10,12 +10,12 @@ from mailcrate.datadir import DataDir
 from mailcrate.jobs.control import JobControl
 from mailcrate.jobs.records import ExportJob
 from mailcrate.jobs.worker import WorkerPool
-from tests.jobs.test_store import LEASE, _job, data_dir  # noqa: F401 - the fixture
+from tests.jobs.test_store import LEASE, _job, data_dir
 
 __all__ = ["data_dir"]
 
 
-def test_running_counts_a_claimed_job_until_it_ends(data_dir: DataDir) -> None:  # noqa: F811
+def test_running_counts_a_claimed_job_until_it_ends(data_dir: DataDir) -> None:
     started, release = threading.Event(), threading.Event()
     ran: list[str] = []
 
