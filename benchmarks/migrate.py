@@ -42,10 +42,12 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from benchmarks.exportlib import (
     KEY,
@@ -178,10 +180,9 @@ def _migrate(
         "--parallel", str(a.parallel), "--output", "json", *extra,
     ]  # fmt: skip
     settle()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    spies = (
+    spies: list = (
         [
             PySpy(proc.pid, RESULTS / f"profile-migrate-{tag}.txt"),
             PySpy(server.pid, RESULTS / f"profile-migrate-serve-{tag}.txt"),
@@ -189,6 +190,10 @@ def _migrate(
         if a.py_spy
         else []
     )
+    for spy in spies:  # only the threads holding the GIL: where the interpreter's CPU goes
+        spy.cmd.append("--gil")
+    if a.perf:
+        spies.append(Perf(proc.pid, RESULTS / f"perf-migrate-{tag}.data"))
     with (
         RssSampler(proc.pid) as rss,
         RssSampler(server.pid, children=True) as serve_rss,
@@ -199,9 +204,8 @@ def _migrate(
     ):
         for spy in spies:
             stack.enter_context(spy)
-        out, err = proc.communicate()
+        out, err, usage = _communicate(proc)
     seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"migrate failed: {err.decode()[-3000:]}")
     report = json.loads(out or b"{}")
@@ -214,7 +218,7 @@ def _migrate(
         "peak_rss": rss.peak + serve_rss.peak,
         "rss": {"migrate": rss.peak, "serve": serve_rss.peak, "serve_parts": serve_rss.peaks},
         "cpu": {
-            "migrate": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+            "migrate": usage.ru_utime + usage.ru_stime,
             "serve": serve_cpu.own_seconds,
             "worker": serve_cpu.children_seconds,
             "dovecot-src": src_cpu.children_seconds + src_cpu.own_seconds,
@@ -224,6 +228,48 @@ def _migrate(
         "phases": phases,
         "totals": report.get("totals"),
     }
+
+
+def _communicate(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes, resource.struct_rusage]:
+    """The process's output and its own rusage (``wait4``: not that of the profilers the run
+    started beside it, which RUSAGE_CHILDREN would add)."""
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for t in readers:
+        t.start()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers:
+        t.join()
+    return chunks["out"], chunks["err"], usage
+
+
+class Perf:
+    """``perf record -g`` on a pid while the context is open (native stacks: libraries, kernel)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.cmd = ["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o", str(out)]
+        self.out = out
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Perf:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.popen = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.popen is not None:
+            self.popen.send_signal(2)
+            try:
+                self.popen.wait(60)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
 
 
 def _mbsync(src, dst, sources, work: Path, tag: str, a):  # type: ignore[no-untyped-def]
@@ -263,6 +309,7 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", action="store_true", help="py-spy stacks of migrate and serve -> results/")
+    p.add_argument("--perf", action="store_true", help="perf record -g of the migrate process -> results/")
     a = p.parse_args(argv)
     if a.quick:
         a.size_mib, a.users = min(a.size_mib, 64), min(a.users, 5)

@@ -63,11 +63,14 @@ class Request:
 class Action:
     """What the proxy does with one request: ``forward`` (optionally after ``hold`` is set),
     ``reset`` (close the client's connection with RST, nothing forwarded), ``stall`` (read it,
-    never answer, forward nothing), or ``status`` (answer this status, forward nothing)."""
+    never answer, forward nothing), ``status`` (answer this status, forward nothing), or
+    ``cut`` (forward it, send only the first ``keep`` bytes of the answer, then close: a body
+    cut short)."""
 
     kind: str = "forward"
     hold: threading.Event | None = None
     status: int = 0
+    keep: int = 0
 
 
 FORWARD = Action()
@@ -144,10 +147,10 @@ class FaultProxy:
         if action.hold is not None:
             self._note(request, "held")
             action.hold.wait()
-        self._note(request, "forwarded")
+        self._note(request, "cut" if action.kind == "cut" else "forwarded")
         answer = _forward(self.upstream, request)
         with contextlib.suppress(OSError):
-            client.sendall(answer)
+            client.sendall(answer[: action.keep] if action.kind == "cut" else answer)
 
 
 def _read_request(client: socket.socket) -> Request | None:

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from mailcrate.admin.archive import ItemReport, verify_opened
 from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.errors import AdminError
+from mailcrate.admin.fetch import download_object
 from mailcrate.admin.jobs import describe_job
 from mailcrate.admin.unpack import unpack_maildir, unpack_mbox
 from mailcrate.export.verify import VerifyReport
@@ -96,9 +97,9 @@ def download_export(
     try:
         if bar is not None:
             with bar:
-                s3.download_file(bucket, key, str(part), Callback=bar.advance)
+                download_object(s3, bucket, key, part, on_bytes=bar.advance)
         else:
-            s3.download_file(bucket, key, str(part))
+            download_object(s3, bucket, key, part)
         os.replace(part, zip_path)
     finally:
         part.unlink(missing_ok=True)

@@ -331,9 +331,12 @@ class AppenderPool(_Batcher):
         batch_bytes: int = 8 << 20,
         batch_messages: int = 1000,
         depth: int = 4,
+        queued: int = 2,
     ) -> None:
         self.appenders = [
-            PipelinedAppender(m, batch_bytes=batch_bytes, batch_messages=batch_messages, depth=depth)
+            PipelinedAppender(
+                m, batch_bytes=batch_bytes, batch_messages=batch_messages, depth=depth, queued=queued
+            )
             for m in imaps
         ]
         self.batch_bytes = batch_bytes

@@ -69,7 +69,14 @@ __all__ = ["check_archive", "restore_embedded", "restore_imap", "restore_remote_
 
 Tick = Callable[[ManifestItem], None]
 _READ_AHEAD_ITEMS = 64
-_READ_AHEAD_BYTES = 32 << 20
+#: Bytes of checked items read ahead of the appends, and the MULTIAPPEND batches: what one
+#: restore holds (``migrate run`` holds ``--parallel`` of them). At 8 MiB read ahead and 2 MiB
+#: batches, two in flight and one queued per connection, a restore holds ~16 MiB where 32 MiB
+#: and 8 MiB batches (four in flight, two queued) held up to ~90 MiB; see BENCHMARKS.md.
+_READ_AHEAD_BYTES = 8 << 20
+_BATCH_BYTES = 2 << 20
+_BATCHES_IN_FLIGHT = 2
+_BATCHES_QUEUED = 1
 _READ_THREADS = 2
 
 try:  # isal inflates ~3x faster than zlib; both release the GIL, so readers run in parallel
@@ -214,7 +221,12 @@ def restore_imap(
                     extra.append(_imap_connect(imap))
                 except AdminError:
                     break  # e.g. a per-user connection limit: go on with fewer
-            appender = AppenderPool([c._imap for c in (client, *extra)])
+            appender = AppenderPool(
+                [c._imap for c in (client, *extra)],
+                batch_bytes=_BATCH_BYTES,
+                depth=_BATCHES_IN_FLIGHT,
+                queued=_BATCHES_QUEUED,
+            )
         with (
             opened(zip_path, archive) as archive,
             ThreadPoolExecutor(_READ_THREADS, thread_name_prefix="restore-read") as pool,

@@ -352,7 +352,13 @@ def run_cmd(
     """Export, verify and restore every user; rerun to resume (exit 1 unless everything arrived)."""
     from mailcrate.admin.jobs import resolve_key_arn, resolve_role_arn
     from mailcrate.admin.progress import stderr_console
-    from mailcrate.malloc import limit_arenas, start_trimmer
+    from mailcrate.malloc import (
+        MIGRATE_MMAP_THRESHOLD,
+        MIGRATE_TRIM_THRESHOLD,
+        limit_arenas,
+        map_large_blocks,
+        start_trimmer,
+    )
     from mailcrate.migrate import report
     from mailcrate.migrate.directory import LoginMap
     from mailcrate.migrate.exports import ExportSettings
@@ -364,6 +370,7 @@ def run_cmd(
     # the threads' freed message bodies and MULTIAPPEND batches otherwise stay in an arena
     # each: ~80 MiB less at the peak with four restores at once (BENCHMARKS.md, migrate)
     limit_arenas()
+    map_large_blocks(MIGRATE_MMAP_THRESHOLD, MIGRATE_TRIM_THRESHOLD)
     start_trimmer()
     server = _target_server(values)
     logins = LoginMap(login_template, login_map)

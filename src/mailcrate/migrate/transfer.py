@@ -28,6 +28,7 @@ from mailcrate.admin.archive import ItemReport, open_verified
 from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.download import log_key_for
 from mailcrate.admin.errors import AdminError
+from mailcrate.admin.fetch import download_object
 from mailcrate.admin.restore import check_archive, restore_embedded, restore_imap
 from mailcrate.export.manifest import ManifestItem
 from mailcrate.mail.base import CalDavSpec, ImapSpec
@@ -122,10 +123,8 @@ def fetch_export(
     zip_path = into / f"{job_id}.zip"
     part = into / f"{job_id}.zip.part"
     part.unlink(missing_ok=True)
-    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before any byte
     try:
-        s3.download_file(bucket, key, str(part), Callback=on_bytes)
-        os.chmod(part, 0o600)
+        download_object(s3, bucket, key, part, on_bytes=on_bytes)  # 0600 before any byte
         os.replace(part, zip_path)
     except ClientError as exc:
         if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
