@@ -272,7 +272,7 @@ def test_restore_over_three_connections(dovecot: DovecotServer, tmp_path: Path) 
 
     def small_batches(imaps, **kw):  # type: ignore[no-untyped-def]
         assert len(imaps) == 3
-        return real(imaps, batch_bytes=4096, **kw)
+        return real(imaps, **{**kw, "batch_bytes": 4096})
 
     restore_mod.AppenderPool = small_batches  # type: ignore[assignment,misc]
     try:
