@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, IncompleteReadError, ResponseStreamingError
 
 from mailcrate.admin.fetch import RESUMES, download_object
@@ -43,14 +41,7 @@ def _through(server: MailcrateServer, rule: Callable[[Request], Action]) -> tupl
     """A proxy with ``rule`` in front of ``server``, and an S3 client that goes through it."""
     url = urlsplit(server.endpoint)
     proxy = FaultProxy((url.hostname or "127.0.0.1", url.port or 80), rule)
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=proxy.endpoint,
-        region_name=server.region,
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key=server.secret_access_key,
-        config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
-    )
+    client = server.client("s3", endpoint_url=proxy.endpoint, s3={"addressing_style": "path"})
     return proxy, client
 
 

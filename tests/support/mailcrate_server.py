@@ -183,11 +183,13 @@ class MailcrateServer:
         session_token: str | None = None,
         region: str | None = None,
         verify: str | None = None,
+        endpoint_url: str | None = None,
         **config: Any,
     ) -> Any:
+        """``endpoint_url``: somewhere else than this server (a proxy in front of it)."""
         return boto3.session.Session().client(
             service,
-            endpoint_url=self.endpoint,
+            endpoint_url=endpoint_url or self.endpoint,
             verify=verify,
             region_name=region or self.region,
             aws_access_key_id=access_key_id or self.access_key_id,
