@@ -29,6 +29,11 @@ def _setting(flag: str, env: str, default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"flag": flag, "env": env, "help": help, **extra})
 
 
+#: Seconds a request to an external S3 may wait for the endpoint's next bytes (an UploadPart
+#: above all) before it is abandoned and retried; the export code's default too.
+PART_TIMEOUT_SECONDS = 10
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = _setting(
@@ -128,7 +133,7 @@ class Settings:
     export_part_timeout_seconds: int = _setting(
         "--export-part-timeout-seconds",
         "MAILCRATE_EXPORT_PART_TIMEOUT_SECONDS",
-        10,
+        PART_TIMEOUT_SECONDS,
         "How long a request to an external S3 (an UploadPart above all) may wait for the "
         "endpoint's next bytes before it is abandoned and retried: a stalled part is retried "
         "after seconds, not after the minutes a socket timeout allows.",

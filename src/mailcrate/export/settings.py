@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from mailcrate.config import PART_TIMEOUT_SECONDS
+
 MIB = 1024 * 1024
 
 __all__ = ["MIB", "ExportSettings", "export_settings_from"]
@@ -29,7 +31,7 @@ class ExportSettings:
     retry_base_seconds: float = 2.0
     progress_interval: float = 1.0
     # An external S3 request's read timeout: how soon a stalled part is abandoned and retried.
-    part_timeout: float = 10.0
+    part_timeout: float = float(PART_TIMEOUT_SECONDS)
     # A botocore Loader shared by the jobs of one pool (parsing the S3 model costs ~0.3 s).
     loader: Any = field(default=None, compare=False)
 

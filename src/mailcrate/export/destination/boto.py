@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mailcrate.config import PART_TIMEOUT_SECONDS
 from mailcrate.export.destination.contract import Checks
 from mailcrate.export.destination.errors import classify
 from mailcrate.jobs.records import ExportJob
@@ -17,7 +18,7 @@ REAL_AWS = "aws"
 #: sets it for exports). A part that stalls is retried (botocore's retries, then the job's)
 #: after this, not after minutes: at 300 s one UploadPart that never answered held its job for
 #: up to ~25 minutes across the retries.
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = float(PART_TIMEOUT_SECONDS)
 
 __all__ = ["REAL_AWS", "BotoDestination", "PartBody", "endpoint_for"]
 
