@@ -146,11 +146,13 @@ def test_a_resumed_export_is_the_uninterrupted_archive_byte_for_byte(tmp_path: P
     whole = _attempt(root)
     reference = b"".join(whole.parts[n] for n in sorted(whole.parts))
     assert whole.sha384 == hashlib.sha384(reference).hexdigest()
-    assert len(whole.saved) >= 6, "checkpoints are taken as parts are uploaded"
+    # How many depends on how far the producer runs ahead of the upload threads (a checkpoint
+    # covers every part made durable since the last one): 5 were seen on a loaded machine.
+    assert len(whole.saved) >= 4, "checkpoints are taken as parts are uploaded"
 
-    first = _attempt(root, stop_after=4)
+    first = _attempt(root, stop_after=3)
     point = from_rows(first.saved)
-    assert point is not None and point.parts >= 4
+    assert point is not None and point.parts >= 3
     second = _attempt(root, resume=point)
     archive = _archive(first, point, second)
     assert archive == reference
