@@ -16,6 +16,7 @@ BENCHMARKS = {
     "export-imap": "benchmarks.export_imap",
     "export-scaling": "benchmarks.export_scaling",
     "migrate": "benchmarks.migrate",
+    "vector-state": "benchmarks.vector_state",
     "recovery": "benchmarks.recovery",
     "report": "benchmarks.report",
     "restore": "benchmarks.restore",

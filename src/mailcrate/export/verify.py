@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailcrate.export import deflate
 from mailcrate.export.manifest import (
     MANIFEST_NAME,
     ExportLog,
@@ -168,6 +169,10 @@ def content_problem(item: ManifestItem, data: bytes) -> Problem | None:
     :func:`verify_export`; None when the size and SHA-256 match."""
     if len(data) != item.size:
         return Problem(item.zip_path, f"content is {len(data)} bytes, manifest says {item.size}")
+    # The callers inflate and CRC the item with isal in this thread just before: without this,
+    # its SHA-256 runs slower (see there). Restore's read of an item, 48 KiB base64 mail:
+    # 2.26 instead of 2.45 CPU-s/GiB (BENCHMARKS.md, ninth session).
+    deflate.clear_vector_state()
     digest = hashlib.sha256(data).hexdigest()
     if digest != item.sha256:
         return Problem(item.zip_path, f"SHA-256 is {digest}, manifest says {item.sha256}")
