@@ -109,3 +109,16 @@ def test_a_body_cut_every_time_fails_after_the_resumes(server: MailcrateServer, 
     finally:
         proxy.close()
     assert proxy.count(f"GET /{bucket}/{key}", "cut") == RESUMES + 1
+
+
+def test_a_link_left_at_the_destination_is_not_written_through(
+    server: MailcrateServer, tmp_path: Path
+) -> None:
+    bucket, key, _ = _object(server)
+    elsewhere = tmp_path / "someone-elses-file"
+    elsewhere.write_bytes(b"not yours")
+    link = tmp_path / "job.zip"
+    link.symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        download_object(server.client("s3"), bucket, key, link)
+    assert elsewhere.read_bytes() == b"not yours"  # no decrypted mail went through the link

@@ -53,7 +53,8 @@ def download_object(
     is resumed where it stopped (``Range``, ``If-Match`` the first answer's ETag, so a
     rewritten object is not spliced onto the old one's start); S3 errors (``NoSuchKey``...)
     are raised as botocore's ``ClientError``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_NOFOLLOW: decrypted mail is never written through a link someone left at ``path``
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
     buf = bytearray(BUFFER)
     view = memoryview(buf)
