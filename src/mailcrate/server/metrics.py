@@ -7,7 +7,8 @@ prometheus_client: it picks its value storage at import time.
 What is counted where:
 
 * requests by service, operation and status, and their latency — this process, per call
-  (:meth:`Metrics.request`, from :mod:`mailcrate.server.observe`);
+  (:meth:`Metrics.request`, from :mod:`mailcrate.server.observe`), in its own memory: no other
+  process answers requests, so these need no multiprocess files;
 * jobs finished, their duration, bytes and items exported, queue wait — whichever process
   changes the job (:mod:`mailcrate.jobs.store`), summed over processes at scrape time;
 * jobs by state, bytes stored in the embedded S3, worker processes — read when scraped (from
@@ -20,7 +21,9 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -52,44 +55,22 @@ def disable(path: Path) -> None:
 
 
 class Metrics:
-    """The request metrics of this process and the scrape of everything."""
+    """The request metrics of this process and the scrape of everything.
+
+    Only this process answers requests, so their counter and histogram live in its memory and
+    are turned into metric families when scraped (:class:`_Requests`), next to the job metrics
+    summed from the multiprocess files: an observation through prometheus_client's multiprocess
+    mode writes an mmap'd file under a lock per value (~3.2 us per request measured, 2-3x that
+    in a loaded server), a plain in-memory update well under 1 us."""
 
     def __init__(self, path: Path, db: Database, worker_processes: Callable[[], int]) -> None:
-        from prometheus_client import Counter, Histogram
-
         self.path = path
         self.db = db
         self.worker_processes = worker_processes
-        self._requests = Counter(
-            "mailcrate_requests",
-            "API requests answered, by service, operation and HTTP status.",
-            ["service", "operation", "status"],
-            registry=None,
-        )
-        self._latency = Histogram(
-            "mailcrate_request_duration_seconds",
-            "Time from a request's arrival at the dispatcher to its answer (the body of a streamed "
-            "S3 GetObject excluded), by service and operation.",
-            ["service", "operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=None,
-        )
-        # labels() builds a key and takes a lock per call; the children are few and long-lived.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._lock = threading.Lock()
+        self._requests = _Requests()
 
     def request(self, service: str, operation: str, status: int, seconds: float) -> None:
-        key = (service, operation, status)
-        children = self._children.get(key)
-        if children is None:
-            with self._lock:
-                children = (
-                    self._requests.labels(service, operation, str(status)),
-                    self._latency.labels(service, operation),
-                )
-                self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self._requests.observe(service, operation, status, seconds)
 
     def exposition(self) -> bytes:
         """The text format of every process's metrics plus the ones read now."""
@@ -98,8 +79,65 @@ class Metrics:
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.path))
+        registry.register(self._requests)
         registry.register(_Snapshot(self.db, self.worker_processes))
         return generate_latest(registry)
+
+
+class _Requests:
+    """Requests by service, operation and status, and their latency, counted in memory.
+
+    Exposed exactly as a prometheus_client ``Counter`` and ``Histogram`` in multiprocess mode
+    would be (same names, help, labels, buckets; no ``_created`` samples)."""
+
+    def __init__(self) -> None:
+        # (service, operation, status) -> count; (service, operation) -> [per-bucket counts
+        # (not cumulative: one increment per observation), sum]
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._latency: dict[tuple[str, str], list[Any]] = {}
+        # Requests are answered on several threads; an update is a few bytecodes under one lock.
+        self._lock = threading.Lock()
+
+    def observe(self, service: str, operation: str, status: int, seconds: float) -> None:
+        key = (service, operation, status)
+        bucket = bisect_left(LATENCY_BUCKETS, seconds)  # first bound >= seconds ("le")
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            latency = self._latency.get(key[:2])
+            if latency is None:
+                latency = self._latency[key[:2]] = [[0] * len(LATENCY_BUCKETS), 0.0]
+            latency[0][bucket] += 1
+            latency[1] += seconds
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        with self._lock:
+            counts = list(self._counts.items())
+            latency = [(key, list(buckets), total) for key, (buckets, total) in self._latency.items()]
+        requests = CounterMetricFamily(
+            "mailcrate_requests",
+            "API requests answered, by service, operation and HTTP status.",
+            labels=["service", "operation", "status"],
+        )
+        for (service, operation, status), count in counts:
+            requests.add_metric([service, operation, str(status)], count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "mailcrate_request_duration_seconds",
+            "Time from a request's arrival at the dispatcher to its answer (the body of a streamed "
+            "S3 GetObject excluded), by service and operation.",
+            labels=["service", "operation"],
+        )
+        for (service, operation), buckets, total in latency:
+            cumulative = list(accumulate(buckets))
+            durations.add_metric(
+                [service, operation],
+                [(floatToGoString(bound), n) for bound, n in zip(LATENCY_BUCKETS, cumulative, strict=True)],
+                total,
+            )
+        yield durations
 
 
 class _Snapshot:
