@@ -9,8 +9,10 @@ https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.h
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -486,3 +488,70 @@ def test_a_batch_larger_than_a_statement_round_trips_on_both_databases(data_dir:
         assert {(r["ResourceType"], r["ResourceName"]) for r in shaped["Resources"]} == {
             (r.type, r.name) for r in event.resources
         }
+
+
+def _count_requests(data_dir: DataDir, prefix: str) -> int:
+    with data_dir.db.read() as conn:
+        ids = conn.execute(select(audit_events.c.request_id)).scalars()
+        return sum(1 for request_id in ids if request_id and request_id.startswith(prefix))
+
+
+def test_every_event_of_concurrent_callers_is_written_across_close(data_dir: DataDir) -> None:
+    """8 threads record 250 calls each while the trail is closed halfway through (a server
+    shutting down under load): every event is in the database afterwards, each once."""
+    from mailcrate.audit.events import AuditEvent, Identity
+    from mailcrate.audit.trail import AuditTrail
+
+    trail = AuditTrail(data_dir.db, retention_days=0)
+    user = Identity("IAMUser", "arn:aws:iam::111122223333:user/bob", "bob", "AKIABOB")
+    started = threading.Barrier(9)
+    halfway = threading.Event()
+    written = itertools.count(1)
+
+    def caller(n: int) -> None:
+        started.wait()
+        for i in range(250):
+            trail.write(
+                AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"conc-{n}-{i}")
+            )
+            if next(written) == 1000:
+                halfway.set()
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    assert halfway.wait(30)
+    trail.stop()
+    for thread in threads:
+        thread.join(30)
+    assert _count_requests(data_dir, "conc-") == 2000
+    with data_dir.db.read() as conn:
+        assert len(set(conn.execute(select(audit_events.c.request_id)).scalars())) == 2000
+
+
+def test_a_full_backlog_refuses_and_the_rest_is_written(tmp_path: Path) -> None:
+    """While the database is held (a long write transaction of this process, SQLite), the
+    writer's backlog fills to its bound; a call's event past it is refused after the wait (the
+    caller logs it), and once the database is free every accepted event is written."""
+    from mailcrate.audit.events import AuditEvent, Identity
+    from mailcrate.audit.trail import _GroupWriter
+
+    dd = DataDir.open(tmp_path / "d", create=True)
+    writer = _GroupWriter(dd.db)
+    writer.QUEUE, writer.FULL_WAIT = 20, 0.3
+    user = Identity("IAMUser", "arn:aws:iam::111122223333:user/bob", "bob", "AKIABOB")
+    accepted = 0
+    with dd.db.write():  # the writer's commit waits for this transaction
+        for i in range(40):
+            if writer.write(
+                AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"full-{i}")
+            ):
+                accepted += 1
+            time.sleep(0.005)
+            if accepted < i + 1:
+                break
+    assert 20 <= accepted < 40  # the bound, plus what the writer took before it blocked
+    writer.close()
+    assert _count_requests(dd, "full-") == accepted
+    dd.close()
