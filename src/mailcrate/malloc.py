@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -50,15 +51,33 @@ BUSY_TRIM_INTERVAL = 10.0
 #: most messages would be an mmap and a munmap each).
 MIGRATE_MMAP_THRESHOLD = 1 << 20
 MIGRATE_TRIM_THRESHOLD = 2 << 20
-_malloc_trim: Any = None
+
+
+@functools.cache
+def _libc() -> Any:
+    """glibc, loaded once; None where there is none (another platform or C library)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def _mallopt(env: str, *settings: tuple[int, int]) -> None:
+    """``mallopt(param, value)`` for each of ``settings``, unless the environment variable
+    ``env`` set them already (glibc reads it at start-up: the operator's choice wins)."""
+    libc = _libc()
+    if os.environ.get(env) or libc is None:
+        return
+    with contextlib.suppress(AttributeError):
+        for param, value in settings:
+            libc.mallopt(param, value)
 
 
 def limit_arenas() -> None:
     """Cap glibc's arenas before any thread starts (unless MALLOC_ARENA_MAX already did)."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, MALLOC_ARENA_MAX)
+    _mallopt("MALLOC_ARENA_MAX", (_M_ARENA_MAX, MALLOC_ARENA_MAX))
 
 
 def map_large_blocks(threshold: int, trim_threshold: int) -> None:
@@ -67,25 +86,15 @@ def map_large_blocks(threshold: int, trim_threshold: int) -> None:
     MALLOC_MMAP_THRESHOLD_ already set it. glibc's default threshold is dynamic: once a large
     block is freed it rises (up to 32 MiB), and from then on message-sized buffers churn through
     the heap, whose freed space between live blocks stays resident until the next trim."""
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, threshold)
-        libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    _mallopt("MALLOC_MMAP_THRESHOLD_", (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, trim_threshold))
 
 
 def trim_malloc() -> None:
     """Hand glibc's free heap pages back to the OS (``malloc_trim(0)``). Freed part buffers and
     request pieces otherwise stay in RSS, and the peak creeps up with the export's length."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 class PacedTrim:
