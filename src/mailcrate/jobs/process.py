@@ -53,7 +53,7 @@ MALLOC_MMAP_THRESHOLD = str(2 * 1024 * 1024)
 #: handed back with ``brk`` and faulted in again on the next item. Archiving 1,000 small
 #: messages took 0.133 s with that, 0.118 s with glibc's defaults, 0.106 s with both set
 #: (medians of 5 interleaved rounds). :func:`mailcrate.malloc.trim_malloc` still returns free pages
-#: every second.
+#: (every second while idle, at most every ``malloc.BUSY_TRIM_INTERVAL`` during a job).
 MALLOC_TRIM_THRESHOLD = str(4 * 1024 * 1024)
 
 
