@@ -25,6 +25,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
+from mailcrate.durable import write_all
+
 __all__ = ["BUFFER", "RESUMES", "download_object"]
 
 #: Bytes read from the response per call (and written per ``write``).
@@ -56,6 +58,7 @@ def download_object(
     # O_NOFOLLOW: decrypted mail is never written through a link someone left at ``path``
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    out = open(fd, "wb", buffering=0)  # noqa: SIM115 - closed in the finally below
     buf = bytearray(BUFFER)
     view = memoryview(buf)
     done = 0
@@ -73,7 +76,7 @@ def download_object(
             body = answer["Body"]
             try:
                 while n := body.readinto(buf):
-                    _write_all(fd, view[:n])
+                    write_all(out, view[:n])
                     done += n
                     on_bytes(n)
                 if done >= (size or 0):
@@ -86,9 +89,4 @@ def download_object(
             finally:
                 body.close()
     finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
+        out.close()

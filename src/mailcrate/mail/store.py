@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
+from mailcrate.durable import fsync_dir
 from mailcrate.mail.base import Folder, Item, OpenOptions, SourceBase, SourceError, SourceType, nfc
 from mailcrate.mail.calendar_mime import calendar_to_mime
 from mailcrate.mail.ics import EXPORTABLE, object_kind
@@ -52,14 +53,6 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 FolderArg = str | tuple[str, ...]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mkdir(path: Path) -> None:
@@ -89,7 +82,7 @@ def _ensure_folder(root: Path, folder: FolderArg) -> Path:
         if d != root / "Maildir":
             marker = d / "maildirfolder"  # Maildir++ marks sub-folders with this file
             marker.touch(mode=FILE_MODE, exist_ok=True)
-        _fsync_dir(d.parent)
+        fsync_dir(d.parent)
     return d
 
 
@@ -116,7 +109,7 @@ def create_mailbox(root: str | os.PathLike[str]) -> None:
     for name in DEFAULT_FOLDERS:
         _ensure_folder(r, name)
     _mkdir(r / "calendars" / calendar_dir_name(DEFAULT_CALENDAR))
-    _fsync_dir(r)
+    fsync_dir(r)
 
 
 def delete_mailbox(root: str | os.PathLike[str]) -> None:
@@ -230,7 +223,7 @@ def deliver_message(
                 with open(d / EXTRA_KEYWORDS_NAME, "a", encoding="utf-8", opener=_private_opener) as f:
                     f.write(f"{name} {' '.join(extra)}\n")
             os.rename(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             index.write(f"{hexdigest} {unique},S={size}\n")
             index.flush()
             os.fsync(index.fileno())
@@ -286,7 +279,7 @@ def add_calendar_item(root: str | os.PathLike[str], calendar: str, ics_bytes: by
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path.stem
 
 

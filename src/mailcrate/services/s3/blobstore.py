@@ -15,7 +15,6 @@ renamed into place, so a crash never leaves a partial file where a reader would 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import struct
@@ -25,6 +24,8 @@ from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mailcrate.durable import fsync_dir, write_all
 
 CHUNK = 1 << 20
 NONCE = 12
@@ -242,7 +243,7 @@ class _TmpFile:
         final = self.blobs.path(self.file_id)
         final.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(self.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def discard(self) -> None:
         self.out.close()
@@ -265,26 +266,5 @@ class _Sealer:
         nonce = os.urandom(NONCE)
         self._buf[:NONCE] = nonce
         self.aead.encrypt_into(nonce, chunk, _aad(self.raw_id, index, last), self._view[NONCE:length])
-        _write_all(out, self._view[:length])
+        write_all(out, self._view[:length])
         return length
-
-
-def _write_all(out: Any, data: memoryview) -> None:
-    """Write all of ``data`` to an unbuffered file. A regular file takes a short write only when
-    the disk fills: the next write then raises ENOSPC, which the server answers 503 and an
-    export reports as "no space left on device" (a short write used to be an OSError of its own
-    that said neither)."""
-    done = 0
-    while done < len(data):
-        written = out.write(data[done:])
-        if not written:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        done += written
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
