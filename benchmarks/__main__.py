@@ -12,6 +12,7 @@ import sys
 BENCHMARKS = {
     "api": "benchmarks.api",
     "api-jobs": "benchmarks.api_jobs",
+    "audit-path": "benchmarks.audit_path",
     "export-embedded": "benchmarks.export_embedded",
     "export-imap": "benchmarks.export_imap",
     "export-scaling": "benchmarks.export_scaling",

@@ -534,7 +534,7 @@ def test_a_full_backlog_refuses_and_the_rest_is_written(tmp_path: Path) -> None:
     """While the database is held (a long write transaction of this process, SQLite), the
     writer's backlog fills to its bound; a call's event past it is refused after the wait (the
     caller logs it), and once the database is free every accepted event is written."""
-    from mailcrate.audit.events import AuditEvent, Identity
+    from mailcrate.audit.events import AuditEvent, Identity, rows_of_event
     from mailcrate.audit.trail import _GroupWriter
 
     dd = DataDir.open(tmp_path / "d", create=True)
@@ -545,7 +545,9 @@ def test_a_full_backlog_refuses_and_the_rest_is_written(tmp_path: Path) -> None:
     with dd.db.write():  # the writer's commit waits for this transaction
         for i in range(40):
             if writer.write(
-                AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"full-{i}")
+                rows_of_event(
+                    AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"full-{i}")
+                )
             ):
                 accepted += 1
             time.sleep(0.005)

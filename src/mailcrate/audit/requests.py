@@ -16,7 +16,8 @@ from typing import Any
 from botocore.model import Shape
 
 from mailcrate.accounts import Principal
-from mailcrate.audit.events import AuditEvent, Identity, Resource
+from mailcrate.audit.events import EventRows, Identity, Who, event_rows, new_event_id, who_of
+from mailcrate.storage.db import utcnow
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"  # what CloudTrail writes in place of a sensitive value
 
@@ -93,13 +94,36 @@ def identity_of(principal: Principal) -> Identity:
     return Identity("IAMUser", principal.arn, principal.arn.rsplit("/", 1)[-1], principal.access_key_id)
 
 
+#: userIdentity's columns of recent callers, by (kind, ARN, access key id): what they depend on.
+#: Bounded: emptied when full.
+_who: dict[tuple[str, str, str], Who] = {}
+
+
+def _who_of(principal: Principal) -> Who:
+    key = (principal.kind, principal.arn, principal.access_key_id)
+    who = _who.get(key)
+    if who is None:
+        if len(_who) >= 4096:
+            _who.clear()
+        who = _who[key] = who_of(identity_of(principal))
+    return who
+
+
 def scrub(shape: Shape | None, value: Any, name: str = "") -> Any:
     """``value`` as the audit trail may keep it: sensitive members (the model's ``sensitive``
     trait, or a name in :data:`_SECRET_NAMES`) become :data:`HIDDEN`, blobs and streams are
     left out (object bodies, ciphertexts), structures, lists and maps are walked."""
-    if name in _SECRET_NAMES or (shape is not None and shape.metadata.get("sensitive")):
+    if name in _SECRET_NAMES:
         return HIDDEN
-    if isinstance(value, (bytes, bytearray, memoryview)) or (shape is not None and shape.type_name == "blob"):
+    if shape is not None:
+        if shape.metadata.get("sensitive"):
+            return HIDDEN
+        if shape.type_name == "blob":
+            return None
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:  # the most
+        return value  # members; exact types first, the isinstance checks below cost more
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return None
     if isinstance(value, Mapping):
         members = getattr(shape, "members", None) if shape is not None else None
@@ -115,7 +139,7 @@ def scrub(shape: Shape | None, value: Any, name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         member = getattr(shape, "member", None)
         return [scrub(member, item) for item in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, (str, int, float, bool)):
         return value
     if hasattr(value, "read"):  # a streaming body
         return None
@@ -124,16 +148,17 @@ def scrub(shape: Shape | None, value: Any, name: str = "") -> Any:
 
 def resources_of(
     service: str, params: Mapping[str, Any], output: Mapping[str, Any] | None
-) -> tuple[Resource, ...]:
-    """The resources a call names (organization, entity, job, bucket and key, KMS key, role)."""
-    found: list[Resource] = []
+) -> tuple[tuple[str, str], ...]:
+    """The resources a call names (organization, entity, job, bucket and key, KMS key, role), as
+    (type, name) pairs."""
+    found: list[tuple[str, str]] = []
     for source in (params, output or {}):
         for member, value in source.items():  # a call's few members, not every resource member
             rtype = _RESOURCE_MEMBERS.get(member)
             if rtype is not None and isinstance(value, str) and value:
-                found.append(Resource(rtype, value))
+                found.append((rtype, value))
     if service == "s3" and isinstance(params.get("Bucket"), str) and isinstance(params.get("Key"), str):
-        found.append(Resource("AWS::S3::Object", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
+        found.append(("AWS::S3::Object", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
     return tuple(found)
 
 
@@ -142,7 +167,7 @@ def resources_of(
 _RESPONSE_IDS = ("JobId", "OrganizationId", "UserId", "KeyId", "UploadId", "VersionId", "ETag")
 
 
-def call_event(
+def call_rows(
     *,
     service: str,
     operation: str,
@@ -150,31 +175,34 @@ def call_event(
     params: Mapping[str, Any] | None,
     output: Mapping[str, Any] | None,
     principal: Principal,
+    account_id: str,
     region: str,
     request_id: str,
     source_ip: str | None,
     user_agent: str | None,
     error_code: str | None,
     error_message: str | None,
-    account_id: str | None = None,
-) -> AuditEvent:
-    """The event of one API call, in the caller's account (or ``account_id``: an anonymous
-    caller's S3 calls belong to the bucket owner's trail)."""
+) -> EventRows:
+    """The event of one API call in ``account_id``'s trail (the caller's, or for an anonymous
+    caller's S3 call the bucket owner's), as the rows the trail's writer inserts."""
     params = params or {}
     response = {k: output[k] for k in _RESPONSE_IDS if output and isinstance(output.get(k), str)}
-    return AuditEvent(
-        account_id=account_id or principal.account_id,
-        region=region,
-        service=service,
-        event_name=operation,
-        identity=identity_of(principal),
-        read_only=is_read_only(service, operation),
-        request_id=request_id,
-        source_ip=source_ip,
-        user_agent=user_agent,
-        error_code=error_code,
-        error_message=error_message,
-        request_parameters=scrub(input_shape, dict(params)) if params else None,
-        response_elements=response or None,
-        resources=resources_of(service, params, output),
+    return event_rows(
+        new_event_id(),
+        utcnow(),
+        account_id,
+        region,
+        service,
+        operation,
+        "AwsApiCall",
+        is_read_only(service, operation),
+        request_id,
+        _who_of(principal),
+        source_ip,
+        user_agent,
+        error_code,
+        error_message,
+        scrub(input_shape, dict(params)) if params else None,
+        response or None,
+        resources_of(service, params, output),
     )

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from datetime import timedelta
 
-from mailcrate.audit.events import AuditEvent, insert_rows, prune, rows_of
+from mailcrate.audit.events import AuditEvent, EventRows, insert_rows, join_rows, prune, rows_of_event
 from mailcrate.storage.db import Database
 
 log = logging.getLogger("mailcrate.audit")
@@ -32,15 +32,16 @@ class AuditTrail:
         self._writer = _GroupWriter(db)
 
     def write(self, event: AuditEvent) -> None:
-        """Record one call's event (queued for the writer). Never raises: the call has been
-        answered already, so an event that cannot be queued is logged loudly instead."""
-        if not self._writer.write(event):
-            log.error(
-                "audit event of %s.%s (request %s) NOT recorded: queue full",
-                event.service,
-                event.event_name,
-                event.request_id,
-            )
+        """Record one event (queued for the writer); see :meth:`write_rows`."""
+        self.write_rows(rows_of_event(event))
+
+    def write_rows(self, rows: EventRows) -> None:
+        """Record one call's event, as :func:`~mailcrate.audit.events.event_rows` built it
+        (queued for the writer). Never raises: the call has been answered already, so an event
+        that cannot be queued is logged loudly instead."""
+        if not self._writer.write(rows):
+            row = rows[0]
+            log.error("audit event of %s %s (request %s) NOT recorded: queue full", row[4], row[5], row[8])
 
     def start_pruner(self) -> None:
         """Prune now and then every hour, in a daemon thread (no-op without a retention)."""
@@ -86,14 +87,14 @@ class _GroupWriter:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: deque[AuditEvent] = deque()
+        self._queue: deque[EventRows] = deque()
         self._wake = threading.Event()
         self._idle = False
         self._closed = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def write(self, event: AuditEvent) -> bool:
+    def write(self, event: EventRows) -> bool:
         """Queue ``event`` for the writer; False if the backlog stayed full for 10 s."""
         if self._thread is None:
             with self._lock:
@@ -152,7 +153,7 @@ class _GroupWriter:
 
     def _take_batch(self) -> None:
         pending = self._queue
-        batch: list[AuditEvent] = []
+        batch: list[EventRows] = []
         while len(batch) < self.BATCH:
             try:
                 batch.append(pending.popleft())
@@ -165,8 +166,8 @@ class _GroupWriter:
         while self._queue:
             self._take_batch()
 
-    def _commit(self, batch: list[AuditEvent]) -> None:
-        rows = rows_of(batch)  # outside the write lock, which Start's transactions wait for
+    def _commit(self, batch: list[EventRows]) -> None:
+        rows = join_rows(batch)
         for attempt in range(self.RETRIES):
             try:
                 with self.db.write() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailcrate.accounts import Principal
-from mailcrate.audit.requests import call_event, is_recorded
+from mailcrate.audit.requests import call_rows, is_recorded
 from mailcrate.protocol.errors import ServiceError
 from mailcrate.protocol.http import HttpRequest
 from mailcrate.server.runtime import Runtime
@@ -39,24 +39,26 @@ def finished(
     audit = runtime.audit
     if audit is None or principal is None or spec is None or not is_recorded(spec.name, operation):
         return
+    account_id = _bucket_owner(runtime, params) if principal.is_anonymous else principal.account_id
+    if not account_id:  # an anonymous call on no bucket of anyone's has no trail to go to
+        return
     op_model = spec.model.operation_model(operation) if operation in spec.handlers else None
-    event = call_event(
+    rows = call_rows(
         service=spec.name,
         operation=operation,
         input_shape=op_model.input_shape if op_model is not None else None,
         params=params,
         output=output if isinstance(output, Mapping) else None,
         principal=principal,
+        account_id=account_id,
         region=region,
         request_id=request_id,
         source_ip=request.client_ip,
         user_agent=request.headers.get("user-agent"),
         error_code=error.code if error is not None else None,
         error_message=error.message if error is not None else None,
-        account_id=_bucket_owner(runtime, params) if principal.is_anonymous else None,
     )
-    if event.account_id:  # an anonymous call on no bucket of anyone's has no trail to go to
-        audit.write(event)
+    audit.write_rows(rows)
 
 
 def _bucket_owner(runtime: Runtime, params: Mapping[str, Any] | None) -> str | None:

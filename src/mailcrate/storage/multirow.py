@@ -49,19 +49,18 @@ class MultiRowInsert:
             conn.execute(insert(self.table), [dict(zip(self.columns, row, strict=True)) for row in rows])
             return
         processors = self._processors_for(dialect)
-        for start in range(0, len(rows), self.chunk):
-            chunk = rows[start : start + self.chunk]
-            params: list[Any] = []
-            for row in chunk:
-                if not processors:
-                    params += row
-                    continue
-                values = list(row)  # a converted copy: the caller's row stays as it is
-                for index, process in processors:
-                    if values[index] is not None:
-                        values[index] = process(values[index])
-                params += values
-            conn.exec_driver_sql(_statement(self.table.name, self.columns, len(chunk), mark), tuple(params))
+        # The driver's own cursor on the transaction's connection: SQLAlchemy's exec_driver_sql
+        # would add its execution context (~30 us a statement) to a statement it need not parse.
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for start in range(0, len(rows), self.chunk):
+                chunk = rows[start : start + self.chunk]
+                if processors:
+                    chunk = _converted(chunk, processors)
+                params = [value for row in chunk for value in row]
+                cursor.execute(_statement(self.table.name, self.columns, len(chunk), mark), params)
+        finally:
+            cursor.close()
 
     def _processors_for(self, dialect: Dialect) -> list[tuple[int, Callable[[Any], Any]]]:
         """The columns whose values the dialect converts before the driver sees them, and how
@@ -76,6 +75,31 @@ class MultiRowInsert:
                     found.append((index, process))
             self._processors[dialect.name] = found
         return found
+
+
+def _converted(
+    rows: Sequence[tuple[Any, ...]], processors: list[tuple[int, Callable[[Any], Any]]]
+) -> list[list[Any]]:
+    """Copies of ``rows`` with the dialect's conversions applied (the caller's rows stay as they
+    are). A value that is the same object as the one above it in its column is converted once:
+    an event's rows of its resources share its time, and SQLite's conversion of a DATETIME to
+    its text costs ~1.5 us."""
+    out = []
+    last: dict[int, tuple[Any, Any]] = {}
+    for row in rows:
+        values = list(row)
+        for index, process in processors:
+            value = values[index]
+            if value is None:
+                continue
+            seen = last.get(index)
+            if seen is not None and seen[0] is value:
+                values[index] = seen[1]
+            else:
+                values[index] = converted = process(value)
+                last[index] = (value, converted)
+        out.append(values)
+    return out
 
 
 @lru_cache(maxsize=256)
