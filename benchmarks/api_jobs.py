@@ -33,19 +33,26 @@ from benchmarks.harness import median, run_load, scratch_dir, signed_json, start
 KEY, SECRET = "AKIABENCHAPIJOBS0000", "j" * 40
 
 
-def _fill(data_dir, org: str, user: str, n: int) -> None:  # type: ignore[no-untyped-def]
+def _fill(data_dir, org: str, user: str, n: int, *, upgrade: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """Insert ``n`` finished jobs. ``upgrade=False``: through a plain engine on the SQLite file,
+    leaving the schema at the revision the serve that made it left (an older base's)."""
     from sqlalchemy import insert
 
     from mailcrate.datadir import DataDir
-    from mailcrate.storage.db import utcnow
+    from mailcrate.storage.db import Database, utcnow
     from mailcrate.storage.tables_jobs import export_jobs
 
-    dd = DataDir.open(data_dir)
+    if upgrade:
+        dd = DataDir.open(data_dir)
+        db, close = dd.db, dd.close
+    else:
+        db = Database(f"sqlite:///{data_dir}/mailcrate.db")
+        close = db.dispose
     now = utcnow()
     rng = random.Random(8)
     rows = []
     try:
-        with dd.db.begin() as conn:
+        with db.begin() as conn:
             for i in range(n):
                 job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                 start = now - timedelta(seconds=rng.randint(60, 30 * 86400))
@@ -69,12 +76,12 @@ def _fill(data_dir, org: str, user: str, n: int) -> None:  # type: ignore[no-unt
                     rows = []
             if rows:
                 conn.execute(insert(export_jobs), rows)
-        with dd.db.read() as conn:
+        with db.read() as conn:
             from sqlalchemy import select
 
             ids = [r[0] for r in conn.execute(select(export_jobs.c.job_id).limit(5000))]
     finally:
-        dd.close()
+        close()
     return ids  # type: ignore[return-value]
 
 
@@ -206,7 +213,10 @@ def _observability_ab(a: argparse.Namespace) -> int:
     if a.base_src:
         contenders["base"] = Path(a.base_src)
     work = scratch_dir("api-jobs-ab")
-    mc = start_mailcrate(work / "data", KEY, SECRET)
+    # The data directory is made by the base's serve when there is one (a base's schema may be
+    # older than head's: head's serve upgrades its own copy, the base could not open head's),
+    # then copied for each contender.
+    mc = start_mailcrate(work / "data", KEY, SECRET, src=contenders.get("base"))
     try:
         _wm, org, user = _organization(mc.endpoint)
         kms = boto3.client("kms", endpoint_url=mc.endpoint, region_name="us-east-1",
@@ -214,7 +224,9 @@ def _observability_ab(a: argparse.Namespace) -> int:
         key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     finally:
         mc.stop()
-    ids = _fill(work / "data", org, user, a.jobs)
+    ids = _fill(work / "data", org, user, a.jobs, upgrade=False)
+    for contender in contenders:
+        shutil.copytree(work / "data", work / f"data-{contender}")
     names = [n for n in ("Describe", "List", "Encrypt (audited)") if not a.calls or n.split()[0] in a.calls]
     variants = [(c, mode) for c in contenders for mode in ("on", "off")]
     results: dict[str, list] = {}
@@ -222,7 +234,9 @@ def _observability_ab(a: argparse.Namespace) -> int:
         for rep in range(a.repeat):
             for contender, mode in variants if rep % 2 == 0 else variants[::-1]:
                 extra = OFF if mode == "off" else ()
-                mc = start_mailcrate(work / "data", KEY, SECRET, *extra, src=contenders[contender])
+                mc = start_mailcrate(
+                    work / f"data-{contender}", KEY, SECRET, *extra, src=contenders[contender]
+                )
                 try:
                     rng = random.Random(3)
                     calls = {

@@ -4,7 +4,8 @@ One row per event: an API call that changed state or read an export (``AwsApiCal
 of an export job (``AwsServiceEvent``). The columns are what CloudTrail's ``LookupEvents`` filters
 on; the rest of the event (request parameters with secrets removed, response elements) is kept
 as JSON text, shaped when it is read. Each event's resources are also rows of their own, so a
-lookup by ``ResourceName`` is an index walk instead of a scan of every event's JSON.
+lookup by ``ResourceName`` probes each event's resources by primary key instead of parsing its
+JSON.
 """
 
 from __future__ import annotations
@@ -51,6 +52,6 @@ audit_event_resources = Table(
     Column("resource_type", String(128), primary_key=True),
     Column("resource_name", String(2048), primary_key=True),
     Column("account_id", String(12), nullable=False),
+    # No index by name: LookupEvents finds an event's resources by the primary key (migration 0013).
     Column("event_time", DateTime(timezone=True), nullable=False),
-    Index("ix_audit_resources_account_name_time", "account_id", "resource_name", "event_time"),
 )
