@@ -364,7 +364,8 @@ def test_lookup_filters_pages_and_retention_on_both_databases(data_dir: DataDir)
     root = Identity("Root", "arn:aws:iam::111122223333:root", "root", "AKIAROOT")
     events = [
         AuditEvent("111122223333", "us-east-1", "s3", "PutObject", root, event_time=now - timedelta(days=d),
-                   resources=(Resource("AWS::S3::Bucket", "b"), Resource("AWS::S3::Bucket", "b")))
+                   resources=(Resource("AWS::S3::Bucket", "b"), Resource("AWS::S3::Bucket", "b"),
+                              Resource("AWS::S3::Object", "arn:aws:s3:::b/k"), Resource("AWS::IAM::Role", "r")))
         for d in (1, 2, 3, 89, 91, 400)
     ] + [AuditEvent("999988887777", "us-east-1", "kms", "CreateKey", root, event_time=now)]  # fmt: skip
     with data_dir.db.begin() as conn:
@@ -375,6 +376,11 @@ def test_lookup_filters_pages_and_retention_on_both_databases(data_dir: DataDir)
         first, token = lookup.page(conn, mine, 4, None)
         rest, last = lookup.page(conn, mine, 4, token)
         assert [e["EventId"] for e in first + rest] == [e.event_id for e in events[:6]] and last is None
+        # two resources on the event's row, the others rows of audit_event_resources
+        for attribute in (("ResourceName", "r"), ("ResourceType", "AWS::IAM::Role"),
+                          ("ResourceName", "arn:aws:s3:::b/k"), ("ResourceType", "AWS::S3::Bucket")):  # fmt: skip
+            found, _ = lookup.page(conn, lookup.Query("111122223333", attribute), 50, None)
+            assert [e["EventId"] for e in found] == [e.event_id for e in events[:6]], attribute
         with pytest.raises(lookup.InvalidToken):  # a token of another account's lookup
             lookup.page(conn, lookup.Query("999988887777", ("ResourceName", "b")), 4, token)
         window = lookup.Query(
@@ -490,6 +496,48 @@ def test_a_batch_larger_than_a_statement_round_trips_on_both_databases(data_dir:
         }
 
 
+def test_events_written_before_inline_resources_are_still_found(data_dir: DataDir) -> None:
+    """An event written before migration 0013 has every resource as a row of
+    audit_event_resources and none on its own row: LookupEvents by ResourceName and
+    ResourceType finds it beside a new event of the same key, on SQLite and PostgreSQL."""
+    from mailcrate.audit.events import AuditEvent, Identity, Resource, insert_rows, rows_of_event
+    from mailcrate.services.cloudtrail import lookup
+
+    now = datetime.now(UTC)
+    user = Identity("IAMUser", "arn:aws:iam::111122223333:user/bob", "bob", "AKIABOB")
+    key = (
+        Resource("AWS::KMS::Key", "k-1"),
+        Resource("AWS::KMS::Key", "arn:aws:kms:us-east-1:111122223333:key/k-1"),
+    )
+    old, new = (
+        AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, event_time=now - timedelta(minutes=m),
+                   resources=key)
+        for m in (5, 1)
+    )  # fmt: skip
+    old_row, no_rows = rows_of_event(old)
+    assert no_rows == [] and old_row[-4:] == (key[0].type, key[0].name, key[1].type, key[1].name)
+    old_layout = (
+        [(*old_row[:-4], None, None, None, None)],
+        [(old.event_id, r.type, r.name, old.account_id, old.event_time) for r in key],
+    )
+    with data_dir.db.write() as conn:
+        insert_rows(conn, old_layout)
+        insert_rows(conn, ([rows_of_event(new)[0]], []))
+    with data_dir.db.read() as conn:
+        for attribute in (
+            ("ResourceName", "k-1"),
+            ("ResourceName", key[1].name),
+            ("ResourceType", key[0].type),
+        ):
+            found, _ = lookup.page(conn, lookup.Query("111122223333", attribute), 50, None)
+            assert [e["EventId"] for e in found] == [new.event_id, old.event_id], attribute
+            assert all(
+                {(r["ResourceType"], r["ResourceName"]) for r in e["Resources"]}
+                == {(r.type, r.name) for r in key}
+                for e in found
+            )
+
+
 def _count_requests(data_dir: DataDir, prefix: str) -> int:
     with data_dir.db.read() as conn:
         ids = conn.execute(select(audit_events.c.request_id)).scalars()
@@ -557,3 +605,39 @@ def test_a_full_backlog_refuses_and_the_rest_is_written(tmp_path: Path) -> None:
     writer.close()
     assert _count_requests(dd, "full-") == accepted
     dd.close()
+
+
+def test_migration_0013_down_and_up_keeps_every_resource_findable(data_dir: DataDir) -> None:
+    """Downgrading past migration 0013 moves an event's inline resources back into rows of
+    audit_event_resources (none lost, the event kept), and upgrading again finds each by name."""
+    from alembic import command
+    from alembic.config import Config
+
+    from mailcrate.audit.events import AuditEvent, Identity, Resource, record
+    from mailcrate.services.cloudtrail import lookup
+    from mailcrate.storage import db as storage_db
+
+    root = Identity("Root", "arn:aws:iam::111122223333:root", "root", "AKIAROOT")
+    names = ("k-1", "arn:aws:kms:us-east-1:111122223333:key/k-1", "arn:aws:iam::111122223333:role/r")
+    event = AuditEvent(
+        "111122223333", "us-east-1", "kms", "Encrypt", root,
+        resources=(Resource("AWS::KMS::Key", names[0]), Resource("AWS::KMS::Key", names[1]),
+                   Resource("AWS::IAM::Role", names[2])),
+    )  # fmt: skip
+    with data_dir.db.begin() as conn:
+        record(conn, event)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(storage_db._MIGRATIONS))
+    with data_dir.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013_audit_resources-1")
+    with data_dir.db.read() as conn:
+        rows = conn.execute(select(audit_event_resources.c.resource_name, audit_event_resources.c.event_id))
+        assert sorted(rows) == sorted((name, event.event_id) for name in names)
+    with data_dir.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "heads")
+    with data_dir.db.read() as conn:
+        for name in names:
+            found, _ = lookup.page(conn, lookup.Query("111122223333", ("ResourceName", name)), 10, None)
+            assert [e["EventId"] for e in found] == [event.event_id], name

@@ -152,13 +152,15 @@ _EVENT_COLUMNS = (
     "event_id", "event_time", "account_id", "region", "event_source", "event_name", "event_type",
     "read_only", "request_id", "identity_type", "principal_arn", "username", "access_key_id",
     "source_ip", "user_agent", "error_code", "error_message", "request_parameters",
-    "response_elements", "resources",
+    "response_elements", "resources", "resource1_type", "resource1_name", "resource2_type",
+    "resource2_name",
 )  # fmt: skip
 _RESOURCE_COLUMNS = ("event_id", "resource_type", "resource_name", "account_id", "event_time")
 
 #: One event as the rows the writer inserts: its ``audit_events`` row (in :data:`_EVENT_COLUMNS`'
-#: order) and its ``audit_event_resources`` rows.
+#: order, its first two resources included) and its ``audit_event_resources`` rows (the rest).
 EventRows = tuple[tuple[Any, ...], list[tuple[Any, ...]]]
+_NO_RESOURCE = (None, None)
 #: userIdentity's columns: identity_type, principal_arn, username, access_key_id.
 Who = tuple[str, str | None, str | None, str | None]
 
@@ -191,7 +193,7 @@ def event_rows(
     events are built straight into these (:func:`mailcrate.audit.requests.call_rows`), with no
     AuditEvent in between."""
     if len(resources) > 1:
-        resources = tuple(dict.fromkeys(resources))  # the same resource named twice is one row
+        resources = tuple(dict.fromkeys(resources))  # the same resource named twice is kept once
     row = (
         event_id,
         event_time,
@@ -210,8 +212,10 @@ def event_rows(
         _json(request_parameters, MAX_PARAMETERS_CHARS),
         _json(response_elements, MAX_PARAMETERS_CHARS),
         _resources_text(resources),
+        *(resources[0] if resources else _NO_RESOURCE),
+        *(resources[1] if len(resources) > 1 else _NO_RESOURCE),
     )
-    return row, [(event_id, t, n, account_id, event_time) for t, n in resources]
+    return row, [(event_id, t, n, account_id, event_time) for t, n in resources[2:]]
 
 
 def rows_of_event(event: AuditEvent) -> EventRows:

@@ -3,9 +3,11 @@
 One row per event: an API call that changed state or read an export (``AwsApiCall``), or a step
 of an export job (``AwsServiceEvent``). The columns are what CloudTrail's ``LookupEvents`` filters
 on; the rest of the event (request parameters with secrets removed, response elements) is kept
-as JSON text, shaped when it is read. Each event's resources are also rows of their own, so a
-lookup by ``ResourceName`` probes each event's resources by primary key instead of parsing its
-JSON.
+as JSON text, shaped when it is read. An event's first two resources are also columns of its
+row, and any further ones rows of ``audit_event_resources``, so a lookup by ``ResourceName``
+compares columns and probes a primary key instead of parsing each event's JSON. Two inline:
+an API call names one or two (a KMS call: the key's id and its ARN), and its own rows cost
+as much to insert as the event's (BENCHMARKS.md, tenth session).
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ audit_events = Table(
     Column("request_parameters", Text, nullable=True),  # JSON, secrets removed
     Column("response_elements", Text, nullable=True),  # JSON, only ids (never a secret)
     Column("resources", Text, nullable=False),  # JSON list of {"type", "name"}
+    # The event's first two resources, for LookupEvents' ResourceName/ResourceType filters; the
+    # rest are rows of audit_event_resources (migration 0013; before it, all of them were).
+    Column("resource1_type", String(128), nullable=True),
+    Column("resource1_name", String(2048), nullable=True),
+    Column("resource2_type", String(128), nullable=True),
+    Column("resource2_name", String(2048), nullable=True),
     # Newest first within an account (LookupEvents' order), by event name, and pruning by age.
     Index("ix_audit_events_account_time", "account_id", "event_time", "event_id"),
     Index("ix_audit_events_account_name_time", "account_id", "event_name", "event_time"),

@@ -58,8 +58,15 @@ def _attribute_filter(key: str, value: str) -> Any:
         return ev.c.event_source == value
     if key == "AccessKeyId":
         return ev.c.access_key_id == value
-    column = res.c.resource_type if key == "ResourceType" else res.c.resource_name
-    return exists().where(res.c.event_id == ev.c.event_id, column == value)
+    # An event's first two resources are on its row, the rest (and all of an event written
+    # before migration 0013) rows of audit_event_resources.
+    if key == "ResourceType":
+        inline, column = (ev.c.resource1_type, ev.c.resource2_type), res.c.resource_type
+    else:
+        inline, column = (ev.c.resource1_name, ev.c.resource2_name), res.c.resource_name
+    return or_(
+        *(c == value for c in inline), exists().where(res.c.event_id == ev.c.event_id, column == value)
+    )
 
 
 def _scope(query: Query) -> str:
