@@ -3,7 +3,6 @@ while jobs wait for a free worker, and that process ends by itself once there is
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -59,14 +58,7 @@ def _destination(srv: MailcrateServer) -> dict[str, str]:
 
 
 def _worker_pids(srv: MailcrateServer) -> list[int]:
-    """The running worker processes of ``serve`` (not one that ended and is not yet reaped)."""
-    assert srv.process is not None
-    pids = []
-    for child in psutil.Process(srv.process.pid).children():
-        with contextlib.suppress(psutil.Error):  # a zombie, or gone meanwhile
-            if child.status() != psutil.STATUS_ZOMBIE and "mailcrate.runner" in " ".join(child.cmdline()):
-                pids.append(child.pid)
-    return pids
+    return [p.pid for p in srv.worker_processes()]
 
 
 def _watch(srv: MailcrateServer, jobs: dict[str, Mailbox]) -> set[int]:

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.jobs.support import (
@@ -92,15 +91,6 @@ def _second_worker(srv: MailcrateServer, proxy: FaultProxy, moto: MotoServer) ->
         stderr=log,
         env={**os.environ, **moto_env(moto)},
     )
-
-
-def _worker_children(srv: MailcrateServer) -> list[psutil.Process]:
-    assert srv.process is not None
-    return [
-        p
-        for p in psutil.Process(srv.process.pid).children(recursive=True)
-        if "mailcrate.runner" in " ".join(p.cmdline())
-    ]
 
 
 def _mailbox(srv: MailcrateServer) -> Mailbox:
@@ -177,7 +167,7 @@ def _interrupted(
         yield run
     finally:
         held.set()
-        for p in _worker_children(srv) if srv.process else []:
+        for p in srv.worker_processes() if srv.process else []:
             p.resume()
         if run is not None and run.second is not None:
             run.second.terminate()
@@ -211,7 +201,7 @@ def test_a_worker_paused_past_its_lease_leaves_the_completed_export_intact(
     tmp_path: Path, moto: MotoServer, proxy: FaultProxy
 ) -> None:
     with _interrupted(tmp_path, proxy, moto, lambda r: r.operation == "CompleteMultipartUpload") as run:
-        paused = _worker_children(run.srv)
+        paused = run.srv.worker_processes()
         assert paused
         for p in paused:
             p.suspend()  # SIGSTOP: the lease runs out while its Complete is on the wire
@@ -238,7 +228,7 @@ def test_a_late_log_put_of_a_killed_attempt_leaves_the_log_matching_the_zip(
         return request.operation == "PutObject" and request.path.endswith(".json")
 
     with _interrupted(tmp_path, proxy, moto, log_put) as run:
-        for p in _worker_children(run.srv):
+        for p in run.srv.worker_processes():
             p.kill()  # kill -9 while the log PUT is on the wire
         # Mail arrives before the recovery: an export made again would differ from the killed
         # attempt's, whose late log would then describe another zip.

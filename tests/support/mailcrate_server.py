@@ -13,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 from botocore.config import Config
 
 ACCOUNT_ID = "111122223333"
@@ -154,6 +155,17 @@ class MailcrateServer:
             yield server
         finally:
             server.stop()
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The running export worker processes of this ``serve`` (``mailcrate.runner`` children;
+        not one that ended and is not yet reaped)."""
+        assert self.process is not None
+        found = []
+        for child in psutil.Process(self.process.pid).children():
+            with suppress(psutil.Error):  # a zombie, or gone meanwhile
+                if child.status() != psutil.STATUS_ZOMBIE and "mailcrate.runner" in " ".join(child.cmdline()):
+                    found.append(child)
+        return found
 
     def restart(self) -> MailcrateServer:
         port = self.port
