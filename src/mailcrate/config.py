@@ -107,8 +107,9 @@ class Settings:
         "--export-processes",
         "MAILCRATE_EXPORT_PROCESSES",
         0,
-        "Worker processes the export jobs are spread over (0: one per CPU core). One runs always; "
-        "the others start while jobs wait for a free worker and end after a while without work.",
+        "Worker processes the export jobs are spread over (0: up to one per CPU core, each beyond "
+        "the first only while a core is idle). One runs always; the others start while jobs wait "
+        "for a free worker and end after a while without work.",
     )
     export_process_idle_seconds: int = _setting(
         "--export-process-idle-seconds",

@@ -19,12 +19,14 @@ import time
 from typing import Any
 
 __all__ = [
+    "BUSY_FREE_BOUND",
     "BUSY_TRIM_INTERVAL",
     "MALLOC_ARENA_MAX",
     "MIGRATE_MMAP_THRESHOLD",
     "MIGRATE_TRIM_THRESHOLD",
     "TRIM_INTERVAL",
     "PacedTrim",
+    "heap_free",
     "limit_arenas",
     "map_large_blocks",
     "start_trimmer",
@@ -45,6 +47,11 @@ TRIM_INTERVAL = 1.0
 #: buffers fault them in again: ~100,000 page faults per GiB exported, most of the worker's
 #: faults. Measured (BENCHMARKS.md, issue 22): 512 MiB from IMAP, worker CPU -3 %.
 BUSY_TRIM_INTERVAL = 10.0
+#: ... unless its heap holds more than this free: with several jobs in one worker process the
+#: jobs' freed bodies and batches fragment the heap, and between 10-second trims it held 50-85
+#: MiB free around 25-45 MiB in use (mallinfo2, 512 MiB of the migrate benchmark, four jobs in
+#: one process). Measured: BENCHMARKS.md, "Tenth session".
+BUSY_FREE_BOUND = 16 << 20
 #: ``migrate run``'s :func:`map_large_blocks`: read buffers, large bodies and MULTIAPPEND
 #: pieces of 1 MiB and more are mmapped. Peak RSS of the migrate process (512 MiB, 25 users,
 #: four restores): 197 MiB with glibc's dynamic threshold, 159 at 1 MiB, 154 at 64 KiB (where
@@ -97,21 +104,62 @@ def trim_malloc() -> None:
         trim(0)
 
 
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33 and later): the heap's figures in ``size_t``."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+@functools.cache
+def _mallinfo2() -> Any:
+    info = getattr(_libc(), "mallinfo2", None)
+    if info is not None:
+        info.restype = _Mallinfo2
+    return info
+
+
+def heap_free() -> int | None:
+    """Bytes glibc holds free in its heaps (``mallinfo2().fordblks``): resident until trimmed,
+    unless never touched. None where it cannot be read (no glibc, or one before 2.33)."""
+    info = _mallinfo2()
+    return None if info is None else int(info().fordblks)
+
+
 class PacedTrim:
-    """:func:`trim_malloc` once a :data:`TRIM_INTERVAL` while idle, at most once a
-    :data:`BUSY_TRIM_INTERVAL` while busy (the export worker's loop calls it every
-    :data:`TRIM_INTERVAL`): an idle worker still gives its pages back within a second of its
-    last job, and a long job's heap is still trimmed now and then."""
+    """:func:`trim_malloc` once a :data:`TRIM_INTERVAL` while idle; while busy, at most once a
+    :data:`BUSY_TRIM_INTERVAL` unless the heap holds more than :data:`BUSY_FREE_BOUND` free
+    (the export worker's loop calls it every :data:`TRIM_INTERVAL`): an idle worker still gives
+    its pages back within a second of its last job, a long job's heap is still trimmed now and
+    then, and several jobs in one process do not keep their freed buffers resident."""
 
-    def __init__(self) -> None:
+    def __init__(self, free_bound: int | None = None) -> None:
         self._last = 0.0
+        self.free_bound = BUSY_FREE_BOUND if free_bound is None else free_bound
 
-    def __call__(self, *, busy: bool) -> None:
+    def __call__(self, *, busy: bool) -> bool:
+        """Trim if due; whether it did."""
         now = time.monotonic()
         if busy and now - self._last < BUSY_TRIM_INTERVAL:
-            return
+            free = heap_free()
+            if free is None or free < self.free_bound:
+                return False
         self._last = now
         trim_malloc()
+        return True
 
 
 def start_trimmer() -> None:

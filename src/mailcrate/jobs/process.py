@@ -1,5 +1,5 @@
 """Export workers in processes of their own: ``mailcrate serve`` starts ``mailcrate worker``
-children, one always and more while jobs wait (see :class:`WorkerProcess`).
+children, one always and more while jobs wait and a core is idle (see :class:`WorkerProcess`).
 
 Why a process: an export reads, deflates and hashes on one side and pushes parts through HTTP
 into the embedded S3 on the other. In one process the producer, the upload threads, the S3
@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailcrate import malloc
+from mailcrate.jobs.idle_cpu import IdleCpu
 
 log = logging.getLogger("mailcrate.jobs")
 
@@ -84,6 +85,15 @@ def process_shares(workers: int, processes: int) -> list[int]:
 #: with a free thread claims a new job within a few ms of the wake-up, so a job still waiting
 #: after this found every worker of the running processes busy.
 SPAWN_AFTER = timedelta(seconds=0.2)
+#: With ``--export-processes 0`` (automatic), another worker process starts for waiting jobs
+#: only if at least this much of a core was idle over :data:`IDLE_WINDOW` seconds while they
+#: waited (:class:`~mailcrate.jobs.idle_cpu.IdleCpu`). Ten exports on a quiet machine left ~0.7
+#: of the two cores idle with one process (a second one took them from 1.05-1.16x to 0.93x their
+#: time one by one); the migrate benchmark's left 0.00-0.05 idle, and there a second process
+#: only added its ~70 MiB and its own heap. An explicit ``--export-processes N`` starts them
+#: whenever jobs wait, as before.
+SPAWN_IDLE_CORES = 0.5
+IDLE_WINDOW = 2.0
 #: Seconds between the parent's looks at the queue (and at its children): every
 #: ``CHECK_INTERVAL`` for ``BUSY_WINDOW`` seconds after a job started, every
 #: ``IDLE_CHECK_INTERVAL`` once none has for that long. Jobs wait for a worker after a start (a
@@ -123,7 +133,8 @@ class WorkerProcess:
     always: an idle worker process is ~65 MiB, and the serving side's peak during one 5 GiB
     export is bounded at 250 MB (BENCHMARKS.md). So the first process (slot 0) always runs and is restarted if it
     dies; the others start only when a job has waited :data:`SPAWN_AFTER` for a worker (every
-    thread of the running processes busy) and end by themselves after
+    thread of the running processes busy) and, with the automatic count, a core was idle
+    meanwhile (:data:`SPAWN_IDLE_CORES`), and end by themselves after
     ``export_process_idle_seconds`` without work. ``export_workers`` is spread over the slots
     (:func:`process_shares`)."""
 
@@ -146,6 +157,8 @@ class WorkerProcess:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # automatic: one process per core, each one beyond the first only while a core is idle
+        self.idle_cpu = IdleCpu(IDLE_WINDOW) if not settings.export_processes else None
 
     @property
     def process_count(self) -> int:
@@ -265,8 +278,32 @@ class WorkerProcess:
         except Exception:  # the database is busy or gone: the next look decides
             log.debug("looking for waiting export jobs failed", exc_info=True)
             return
-        if since is not None and datetime.now(UTC) - since >= SPAWN_AFTER:
+        if since is None or datetime.now(UTC) - since < SPAWN_AFTER:
+            if self.idle_cpu is not None:
+                self.idle_cpu.stop()
+            return
+        if self._core_idle():
             self._spawn(free[0])
+
+    def _core_idle(self) -> bool:
+        """Whether a core was idle while jobs waited (:data:`SPAWN_IDLE_CORES`): always true
+        with an explicit process count or where the CPU times cannot be read; otherwise false
+        until a whole :data:`IDLE_WINDOW` of waiting has been measured, and a busy window
+        starts the next one."""
+        idle = self.idle_cpu
+        if idle is None:
+            return True
+        if not idle.running:
+            return not idle.start()
+        cores = idle.cores()
+        if cores is None:
+            return False
+        idle.stop()
+        if cores >= SPAWN_IDLE_CORES:
+            return True
+        idle.start()
+        log.debug("export jobs wait; %.2f cores idle: no other worker process", cores)
+        return False
 
     def stop(self, timeout: float = 25.0) -> None:
         """Close the children's stdin (they stop, releasing their running jobs) and wait for them."""
