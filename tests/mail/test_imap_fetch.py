@@ -155,6 +155,30 @@ def test_pieces_budget_and_kills_inside_streamed_messages(fresh_dovecot) -> None
     assert peak_used <= _Small.prefetch_bytes + _Small.partial_size
 
 
+class _PieceAsBigAsTheBudget(_Small):
+    partial_size = _Small.prefetch_bytes
+
+
+def test_pieces_as_big_as_the_budget_do_not_stall(fresh_dovecot) -> None:  # type: ignore[no-untyped-def]
+    """A streamed message's first piece is held until the item is done; with pieces the size of
+    the whole budget the second one waited for it forever (the consumer waiting for the second):
+    pieces are at most half the budget."""
+    msgs = [big_message(1_000_000), message(1), big_message(900_000 + 7)]
+    fresh_dovecot.put_messages("alice", ("Huge",), [(m, "") for m in msgs])
+    done = threading.Event()
+    got: list[bytes] = []
+
+    def read() -> None:
+        with _PieceAsBigAsTheBudget(_spec(fresh_dovecot), retry_delay=0.05) as src:
+            folder = next(f for f in src.folders() if f.path == ("Huge",))
+            got.extend(i.read_all() for i in src.items(folder))
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(60), "the streamed pieces stalled"
+    assert [sha(d) for d in got] == [sha(m) for m in msgs]
+
+
 def test_streamed_item_read_after_moving_on_and_twice(fresh_dovecot) -> None:  # type: ignore[no-untyped-def]
     msgs = [big_message(700_000), message(1), big_message(650_000)]
     fresh_dovecot.put_messages("alice", ("Big",), [(m, "") for m in msgs])

@@ -102,11 +102,14 @@ class ImapSource(SourceBase):
     """UIDs per metadata FETCH (Dovecot: ranges of 100-500 UIDs serve 250-440 MB/s)."""
     batch_bytes = 4 * 1024 * 1024
     """At most this many bytes of bodies per body FETCH (a run of consecutive UIDs)."""
-    whole_limit = 32 * 1024 * 1024
-    """Messages up to this size are fetched whole, in one round trip; larger ones in pieces."""
-    partial_size = 8 * 1024 * 1024
+    whole_limit = 8 * 1024 * 1024
+    """Messages up to this size are fetched whole, in one round trip; larger ones in pieces
+    (at 32 MiB, a 27 MiB message was held whole by the export, and with several jobs and their
+    prefetches in one worker process such messages made up much of its peak; BENCHMARKS.md,
+    "Tenth session")."""
+    partial_size = 4 * 1024 * 1024
     """Piece size of the partial fetches of messages above :attr:`whole_limit`."""
-    prefetch_bytes = 16 * 1024 * 1024
+    prefetch_bytes = 8 * 1024 * 1024
     """Budget of fetched-but-not-consumed bytes per folder being fetched (one message above
     it is still fetched when nothing else is held)."""
     connections = 3
@@ -363,8 +366,10 @@ class ImapSource(SourceBase):
         self, conn: _WorkerConn, job: FolderJob, validity: int, uid: int, info: dict[bytes, Any]
     ) -> None:
         """A message above ``whole_limit``: partial fetches of ``partial_size``, each one queued
-        (within the budget) as a piece that the item's ``chunks()`` takes in order."""
-        n = self.partial_size
+        (within the budget) as a piece that the item's ``chunks()`` takes in order. A piece is
+        at most half the budget: the first piece's bytes are held until the item is done, so a
+        second piece of the budget's size would wait for them forever."""
+        n = max(1, min(self.partial_size, self.prefetch_bytes // 2))
         offset = 0
         while True:
             job.reserve(n)
