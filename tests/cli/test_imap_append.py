@@ -28,7 +28,7 @@ from mailcrate.mail.base import ImapSpec
 from tests.cli.support import module_dovecot
 from tests.servers import DovecotServer
 
-USERS = {f"u{i}": f"pw{i}" for i in range(12)}
+USERS = {f"u{i}": f"pw{i}" for i in range(15)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
 
@@ -305,3 +305,70 @@ def test_send_parts_gathers_in_order_through_partial_sends() -> None:
     left.close()
     right.close()
     assert bytes(got) == want
+
+
+class _CountingLock:
+    """``restore._BIG_ITEMS`` with a count of the items that took it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+        self.taken += 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def test_big_items_go_alone_across_concurrent_restores(
+    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``big_items_alone`` (``migrate run``'s restores, several at once in one process): items
+    of that size or more are not read ahead but read, appended and flushed one at a time in
+    the process; two restores at once store exactly what a plain restore stores, in the same
+    order, and a re-run skips everything."""
+    big = 64 << 10
+    msgs = [
+        (folder, _message(i, big + 1000 * i if i % 9 == 4 else 300), flags, when)
+        for i, (folder, _data, flags, when) in enumerate(_messages(120))
+    ]
+    bigs = sum(1 for m in msgs if len(m[1]) >= big)
+    path = _export_zip(tmp_path / "big.zip", msgs)
+    plain = restore_imap(path, _spec(dovecot, "u12"))
+    lock = _CountingLock()
+    monkeypatch.setattr(restore_mod, "_BIG_ITEMS", lock)
+    reports: dict[str, object] = {}
+
+    def run(user: str) -> None:
+        reports[user] = restore_imap(
+            path, _spec(dovecot, user), read_ahead_bytes=big, batch_bytes=16 << 10, big_items_alone=big
+        )
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in ("u13", "u14")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert plain.done == 120 and [r.done for r in reports.values()] == [120, 120]  # type: ignore[attr-defined]
+    assert bigs >= 10 and lock.taken == 2 * bigs
+    expected = _contents(dovecot, "u12")
+    assert _contents(dovecot, "u13") == expected and _contents(dovecot, "u14") == expected
+    assert _order(dovecot, "u13") == _order(dovecot, "u12")
+    again = restore_imap(path, _spec(dovecot, "u13"), big_items_alone=big)
+    assert (again.done, again.skipped) == (0, 120)
+
+
+def _order(dv: DovecotServer, user: str) -> dict[str, list[bytes]]:
+    """Each folder's Message-IDs in UID order."""
+    client = _login(dv, user)
+    try:
+        out: dict[str, list[bytes]] = {}
+        for _flags, _delim, name in client.list_folders():
+            client.select_folder(name, readonly=True)
+            got = client.fetch(client.search(), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            out[name] = [got[uid][b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].strip() for uid in sorted(got)]
+        return out
+    finally:
+        client.logout()

@@ -31,11 +31,12 @@ import imaplib
 import os
 import ssl
 import struct
+import threading
 import zipfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -73,8 +74,8 @@ _READ_AHEAD_ITEMS = 64
 #: restore holds (``migrate run`` holds ``--parallel`` of them). At 8 MiB read ahead and 2 MiB
 #: batches, two in flight and one queued per connection, a restore holds ~16 MiB where 32 MiB
 #: and 8 MiB batches (four in flight, two queued) held up to ~90 MiB; see BENCHMARKS.md.
-_READ_AHEAD_BYTES = 8 << 20
-_BATCH_BYTES = 2 << 20
+READ_AHEAD_BYTES = 8 << 20
+BATCH_BYTES = 2 << 20
 _BATCHES_IN_FLIGHT = 2
 _BATCHES_QUEUED = 1
 _READ_THREADS = 2
@@ -190,6 +191,9 @@ def restore_imap(
     log_path: Path | None = None,
     archive: ExportArchive | None = None,
     report: ItemReport | None = None,
+    read_ahead_bytes: int = READ_AHEAD_BYTES,
+    batch_bytes: int = BATCH_BYTES,
+    big_items_alone: int | None = None,
 ) -> ItemReport:
     """Every mail item APPENDed over IMAP (and calendar items to CalDAV when given).
 
@@ -206,7 +210,12 @@ def restore_imap(
     entry's bytes are :func:`check_archive`'s (the CLI runs it first and passes the ``archive``
     it returns, so the zip's central directory and manifest are read once; the caller closes
     it). Without ``archive`` the zip is opened here. ``report``: the report to fill (a caller
-    that reads it from ``tick``, to tell restored from already there item by item)."""
+    that reads it from ``tick``, to tell restored from already there item by item).
+    ``read_ahead_bytes``, ``batch_bytes``: the bytes of checked items read ahead of the appends
+    and of each MULTIAPPEND batch (smaller when several restores share a process).
+    ``big_items_alone``: mail items of this many bytes or more are not read ahead: each is
+    read, appended and flushed alone, one at a time in the whole process (several restores at
+    once: ``migrate run``), so that they do not all hold large messages at the same moment."""
     report = report if report is not None else ItemReport(destination=imap.url)
     client = _imap_connect(imap)
     calendars = _CalDav(caldav) if caldav is not None else None
@@ -223,7 +232,7 @@ def restore_imap(
                     break  # e.g. a per-user connection limit: go on with fewer
             appender = AppenderPool(
                 [c._imap for c in (client, *extra)],
-                batch_bytes=_BATCH_BYTES,
+                batch_bytes=batch_bytes,
                 depth=_BATCHES_IN_FLIGHT,
                 queued=_BATCHES_QUEUED,
             )
@@ -233,29 +242,45 @@ def restore_imap(
         ):
             reader = _ItemReader(archive)
             try:
-                for item, data in _read_ahead(archive.items(), reader, pool):
+                for item, data in _read_ahead(
+                    archive.items(), reader, pool, read_ahead_bytes, big_items_alone
+                ):
                     if digest is not None and digest.done():
                         _check_digest(digest, log_path, zip_path, report)
                         digest = None
+                    alone = data is _ALONE
+                    if alone:  # one such item in memory at a time, in this whole process
+                        _BIG_ITEMS.acquire()
                     try:
-                        body = reader.calendar(item) if data is None else data.result()
-                    except _Damaged as exc:
-                        if appender is not None:
-                            appender.flush()  # the items before it: checked, and in order
-                        raise _damaged(
-                            zip_path,
-                            exc.problem,
-                            f"the restore stopped there: {report.done} restored before it",
-                        ) from None
-                    if data is None:  # a calendar item
-                        if calendars is None:
-                            reason = "calendar items (give --caldav to restore them)"
-                            report.not_restored[reason] = report.not_restored.get(reason, 0) + 1
+                        try:
+                            if data is None:
+                                body = reader.calendar(item)
+                            else:
+                                body = reader.read(item) if alone else data.result()
+                        except _Damaged as exc:
+                            if appender is not None:
+                                appender.flush()  # the items before it: checked, and in order
+                            raise _damaged(
+                                zip_path,
+                                exc.problem,
+                                f"the restore stopped there: {report.done} restored before it",
+                            ) from None
+                        if data is None:  # a calendar item
+                            if calendars is None:
+                                reason = "calendar items (give --caldav to restore them)"
+                                report.not_restored[reason] = report.not_restored.get(reason, 0) + 1
+                            else:
+                                ics = ics_from_calendar_mime(body)
+                                _put_calendar_item(calendars, item, ics, report)
                         else:
-                            ics = ics_from_calendar_mime(body)
-                            _put_calendar_item(calendars, item, ics, report)
-                    else:
-                        _append(folders, item, body, appender, report)
+                            _append(folders, item, body, appender, report)
+                            if alone and appender is not None:
+                                appender.flush()  # sent and stored: its bytes are freed
+                                _count_refused(appender, report)
+                        del body
+                    finally:
+                        if alone:
+                            _BIG_ITEMS.release()
                     if tick:
                         tick(item)
             finally:
@@ -378,18 +403,35 @@ def _unreadable(item: ManifestItem, exc: BaseException) -> Problem:
     return Problem(item.zip_path, f"unreadable content: {type(exc).__name__}: {exc}")
 
 
+#: In :func:`_read_ahead`'s output: a mail item the caller reads itself (``big_items_alone``).
+_ALONE = object()
+#: Held while a restore of this process reads and appends a big item (``big_items_alone``).
+_BIG_ITEMS = threading.Lock()
+
+
 def _read_ahead(
-    items: Iterable[ManifestItem], reader: _ItemReader, pool: ThreadPoolExecutor
-) -> Iterator[tuple[ManifestItem, Future[bytes] | None]]:
+    items: Iterable[ManifestItem],
+    reader: _ItemReader,
+    pool: ThreadPoolExecutor,
+    limit: int = READ_AHEAD_BYTES,
+    alone: int | None = None,
+) -> Iterator[tuple[ManifestItem, Any]]:
     """The items in order, each mail item with its bytes being read (up to a bounded window
-    of items and bytes ahead)."""
-    window: deque[tuple[ManifestItem, Future[bytes] | None]] = deque()
+    of items and bytes ahead), or :data:`_ALONE` for one of ``alone`` bytes or more (the
+    caller reads it); calendar items with None."""
+    window: deque[tuple[ManifestItem, Any]] = deque()
     ahead = 0
     for item in items:
-        fut = pool.submit(reader.read, item) if item.kind != "calendar" else None
+        if item.kind == "calendar":
+            fut: Any = None
+        elif alone is not None and item.size >= alone:
+            fut = _ALONE
+        else:
+            fut = pool.submit(reader.read, item)
         window.append((item, fut))
-        ahead += item.size
-        while window and (len(window) > _READ_AHEAD_ITEMS or ahead > _READ_AHEAD_BYTES):
+        if fut is not _ALONE:  # not read ahead: no bytes held
+            ahead += item.size
+        while window and (len(window) > _READ_AHEAD_ITEMS or ahead > limit):
             out = window.popleft()
             ahead -= out[0].size
             yield out

@@ -187,6 +187,7 @@ class Migration:
                     previous=previous,
                     on_item=lambda n: self.progress.advance(label, n),
                     on_total=lambda n: self.progress.phase(label, "restoring", total=n),
+                    parallel=self.options.parallel,
                 )
                 seconds["restore"] = round(time.monotonic() - clock, 3)
                 figures.seconds = seconds

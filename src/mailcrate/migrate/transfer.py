@@ -29,12 +29,28 @@ from mailcrate.admin.aws import AwsTarget, error_code
 from mailcrate.admin.download import log_key_for
 from mailcrate.admin.errors import AdminError
 from mailcrate.admin.fetch import download_object
-from mailcrate.admin.restore import check_archive, restore_embedded, restore_imap
+from mailcrate.admin.restore import (
+    BATCH_BYTES,
+    READ_AHEAD_BYTES,
+    check_archive,
+    restore_embedded,
+    restore_imap,
+)
 from mailcrate.export.manifest import ManifestItem
 from mailcrate.mail.base import CalDavSpec, ImapSpec
 from mailcrate.migrate.state import Figures, Identity
 
-__all__ = ["TargetServer", "fetch_export", "restore_user"]
+__all__ = ["TargetServer", "fetch_export", "restore_buffers", "restore_user"]
+
+#: Bytes the restores of one ``migrate run`` read ahead of their appends, all of them together,
+#: and of their MULTIAPPEND batches: each of ``--parallel`` restores gets its share, at most a
+#: lone restore's (:func:`mailcrate.admin.restore.restore_imap`: 8 MiB, 2 MiB batches). Items
+#: larger than a restore's read-ahead go one at a time in the process (``big_items_alone``):
+#: the benchmark's mail has attachments up to 20 MB, and four restores each holding such a
+#: message (read, inflated, in a batch in flight) made most of the process's peak. Smaller
+#: batches (1 MiB at four restores) cost the target Dovecot CPU: one transaction per batch.
+READ_AHEAD_BUDGET = 16 << 20
+BATCH_BUDGET = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,15 @@ def fetch_export(
     return zip_path, log_path
 
 
+def restore_buffers(parallel: int) -> tuple[int, int]:
+    """(read-ahead bytes, MULTIAPPEND batch bytes) of one of ``parallel`` restores at once."""
+    share = max(1, parallel)
+    return (
+        min(READ_AHEAD_BYTES, max(1 << 20, READ_AHEAD_BUDGET // share)),
+        min(BATCH_BYTES, max(256 << 10, BATCH_BUDGET // share)),
+    )
+
+
 def identity(item: ManifestItem) -> Identity:
     return (item.kind, tuple(item.folder), item.sha256)
 
@@ -165,10 +190,13 @@ def restore_user(
     previous: Counter[Identity] | None = None,
     on_item: Callable[[int], None] = lambda _n: None,
     on_total: Callable[[int], None] = lambda _n: None,
+    parallel: int = 1,
 ) -> tuple[Figures, list[Identity]]:
     """Restore one user's export; its figures and the identities of the items now in the
     target (refused ones and calendar items without CalDAV left out, so that a delta tries
-    them again). ``previous``: a delta (what the last round's export held), else None."""
+    them again). ``previous``: a delta (what the last round's export held), else None.
+    ``parallel``: restores running at once in this process (their buffers share
+    :data:`READ_AHEAD_BUDGET` and :data:`BATCH_BUDGET`)."""
     embedded = server.data_dir is not None
     imap = None if embedded else server.imap_spec(login)
     root = server.embedded_root(login) if embedded else None
@@ -217,6 +245,7 @@ def restore_user(
             restore_embedded(zip_path, root, tick=tick, archive=archive, report=report)
         else:
             assert imap is not None
+            read_ahead, batch = restore_buffers(parallel)
             restore_imap(
                 zip_path,
                 imap,
@@ -226,6 +255,9 @@ def restore_user(
                 archive=archive,
                 report=report,
                 imap_connections=server.imap_connections,
+                read_ahead_bytes=read_ahead,
+                batch_bytes=batch,
+                big_items_alone=read_ahead if parallel > 1 else None,
             )
     refused = report.refused
     # what did not arrive is not "held": a delta sends it again (and names it again if refused)
