@@ -27,8 +27,10 @@ must hold every source message).
                                  [--base-src OTHER/src] [--also LABEL=ARGS]
 
 ``--rounds``: interleaved rounds (the order rotates each round), medians reported;
-``--base-src``: also migrate with another checkout's code (an A/B in one run); ``--also``:
-also migrate with extra options or ``ENV:NAME=VALUE`` settings. The shared 2-core machine is
+``--base-src``: also migrate with another checkout's code, through a serve of that checkout
+(an A/B of both sides in one run); ``--also``:
+also migrate with extra options, ``ENV:NAME=VALUE`` settings or ``SERVE:FLAG`` flags of a
+serve of its own. The shared 2-core machine is
 slow: ``--size-mib 256`` for quick ratios, the default 2048 (the issue's >= 2 GiB) for figures.
 """
 
@@ -298,14 +300,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("--users", type=int, default=25)
     p.add_argument("--parallel", type=int, default=4, help="users at once (both contenders)")
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians reported)")
-    p.add_argument("--base-src", help="also run migrate from another checkout's src/, interleaved")
+    p.add_argument(
+        "--base-src", help="also run migrate (and its serve) from another checkout's src/, interleaved"
+    )
     p.add_argument(
         "--also",
         action="append",
         default=[],
         metavar="LABEL=ARGS",
-        help="also run migrate with these extra options and NAME=VALUE environment settings, "
-        "interleaved (e.g. 'e4=--exports 4', 'arenas8=ENV:MALLOC_ARENA_MAX=8')",
+        help="also run migrate with these extra options, ENV:NAME=VALUE environment settings and "
+        "SERVE:FLAG serve flags (a serve of its own), interleaved (e.g. 'e4=--exports 4', "
+        "'arenas8=ENV:MALLOC_ARENA_MAX=8', 'p1=SERVE:--export-processes SERVE:1')",
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", action="store_true", help="py-spy stacks of migrate and serve -> results/")
@@ -328,6 +333,14 @@ def main(argv: list[str]) -> int:
     src = start_dovecot(work / "src", users={u: "pw" for u in sources})
     dst = start_dovecot(work / "dst", users={f"{t}{i:02d}": "pw" for i in range(a.users) for t in tags})
     server = ExportServer(work / "mc")
+    # the base's migrate goes through a serve (and export workers) of the base tree as well, so
+    # that the A/B covers both sides of the RSS target
+    servers = {"base": ExportServer(work / "mc-base", src=Path(a.base_src))} if a.base_src else {}
+    for label, args in variants.items():  # SERVE:FLAG: a serve of this tree with these flags
+        flags = [x[6:] for x in args if x.startswith("SERVE:")]
+        if flags:
+            servers[label] = ExportServer(work / f"mc-{label}", *flags)
+            variants[label] = [x for x in args if not x.startswith("SERVE:")]
     runs: dict[str, list[dict]] = {c: [] for c in contenders}
     try:
         messages = nbytes = 0
@@ -354,7 +367,7 @@ def main(argv: list[str]) -> int:
                     res = _mbsync(src, dst, sources, work, tag, a)
                 else:
                     res = _migrate(
-                        server,
+                        servers.get(c, server),
                         src,
                         dst,
                         sources,
@@ -378,6 +391,8 @@ def main(argv: list[str]) -> int:
                     )
     finally:
         server.stop()
+        for other in servers.values():
+            other.stop()
         src.stop()
         dst.stop()
         shutil.rmtree(work, ignore_errors=True)
