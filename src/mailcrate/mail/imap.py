@@ -102,18 +102,22 @@ class ImapSource(SourceBase):
     """UIDs per metadata FETCH (Dovecot: ranges of 100-500 UIDs serve 250-440 MB/s)."""
     batch_bytes = 4 * 1024 * 1024
     """At most this many bytes of bodies per body FETCH (a run of consecutive UIDs)."""
-    whole_limit = 8 * 1024 * 1024
-    """Messages up to this size are fetched whole, in one round trip; larger ones in pieces
-    (at 32 MiB, a 27 MiB message was held whole by the export, and with several jobs and their
-    prefetches in one worker process such messages made up much of its peak; BENCHMARKS.md,
-    "Tenth session")."""
-    partial_size = 4 * 1024 * 1024
+    whole_limit = 32 * 1024 * 1024
+    """Messages up to this size are fetched whole, in one round trip; larger ones in pieces."""
+    partial_size = 8 * 1024 * 1024
     """Piece size of the partial fetches of messages above :attr:`whole_limit`."""
-    prefetch_bytes = 8 * 1024 * 1024
+    prefetch_bytes = 16 * 1024 * 1024
     """Budget of fetched-but-not-consumed bytes per folder being fetched (one message above
     it is still fetched when nothing else is held)."""
     connections = 3
     """Fetch connections (worker threads): the folder being read plus prefetches of the next ones."""
+    shared_bounds = {"whole_limit": 8 << 20, "partial_size": 4 << 20, "prefetch_bytes": 8 << 20}
+    """What a source opened while another is open in this process takes instead (at most):
+    several exports in one worker process. Alone, a 27 MiB message fetched whole and 16 MiB per
+    folder keep one export fast; two or four at once held several such messages and prefetches
+    (BENCHMARKS.md, "Tenth session")."""
+    _open = 0  # sources open in this process
+    _open_lock = threading.Lock()
 
     def __init__(self, spec: ImapSpec, *, max_retries: int = 5, retry_delay: float = 0.2) -> None:
         self.spec = spec
@@ -133,8 +137,18 @@ class ImapSource(SourceBase):
         self._ssl: ssl.SSLContext | None = None
         self._active: dict[tuple[str, ...], FolderJob] = {}  # folders whose items() is running
         self._ahead: dict[tuple[str, ...], FolderJob] = {}  # prefetches of folders to come
+        with ImapSource._open_lock:
+            if ImapSource._open:
+                for name, bound in self.shared_bounds.items():
+                    setattr(self, name, min(getattr(self, name), bound))
+            ImapSource._open += 1
+        self._counted = True
         self._pool = FetchPool(self.connections, self._run_job, lambda: _WorkerConn(self))
-        self._retry(lambda c: None)  # connect now: bad credentials fail at open time
+        try:
+            self._retry(lambda c: None)  # connect now: bad credentials fail at open time
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ connection
     def _where(self) -> str:
@@ -224,6 +238,10 @@ class ImapSource(SourceBase):
                 time.sleep(min(self.retry_delay * 2 ** (attempt - 1), 5.0))
 
     def close(self) -> None:
+        with ImapSource._open_lock:
+            if self._counted:
+                self._counted = False
+                ImapSource._open -= 1
         self._pool.close()
         with self._lock:
             self._active.clear()
