@@ -28,7 +28,7 @@ from mailcrate.mail.base import ImapSpec
 from tests.cli.support import module_dovecot
 from tests.servers import DovecotServer
 
-USERS = {f"u{i}": f"pw{i}" for i in range(15)}
+USERS = {f"u{i}": f"pw{i}" for i in range(18)}
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 FLAGS = [(), ("\\Seen",), ("\\Seen", "\\Flagged"), ("\\Answered", "$Label1"), ("\\Recent", "\\Draft")]
 
@@ -372,3 +372,33 @@ def _order(dv: DovecotServer, user: str) -> dict[str, list[bytes]]:
         return out
     finally:
         client.logout()
+
+
+def test_large_entries_inflated_in_steps(
+    dovecot: DovecotServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries from ``_INFLATE_IN_STEPS`` on are inflated from small reads into one buffer: the
+    server stores the same bytes as from a one-call inflate, and a flipped byte in such an entry
+    stops the restore there, naming it."""
+    msgs = [
+        (folder, _message(i, 150_000 + 997 * i if i % 5 == 0 else 400), flags, when)
+        for i, (folder, _data, flags, when) in enumerate(_messages(40))
+    ]
+    path = _export_zip(tmp_path / "steps.zip", msgs)
+    whole = restore_imap(path, _spec(dovecot, "u15"))
+    monkeypatch.setattr(restore_mod, "_INFLATE_IN_STEPS", 100_000)
+    monkeypatch.setattr(restore_mod, "_STEP", 16 << 10)
+    stepped = restore_imap(path, _spec(dovecot, "u16"))
+    assert (whole.done, stepped.done) == (40, 40)
+    assert _contents(dovecot, "u16") == _contents(dovecot, "u15")
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(next(n for n in zf.namelist() if n.endswith("00010.eml")))
+    assert info.file_size >= 100_000
+    raw = bytearray(path.read_bytes())
+    at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
+    raw[at] ^= 0x55
+    path.write_bytes(bytes(raw))
+    with pytest.raises(AdminError) as err:
+        restore_imap(path, _spec(dovecot, "u17"))
+    assert "00010.eml" in str(err.value) and "damaged" in str(err.value)
