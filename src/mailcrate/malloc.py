@@ -141,20 +141,22 @@ def heap_free() -> int | None:
 
 class PacedTrim:
     """:func:`trim_malloc` once a :data:`TRIM_INTERVAL` while idle; while busy, at most once a
-    :data:`BUSY_TRIM_INTERVAL` unless the heap holds more than :data:`BUSY_FREE_BOUND` free
-    (the export worker's loop calls it every :data:`TRIM_INTERVAL`): an idle worker still gives
-    its pages back within a second of its last job, a long job's heap is still trimmed now and
-    then, and several jobs in one process do not keep their freed buffers resident."""
+    :data:`BUSY_TRIM_INTERVAL`, unless several jobs run and the heap holds more than
+    :data:`BUSY_FREE_BOUND` free (the export worker's loop calls it every
+    :data:`TRIM_INTERVAL`): an idle worker still gives its pages back within a second of its
+    last job, a long job's heap is still trimmed now and then, and several jobs in one process
+    do not keep their freed buffers resident. One job alone keeps issue 22's pace: with the
+    bound applied to it too, export-imap's worker used 7.30 CPU-s/GiB against base's 6.88."""
 
     def __init__(self, free_bound: int | None = None) -> None:
         self._last = 0.0
         self.free_bound = BUSY_FREE_BOUND if free_bound is None else free_bound
 
-    def __call__(self, *, busy: bool) -> bool:
-        """Trim if due; whether it did."""
+    def __call__(self, *, busy: bool, jobs: int = 1) -> bool:
+        """Trim if due (``jobs``: how many run now); whether it did."""
         now = time.monotonic()
         if busy and now - self._last < BUSY_TRIM_INTERVAL:
-            free = heap_free()
+            free = heap_free() if jobs > 1 else None
             if free is None or free < self.free_bound:
                 return False
         self._last = now

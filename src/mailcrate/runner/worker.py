@@ -133,7 +133,7 @@ def run_worker(
     try:
         trim = PacedTrim()
         while not stop.wait(TRIM_INTERVAL) and not pool.idled_out.is_set():
-            trim(busy=pool.running > 0)
+            trim(busy=pool.running > 0, jobs=pool.running)
             if exporters:
                 exporters[0].sweep_when_due()
     finally:
