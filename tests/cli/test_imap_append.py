@@ -248,16 +248,22 @@ def test_restore_names_a_refused_message_and_restores_the_rest(
     assert sum(_contents(dovecot, user).values()) == 29
 
 
-def test_restore_stops_at_a_damaged_entry(dovecot: DovecotServer, tmp_path: Path) -> None:
-    """The entries are read straight from the zip (ahead, in threads): a flipped byte in one is
-    an error naming it, not a wrong message on the server."""
-    path = _export_zip(tmp_path / "d.zip", _messages(20))
+def _damage(path: Path, suffix: str) -> zipfile.ZipInfo:
+    """Flip one byte in the middle of the entry whose name ends with ``suffix``; its info."""
     with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(next(n for n in zf.namelist() if n.endswith("00007.eml")))
+        info = zf.getinfo(next(n for n in zf.namelist() if n.endswith(suffix)))
     raw = bytearray(path.read_bytes())
     at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
     raw[at] ^= 0x55
     path.write_bytes(bytes(raw))
+    return info
+
+
+def test_restore_stops_at_a_damaged_entry(dovecot: DovecotServer, tmp_path: Path) -> None:
+    """The entries are read straight from the zip (ahead, in threads): a flipped byte in one is
+    an error naming it, not a wrong message on the server."""
+    path = _export_zip(tmp_path / "d.zip", _messages(20))
+    _damage(path, "00007.eml")
     with pytest.raises(AdminError) as err:
         restore_imap(path, _spec(dovecot, "u8"))
     assert "00007.eml" in str(err.value) and "damaged" in str(err.value)
@@ -392,13 +398,7 @@ def test_large_entries_inflated_in_steps(
     assert (whole.done, stepped.done) == (40, 40)
     assert _contents(dovecot, "u16") == _contents(dovecot, "u15")
 
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(next(n for n in zf.namelist() if n.endswith("00010.eml")))
-    assert info.file_size >= 100_000
-    raw = bytearray(path.read_bytes())
-    at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.compress_size // 2
-    raw[at] ^= 0x55
-    path.write_bytes(bytes(raw))
+    assert _damage(path, "00010.eml").file_size >= 100_000
     with pytest.raises(AdminError) as err:
         restore_imap(path, _spec(dovecot, "u17"))
     assert "00010.eml" in str(err.value) and "damaged" in str(err.value)
