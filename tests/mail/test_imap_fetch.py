@@ -366,8 +366,8 @@ def test_large_bodies_come_in_pieces_and_zip_byte_equal(fresh_dovecot, tmp_path)
 
 
 def test_a_source_opened_beside_another_takes_the_shared_bounds(fresh_dovecot) -> None:  # type: ignore[no-untyped-def]
-    """Several exports in one worker process: a source opened while another is open fetches
-    with the smaller shared bounds (and reads the same mail); alone, the full ones."""
+    """Several exports in one worker process: while two sources are open, both fetch with the
+    smaller shared bounds (and read the same mail); alone, the full ones."""
     msgs = [message(i, size=3000) for i in range(20)] + [big_message(600_000)]
     fresh_dovecot.put_messages("alice", ("Shared",), [(m, "") for m in msgs])
     full = {name: getattr(ImapSource, name) for name in ImapSource.shared_bounds}
@@ -377,6 +377,10 @@ def test_a_source_opened_beside_another_takes_the_shared_bounds(fresh_dovecot) -
             assert {n: getattr(second, n) for n in full} == ImapSource.shared_bounds
             assert ImapSource.shared_bounds["prefetch_bytes"] < full["prefetch_bytes"]
             got = [sha(d) for _, d in _read_all(second)[("Shared",)]]
-        assert got == [sha(m) for m in msgs]
+            # the first shrinks too while the second is open: its next folder jobs take them
+            assert {n: first._bound(n) for n in full} == ImapSource.shared_bounds
+            got_first = [sha(d) for _, d in _read_all(first)[("Shared",)]]
+        assert got == got_first == [sha(m) for m in msgs]
+        assert {n: first._bound(n) for n in full} == full
     with ImapSource(_spec(fresh_dovecot)) as alone:
         assert {n: getattr(alone, n) for n in full} == full

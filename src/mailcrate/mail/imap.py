@@ -116,6 +116,8 @@ class ImapSource(SourceBase):
     several exports in one worker process. Alone, a 27 MiB message fetched whole and 16 MiB per
     folder keep one export fast; two or four at once held several such messages and prefetches
     (BENCHMARKS.md, "Tenth session")."""
+    shared_ahead = 1
+    """Folders prefetched ahead (of ``connections - 1``) while other sources are open."""
     _open = 0  # sources open in this process
     _open_lock = threading.Lock()
 
@@ -149,6 +151,16 @@ class ImapSource(SourceBase):
         except BaseException:
             self.close()
             raise
+
+    def _bound(self, name: str) -> int:
+        """``name``'s bound now: the shared one while another source is open in the process.
+        Each folder job (and each window of its fetches) takes it when it starts, so a source
+        opened alone (the first export of a migrate run) shrinks once others open beside it,
+        instead of keeping 16 MiB per folder and whole 32 MiB messages for its whole run."""
+        value: int = getattr(self, name)
+        if ImapSource._open > 1 and name in self.shared_bounds:
+            value = min(value, self.shared_bounds[name])
+        return value
 
     # ------------------------------------------------------------------ connection
     def _where(self) -> str:
@@ -314,7 +326,7 @@ class ImapSource(SourceBase):
                 self._pool.cancel(job)
                 job = None
             if job is None:
-                job = FolderJob(folder, raw, start, validity, self.prefetch_bytes)
+                job = FolderJob(folder, raw, start, validity, self._bound("prefetch_bytes"))
                 job.adopted = True
                 self._pool.submit(job, front=True)
             else:
@@ -330,7 +342,12 @@ class ImapSource(SourceBase):
         paths = [f.path for f in self._order]
         at = paths.index(path) if path in paths else len(paths)
         ahead = [f for f in self._order[at + 1 :] if f.count and f.path not in self._active][
-            : max(0, self.connections - 1)
+            : max(
+                0,
+                self.connections - 1
+                if ImapSource._open <= 1
+                else min(self.shared_ahead, self.connections - 1),
+            )
         ]
         wanted = {f.path for f in ahead}
         for p in list(self._ahead):
@@ -338,7 +355,7 @@ class ImapSource(SourceBase):
                 self._pool.cancel(self._ahead.pop(p))
         for f in ahead:
             if f.path not in self._ahead:
-                job = FolderJob(f, self._raw_names[f.path], 0, None, self.prefetch_bytes)
+                job = FolderJob(f, self._raw_names[f.path], 0, None, self._bound("prefetch_bytes"))
                 self._ahead[f.path] = job
                 self._pool.submit(job)
 
@@ -353,15 +370,16 @@ class ImapSource(SourceBase):
             meta = conn.op(job, lambda raw, win=window: raw.fetch(win, meta_items))
             present = [u for u in window if u in meta]  # the others were expunged since the search
             sizes = {u: _int(meta[u].get(b"RFC822.SIZE")) for u in present}
+            whole_limit = self._bound("whole_limit")
             i = 0
             while i < len(present):
-                if sizes[present[i]] > self.whole_limit:
+                if sizes[present[i]] > whole_limit:
                     self._stream_large(conn, job, validity, present[i], meta[present[i]])
                     i += 1
                     continue
                 run: list[int] = []
                 total = 0
-                while i < len(present) and sizes[present[i]] <= self.whole_limit:
+                while i < len(present) and sizes[present[i]] <= whole_limit:
                     if run and total + sizes[present[i]] > self.batch_bytes:
                         break
                     run.append(present[i])
@@ -387,7 +405,7 @@ class ImapSource(SourceBase):
         (within the budget) as a piece that the item's ``chunks()`` takes in order. A piece is
         at most half the budget: the first piece's bytes are held until the item is done, so a
         second piece of the budget's size would wait for them forever."""
-        n = max(1, min(self.partial_size, self.prefetch_bytes // 2))
+        n = max(1, min(self._bound("partial_size"), job.budget // 2))
         offset = 0
         while True:
             job.reserve(n)
