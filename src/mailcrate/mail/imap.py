@@ -15,6 +15,9 @@ Why it is shaped this way:
 * Several folders at once: while the consumer reads one folder, the next non-empty folders of the
   listing are prefetched on up to :attr:`ImapSource.connections` - 1 other connections (bounded, and
   each within its budget).  Each folder's items still come in UID order.
+* Several sources open in one process (an export worker running several jobs): each folder job
+  started meanwhile takes :attr:`ImapSource.shared_bounds` and prefetches
+  :attr:`ImapSource.shared_ahead` folder(s) ahead; a source alone keeps the full bounds.
 * The FETCH hot path reads the socket directly (one ``read(n)`` per body, per 1 MiB above that, see
   :class:`~mailcrate.mail.imap_fetch.RawImap`); IMAPClient's pure-Python response parser cost more
   than Dovecot's sending.  Login, TLS, LIST, STATUS and SELECT stay with IMAPClient.
