@@ -115,8 +115,8 @@ class ImapSource(SourceBase):
     connections = 3
     """Fetch connections (worker threads): the folder being read plus prefetches of the next ones."""
     shared_bounds = {"whole_limit": 8 << 20, "partial_size": 4 << 20, "prefetch_bytes": 8 << 20}
-    """What a source opened while another is open in this process takes instead (at most):
-    several exports in one worker process. Alone, a 27 MiB message fetched whole and 16 MiB per
+    """What every source takes instead (at most) while another is open in this process
+    (several exports in one worker process; see :meth:`_bound`). Alone, a 27 MiB message fetched whole and 16 MiB per
     folder keep one export fast; two or four at once held several such messages and prefetches
     (BENCHMARKS.md, "Tenth session")."""
     shared_ahead = 1
