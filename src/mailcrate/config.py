@@ -100,8 +100,10 @@ class Settings:
         "--export-workers",
         "MAILCRATE_EXPORT_WORKERS",
         4,
-        "Export jobs this server runs at once (0: run no exports here, only serve the API), "
-        "spread over up to --export-processes worker processes.",
+        "Export jobs this server runs at once at most (0: run no exports here, only serve the "
+        "API), spread over up to --export-processes worker processes; each process runs its "
+        "share, so while only the first runs (the automatic count on a machine with no idle "
+        "core), only its share runs at once.",
     )
     export_processes: int = _setting(
         "--export-processes",
