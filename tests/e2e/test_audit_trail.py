@@ -556,7 +556,7 @@ def _count_requests(data_dir: DataDir, prefix: str) -> int:
 def test_every_event_of_concurrent_callers_is_written_across_close(data_dir: DataDir) -> None:
     """8 threads record 250 calls each while the trail is closed halfway through (a server
     shutting down under load): every event is in the database afterwards, each once."""
-    from mailcrate.audit.events import AuditEvent, Identity
+    from mailcrate.audit.events import AuditEvent, Identity, rows_of_event
     from mailcrate.audit.trail import AuditTrail
 
     trail = AuditTrail(data_dir.db, retention_days=0)
@@ -568,9 +568,10 @@ def test_every_event_of_concurrent_callers_is_written_across_close(data_dir: Dat
     def caller(n: int) -> None:
         started.wait()
         for i in range(250):
-            trail.write(
-                AuditEvent("111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"conc-{n}-{i}")
+            event = AuditEvent(
+                "111122223333", "us-east-1", "kms", "Encrypt", user, request_id=f"conc-{n}-{i}"
             )
+            trail.write_rows(rows_of_event(event))
             if next(written) == 1000:
                 halfway.set()
 

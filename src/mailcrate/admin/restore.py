@@ -282,8 +282,7 @@ def restore_imap(
                         else:
                             _append(folders, item, body, appender, report)
                             if alone and appender is not None:
-                                appender.flush()  # sent and stored: its bytes are freed
-                                _count_refused(appender, report)
+                                _settle(appender, report)  # sent and stored: its bytes are freed
                         del body
                     finally:
                         if alone:
@@ -296,8 +295,7 @@ def restore_imap(
             if digest is not None:  # before the last batch: a zip that is not the log's stops here
                 _check_digest(digest, log_path, zip_path, report)
             if appender is not None:
-                appender.flush()
-                _count_refused(appender, report)
+                _settle(appender, report)
             for kind, path in archive.header.empty_folders:  # recreated, empty
                 if kind == "mail":
                     folders.ensure(folders.name_for(path))
@@ -496,8 +494,7 @@ def _append(
     if appender is not None and (
         name not in folders.index or (name not in folders.names and name.upper() != "INBOX")
     ):
-        appender.flush()  # creating or indexing a folder takes the connection: nothing in flight
-        _count_refused(appender, report)
+        _settle(appender, report)  # creating or indexing a folder takes the connection: nothing in flight
     folders.ensure(name)
     existing = folders.existing(name)
     # one copy there per copy in the archive (duplicates stay distinct); an empty folder needs
@@ -523,7 +520,7 @@ def _append(
         flags = [f for f in flags if storable_flag(f)]
     if appender is not None:
         appender.add(name, Message(data, flags, item.internal_date, ref=item))
-        report.count(item, True)  # until the server says otherwise (_count_refused)
+        report.count(item, True)  # until the server says otherwise (_settle)
         return
     try:
         folders.client.append(name, data, flags=flags, msg_time=item.internal_date)
@@ -535,8 +532,10 @@ def _append(
     report.count(item, True)
 
 
-def _count_refused(appender: AppenderPool, report: ItemReport) -> None:
-    """Move what the server refused (since the last call) from "restored" to "refused"."""
+def _settle(appender: AppenderPool, report: ItemReport) -> None:
+    """Wait for every batch in flight, then move what the server refused (since the last call)
+    from "restored" to "refused"."""
+    appender.flush()
     for refused in appender.take_refused():
         assert isinstance(refused.message.ref, ManifestItem)
         reason = refusal_reason(refused.message.data, refused.text, None)

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from datetime import timedelta
 
-from mailcrate.audit.events import AuditEvent, EventRows, insert_rows, join_rows, prune, rows_of_event
+from mailcrate.audit.events import EventRows, insert_rows, join_rows, prune
 from mailcrate.storage.db import Database
 
 log = logging.getLogger("mailcrate.audit")
@@ -30,10 +30,6 @@ class AuditTrail:
         self.retention = timedelta(days=retention_days) if retention_days > 0 else None
         self._stop = threading.Event()
         self._writer = _GroupWriter(db)
-
-    def write(self, event: AuditEvent) -> None:
-        """Record one event (queued for the writer); see :meth:`write_rows`."""
-        self.write_rows(rows_of_event(event))
 
     def write_rows(self, rows: EventRows) -> None:
         """Record one call's event, as :func:`~mailcrate.audit.events.event_rows` built it

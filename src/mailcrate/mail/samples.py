@@ -48,6 +48,7 @@ from email.header import Header
 from email.utils import format_datetime
 from pathlib import Path
 
+from mailcrate.durable import write_all
 from mailcrate.mail.maildirpp import dir_name
 from mailcrate.mail.store import (
     DIR_MODE,
@@ -255,9 +256,8 @@ class _Writer:
     def _write(self, path: Path, data: bytes, mtime: float | None = None) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            with open(fd, "wb", buffering=0, closefd=False) as out:
+                write_all(out, memoryview(data))
             if self.owner:
                 os.fchown(fd, *self.owner)
             if mtime is not None:
